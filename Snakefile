@@ -1,0 +1,31 @@
+# SeQ-GAN reproduction workflow. All values come from params.yaml (validated below, before any job);
+# the rules live in workflow/rules/, one file per stage.
+from pathlib import Path
+
+import yaml
+from snakemake.utils import min_version, validate
+
+from seqgan.config import validate_params
+
+min_version("9.0")
+
+configfile: "params.yaml"
+
+# The package's typed loader first: it names the key path and value of every problem in one message.
+PARAMS = validate_params(config, "params.yaml")
+validate(config, "workflow/schemas/params.schema.yaml")
+if config != yaml.safe_load(Path("params.yaml").read_text()):
+    raise ValueError(
+        "snakemake --config/--configfile overrides are not supported: edit params.yaml instead "
+        "(the `seqgan` commands and DVC read params.yaml, so an override would desynchronise them)"
+    )
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/semantic.smk"
+
+
+rule all:
+    input:
+        DEFAULT_TARGETS,

@@ -1,0 +1,480 @@
+"""Typed, validated access to params.yaml.
+
+params.yaml is the only place parameter values live. It is checked in two layers before any work:
+1. the JSON schema (seqgan/schema/params.schema.yaml; Snakemake validates against the same file):
+   types, ranges, enums, required and unknown keys;
+2. cross-field rules the schema cannot express (the resolution must be a multiple of the
+   tokenizer's compression, the phase-2 source alpha must be in the sweep, ...).
+Every problem becomes one line naming the key path and the value, e.g.
+``tokenizer.alphas[2] = 1.5: must be within [0, 1]``; all lines are raised together in one
+:class:`ParamsError`, so a user fixes a file in one pass.
+
+The dataclasses below mirror the schema field for field (a test keeps them in step). They carry
+no defaults: a value missing from the file is an error, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, fields, is_dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("schema") / "params.schema.yaml"
+
+
+class ParamsError(ValueError):
+    """params.yaml (or a configs/ file) is invalid; the message lists every problem, one per line."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"invalid parameters in {source}:\n{lines}")
+
+
+# --------------------------------------------------------------------------------------------
+# Typed view. Field names and nesting equal the schema's properties.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunParams:
+    name: str
+    seed: int
+    device: Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class SyntheticDataParams:
+    num_classes: int
+    train_images: int
+    val_images: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class FolderDataParams:
+    train_dir: str
+    val_dir: str
+    layout: Literal["classes", "flat"]
+    val_holdout_fraction: float
+    max_image_pixels: int
+    small_images: Literal["upscale", "skip"]
+    workers: int
+
+
+@dataclass(frozen=True)
+class DataParams:
+    name: str
+    source: Literal["synthetic", "folder", "lsun_lmdb"]
+    resolution: int
+    synthetic: SyntheticDataParams
+    folder: FolderDataParams
+
+
+@dataclass(frozen=True)
+class SemanticParams:
+    backbone: Literal["embedded", "vgg16"]
+    widths: tuple[int, ...]
+    iterations: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    eval_every: int
+    checkpoint_every: int
+
+
+@dataclass(frozen=True)
+class ArchitectureParams:
+    base_channels: int
+    channel_mult: tuple[int, ...]
+    num_res_blocks: int
+    extra_res_blocks: int
+    num_groups: int
+    codebook_size: int
+    code_dim: int
+
+    @property
+    def compression(self) -> int:
+        """Spatial down-sampling factor f (one 2x pool between consecutive levels)."""
+        return 2 ** (len(self.channel_mult) - 1)
+
+    @property
+    def level_channels(self) -> tuple[int, ...]:
+        return tuple(self.base_channels * m for m in self.channel_mult)
+
+
+@dataclass(frozen=True)
+class QuantizerParams:
+    beta: float
+    entropy_weight: float
+    entropy_temperature: float
+
+
+@dataclass(frozen=True)
+class TokenizerLossParams:
+    l1_weight: float
+    perceptual_weight: float
+    logit_weight: float
+
+
+@dataclass(frozen=True)
+class GanParams:
+    weight: float
+    adaptive_weight: bool
+    loss: Literal["non_saturating", "hinge"]
+    r1_gamma: float
+    start_step: int
+    disc_channels: int
+
+
+@dataclass(frozen=True)
+class Phase1Params:
+    init_from: str
+    batch_size: int
+    iterations: int
+    lr: float
+    end_lr: float
+    lr_decay: Literal["cosine", "constant"]
+    beta1: float
+    beta2: float
+    checkpoint_every: int
+    log_every: int
+
+
+@dataclass(frozen=True)
+class AttentionParams:
+    block_size: int
+    dilation: int
+    heads: int
+
+
+@dataclass(frozen=True)
+class Phase2Params:
+    from_alpha: float
+    alpha: float
+    batch_size: int
+    iterations: int
+    lr: float
+    end_lr: float
+    lr_decay: Literal["cosine", "constant"]
+    beta1: float
+    beta2: float
+    checkpoint_every: int
+    log_every: int
+    attention: AttentionParams
+
+
+@dataclass(frozen=True)
+class TokenizerParams:
+    architecture: ArchitectureParams
+    quantizer: QuantizerParams
+    loss: TokenizerLossParams
+    alphas: tuple[float, ...]
+    control_no_perceptual: bool
+    gan: GanParams
+    phase1: Phase1Params
+    phase2: Phase2Params
+
+
+@dataclass(frozen=True)
+class TransformerSizeParams:
+    layers: int
+    heads: int
+    dim: int
+    mlp_dim: int
+    dropout: float
+
+
+@dataclass(frozen=True)
+class TransformerSizesParams:
+    base: TransformerSizeParams
+    large: TransformerSizeParams
+
+
+@dataclass(frozen=True)
+class OptimizerParams:
+    lr: float
+    beta1: float
+    beta2: float
+    weight_decay: float
+
+
+@dataclass(frozen=True)
+class ArParams:
+    batch_size: int
+    iterations: int
+    lr_decay: Literal["exponential", "linear", "constant"]
+    end_lr: float
+    decay_start: int
+    top_p: float
+    top_k: int
+    temperature: float
+
+
+@dataclass(frozen=True)
+class NarParams:
+    batch_size: int
+    iterations: int
+    lr_decay: Literal["exponential", "linear", "constant"]
+    end_lr: float
+    decay_start: int
+    steps: int
+    temperature: float
+    mask_schedule: Literal["cosine", "linear"]
+
+
+@dataclass(frozen=True)
+class TransformerParams:
+    objectives: tuple[str, ...]
+    conditional: bool
+    models: tuple[str, ...]
+    sizes: TransformerSizesParams
+    optimizer: OptimizerParams
+    eval_every: int
+    val_batches: int
+    checkpoint_every: int
+    ar: ArParams
+    nar: NarParams
+
+
+@dataclass(frozen=True)
+class EvaluationParams:
+    fid_network: Literal["semantic", "inception"]
+    num_samples: int
+    sample_batch_size: int
+    sampling_seeds: tuple[int, ...]
+    experiment_seeds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole validated params file; ``raw`` keeps the plain mapping for sidecars and hashes."""
+
+    run: RunParams
+    data: DataParams
+    semantic: SemanticParams
+    tokenizer: TokenizerParams
+    transformer: TransformerParams
+    evaluation: EvaluationParams
+    raw: dict[str, Any]
+
+    def section_hash(self, *key_paths: str) -> str:
+        """Short content hash of the named sub-trees (e.g. "data", "tokenizer.phase1")."""
+        return params_hash({k: lookup(self.raw, k) for k in key_paths})
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------------
+
+
+@cache
+def load_schema() -> dict[str, Any]:
+    """The JSON schema shared with Snakemake's ``validate``."""
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and validate a params file; raise :class:`ParamsError` naming the file and keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(str(path), [f"file not found: {path}"])
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(str(path), [f"not valid YAML: {exc}"]) from exc
+    return validate_params(raw, source=str(path))
+
+
+def validate_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate a parsed params mapping (schema, then cross-field rules) and build the typed view."""
+    if not isinstance(raw, dict):
+        raise ParamsError(source, [f"the top level must be a mapping of sections, got {type(raw).__name__}"])
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(raw), key=lambda e: [str(p) for p in e.absolute_path])
+    problems = [_describe_schema_error(e) for e in errors]
+    if problems:
+        raise ParamsError(source, _unique(problems))
+    params = _build(Params, raw, raw=raw)
+    problems = cross_field_problems(params)
+    if problems:
+        raise ParamsError(source, problems)
+    return params
+
+
+def cross_field_problems(p: Params) -> list[str]:
+    """Rules that involve more than one key; each message names the key whose value is wrong."""
+    problems: list[str] = []
+    arch = p.tokenizer.architecture
+    f = arch.compression
+    if p.data.resolution % f:
+        problems.append(
+            f"data.resolution = {p.data.resolution}: must be a multiple of the tokenizer's compression "
+            f"{f} (tokenizer.architecture.channel_mult has {len(arch.channel_mult)} levels)"
+        )
+    bad_groups = [c for c in arch.level_channels if c % arch.num_groups]
+    if bad_groups:
+        problems.append(
+            f"tokenizer.architecture.num_groups = {arch.num_groups}: must divide every channel count "
+            f"(base_channels * channel_mult = {list(arch.level_channels)})"
+        )
+    heads = p.tokenizer.phase2.attention.heads
+    if any(c % heads for c in arch.level_channels):
+        problems.append(
+            f"tokenizer.phase2.attention.heads = {heads}: must divide every decoder channel count "
+            f"{list(arch.level_channels)}"
+        )
+    if p.tokenizer.phase2.from_alpha not in p.tokenizer.alphas:
+        problems.append(
+            f"tokenizer.phase2.from_alpha = {p.tokenizer.phase2.from_alpha}: must be one of "
+            f"tokenizer.alphas {list(p.tokenizer.alphas)} (phase 2 starts from that phase-1 tokenizer)"
+        )
+    for name in ("base", "large"):
+        size: TransformerSizeParams = getattr(p.transformer.sizes, name)
+        if size.dim % size.heads:
+            problems.append(
+                f"transformer.sizes.{name}.heads = {size.heads}: must divide transformer.sizes.{name}.dim = {size.dim}"
+            )
+    if p.transformer.ar.top_k > arch.codebook_size:
+        problems.append(
+            f"transformer.ar.top_k = {p.transformer.ar.top_k}: must not exceed "
+            f"tokenizer.architecture.codebook_size = {arch.codebook_size}"
+        )
+    if p.data.source != "synthetic" and not p.data.folder.train_dir:
+        problems.append(f"data.folder.train_dir = '': required when data.source = {p.data.source}")
+    if p.evaluation.fid_network == "semantic" and p.semantic.backbone != "embedded":
+        problems.append(
+            "evaluation.fid_network = semantic: needs semantic.backbone = embedded "
+            "(the semantic FID network is the embedded classifier); use inception with vgg16"
+        )
+    return problems
+
+
+def lookup(raw: dict[str, Any], key_path: str) -> Any:
+    """Value at a dotted key path such as ``tokenizer.phase1.lr``; KeyError names the path."""
+    node: Any = raw
+    for part in key_path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(f"params has no key {key_path!r}")
+        node = node[part]
+    return node
+
+
+def params_hash(value: Any) -> str:
+    """Stable 12-hex-digit hash of a JSON-serialisable value (used to key resume state)."""
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def format_key_path(parts: typing.Iterable[Any]) -> str:
+    """['tokenizer', 'alphas', 2] -> 'tokenizer.alphas[2]'."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, list, bool)) or value is None else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _range_text(schema: dict[str, Any]) -> str | None:
+    lo = schema.get("minimum", schema.get("exclusiveMinimum"))
+    hi = schema.get("maximum", schema.get("exclusiveMaximum"))
+    lo_b = "(" if "exclusiveMinimum" in schema else "["
+    hi_b = ")" if "exclusiveMaximum" in schema else "]"
+    if lo is not None and hi is not None:
+        return f"must be within {lo_b}{lo}, {hi}{hi_b}"
+    if lo is not None:
+        return f"must be {'>' if lo_b == '(' else '>='} {lo}"
+    if hi is not None:
+        return f"must be {'<' if hi_b == ')' else '<='} {hi}"
+    return None
+
+
+def _describe_schema_error(error: jsonschema.ValidationError) -> str:
+    path = list(error.absolute_path)
+    where = format_key_path(path)
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        lines = []
+        for key in unknown:
+            key_path = format_key_path([*path, key])
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            suggestion = f"; did you mean '{hint[0]}'?" if hint else f"; allowed keys: {', '.join(allowed)}"
+            lines.append(f"{key_path} = {_show(error.instance[key])}: unknown key{suggestion}")
+        return "\n  ".join(lines)
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return "\n  ".join(f"{format_key_path([*path, k])}: missing key" for k in missing)
+    value = f"{where} = {_show(error.instance)}"
+    if kind in {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}:
+        return f"{value}: {_range_text(error.schema)}"
+    if kind == "enum":
+        return f"{value}: must be one of {', '.join(map(str, error.validator_value))}"
+    if kind == "type":
+        hint = ""
+        if isinstance(error.instance, str) and _looks_numeric(error.instance):
+            hint = " (YAML reads exponent numbers without a dot, like 1e-4, as text: write 1.0e-4)"
+        return f"{value}: must be of type {error.validator_value}{hint}"
+    if kind == "minItems":
+        return f"{value}: must have at least {error.validator_value} item(s)"
+    if kind == "maxItems":
+        return f"{value}: must have at most {error.validator_value} item(s)"
+    if kind == "uniqueItems":
+        return f"{value}: must not contain duplicates"
+    if kind == "pattern":
+        return f"{value}: must match {error.validator_value} (letters, digits, '_', '.', '-')"
+    return f"{value}: {error.message}"
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _build(cls: type, data: dict[str, Any], **extra: Any) -> Any:
+    """Instantiate a (nested) frozen dataclass from an already-validated mapping."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for field in fields(cls):
+        if field.name in extra:
+            kwargs[field.name] = extra[field.name]
+        else:
+            kwargs[field.name] = _coerce(hints[field.name], data[field.name])
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    if is_dataclass(hint):
+        return _build(hint, value)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item_hint, _ellipsis) = typing.get_args(hint)
+        return tuple(_coerce(item_hint, v) for v in value)
+    if hint is float:
+        return float(value)
+    if origin in (Literal, types.UnionType) or hint in (int, str, bool):
+        return value
+    raise TypeError(f"unsupported params field type {hint!r}")

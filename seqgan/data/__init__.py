@@ -1,0 +1,1 @@
+"""Datasets: the embedded synthetic shapes, real image-folder preparation, the prepared-split format."""

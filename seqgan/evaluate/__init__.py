@@ -1,0 +1,1 @@
+"""Evaluation: FID, reconstruction metrics, the visualization pipeline."""

@@ -1,0 +1,1 @@
+"""Training objectives: semantic-enhanced perceptual loss, adversarial losses, VQ terms."""

@@ -1,0 +1,1 @@
+"""Networks: tokenizer (encoder, quantizer, decoder, attention), discriminator, transformers, semantic backbones."""

@@ -1,0 +1,1 @@
+"""Reporting: figures, reproduced tables, the claims audit, the paper reference numbers."""

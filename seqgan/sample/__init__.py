@@ -1,0 +1,1 @@
+"""Sampling from the generative transformers (AR with KV cache, NAR MaskGIT decoding)."""

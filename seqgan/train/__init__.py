@@ -1,0 +1,1 @@
+"""Training: shared loop utilities and the recipes (semantic classifier, tokenizer, transformers)."""

@@ -1,0 +1,18 @@
+# Dataset preparation: the embedded synthetic set, or an image folder / LSUN LMDB (params: data).
+
+
+rule prepare_data:
+    """One prepared split (uint8 pixels, labels, manifest; skip reports for real images)."""
+    input:
+        code=package_sources("data"),
+    output:
+        **split_files("{split}"),
+    params:
+        data=config["data"],
+    wildcard_constraints:
+        split="train|val",
+    log:
+        "logs/prepare_data/{split}.log",
+    shell:
+        "{SEQGAN} prepare-data --params {PARAMS_FILE} --split {wildcards.split} "
+        "--out {DATA_DIR}/{wildcards.split} > {log} 2>&1"

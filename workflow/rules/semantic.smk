@@ -1,0 +1,24 @@
+# The embedded default's semantic network: perceptual backbone and FID feature network
+# (params: semantic; only when semantic.backbone = embedded).
+
+
+rule train_semantic:
+    """Small VGG-style classifier with five feature taps; records its validation accuracy."""
+    input:
+        train=split_files("train")["manifest"],
+        val=split_files("val")["manifest"],
+        code=package_sources("nets", "train"),
+    output:
+        weights=SEMANTIC_WEIGHTS,
+        sidecar=SEMANTIC_WEIGHTS.replace(".safetensors", ".json"),
+        metrics=f"{RESULTS_DIR}/metrics/semantic.json",
+        curve=f"{RESULTS_DIR}/curves/semantic/metrics.csv",
+    params:
+        semantic=config["semantic"],
+        seed=config["run"]["seed"],
+    log:
+        "logs/train_semantic.log",
+    shell:
+        "{SEQGAN} train-semantic --params {PARAMS_FILE} --data {DATA_DIR} --out {output.weights} "
+        "--metrics {output.metrics} --log-dir {RESULTS_DIR}/curves/semantic > {log} 2>&1"
+
