@@ -180,10 +180,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ParamsError as exc:
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors caused by the user's input or machine, reported as one message without a traceback.
+
+    Imported lazily: importing torch for `seqgan validate-params` would cost seconds.
+    """
+    from seqgan.data.prepare import DatasetError
+    from seqgan.nets.pretrained import MissingWeightsError, WeightsDownloadError
+
+    return (ParamsError, DatasetError, MissingWeightsError, WeightsDownloadError)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,11 @@ RESULTS_DIR = "results"
 
 def package_sources(*subpackages):
     """Source files a rule's command runs, as inputs: editing the code reruns the rule."""
-    files = ["seqgan/config.py", "seqgan/cli.py", "seqgan/io.py"]
+    package = Path(workflow.basedir) / "seqgan"
+    files = [package / "config.py", package / "cli.py", package / "io.py"]
     for sub in subpackages:
-        files += sorted(str(p) for p in Path("seqgan", sub).glob("*.py"))
-    return files
+        files += sorted((package / sub).glob("*.py"))
+    return [str(f) for f in files]
 
 
 def split_files(split):
