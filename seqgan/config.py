@@ -238,6 +238,7 @@ class NarParams:
 class TransformerParams:
     objectives: tuple[str, ...]
     conditional: bool
+    num_classes: int
     models: tuple[str, ...]
     sizes: TransformerSizesParams
     optimizer: OptimizerParams
@@ -351,6 +352,19 @@ def cross_field_problems(p: Params) -> list[str]:
         problems.append(
             f"transformer.ar.top_k = {p.transformer.ar.top_k}: must not exceed "
             f"tokenizer.architecture.codebook_size = {arch.codebook_size}"
+        )
+    if p.transformer.conditional and p.transformer.num_classes < 2:
+        problems.append(
+            f"transformer.num_classes = {p.transformer.num_classes}: a conditional model needs >= 2 classes"
+        )
+    if (
+        p.transformer.conditional
+        and p.data.source == "synthetic"
+        and p.transformer.num_classes != p.data.synthetic.num_classes
+    ):
+        problems.append(
+            f"transformer.num_classes = {p.transformer.num_classes}: must equal "
+            f"data.synthetic.num_classes = {p.data.synthetic.num_classes}"
         )
     if p.data.source != "synthetic" and not p.data.folder.train_dir:
         problems.append(f"data.folder.train_dir = '': required when data.source = {p.data.source}")

@@ -126,6 +126,8 @@ def test_all_problems_reported_together(raw):
         (lambda r: r["tokenizer"]["phase2"].update(from_alpha=0.25), "tokenizer.phase2.from_alpha = 0.25: must be one of tokenizer.alphas"),
         (lambda r: r["transformer"]["sizes"]["large"].update(heads=5), "transformer.sizes.large.heads = 5: must divide"),
         (lambda r: r["transformer"]["ar"].update(top_k=100000), "transformer.ar.top_k = 100000: must not exceed"),
+        (lambda r: r["transformer"].update(conditional=True, num_classes=7), "transformer.num_classes = 7: must equal data.synthetic.num_classes = 10"),
+        (lambda r: (r["transformer"].update(conditional=True, num_classes=1), r["data"].update(source="folder"), r["data"]["folder"].update(train_dir="raw"))), "transformer.num_classes = 1: a conditional model needs >= 2 classes"),
         (lambda r: r["data"].update(source="folder"), "data.folder.train_dir = '': required when data.source = folder"),
         (lambda r: r["semantic"].update(backbone="vgg16"), "evaluation.fid_network = semantic: needs semantic.backbone = embedded"),
     ],
@@ -207,7 +209,7 @@ PAPER_VALUES = {
         "tokenizer.phase1.lr": 1e-4, "tokenizer.phase1.end_lr": 5e-5, "tokenizer.phase1.lr_decay": "cosine",
         "tokenizer.phase2.batch_size": 128, "transformer.ar.batch_size": 256,
         "transformer.ar.iterations": 1500000, "transformer.ar.top_p": 0.92, "transformer.nar.temperature": 0.45,
-        "transformer.conditional": True,
+        "transformer.conditional": True, "transformer.num_classes": 1000,
     },
     "ffhq": {
         "tokenizer.phase1.batch_size": 64, "tokenizer.phase1.iterations": 300000, "tokenizer.phase2.batch_size": 32,
