@@ -127,7 +127,7 @@ def test_all_problems_reported_together(raw):
         (lambda r: r["transformer"]["sizes"]["large"].update(heads=5), "transformer.sizes.large.heads = 5: must divide"),
         (lambda r: r["transformer"]["ar"].update(top_k=100000), "transformer.ar.top_k = 100000: must not exceed"),
         (lambda r: r["transformer"].update(conditional=True, num_classes=7), "transformer.num_classes = 7: must equal data.synthetic.num_classes = 10"),
-        (lambda r: (r["transformer"].update(conditional=True, num_classes=1), r["data"].update(source="folder"), r["data"]["folder"].update(train_dir="raw"))), "transformer.num_classes = 1: a conditional model needs >= 2 classes"),
+        (lambda r: (r["transformer"].update(conditional=True, num_classes=1), r["data"].update(source="folder"), r["data"]["folder"].update(train_dir="raw")), "transformer.num_classes = 1: a conditional model needs >= 2 classes"),
         (lambda r: r["data"].update(source="folder"), "data.folder.train_dir = '': required when data.source = folder"),
         (lambda r: r["semantic"].update(backbone="vgg16"), "evaluation.fid_network = semantic: needs semantic.backbone = embedded"),
     ],
