@@ -24,6 +24,7 @@ if config != yaml.safe_load(Path("params.yaml").read_text()):
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/semantic.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

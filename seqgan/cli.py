@@ -12,6 +12,7 @@ import json
 import shutil
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from seqgan.config import Params, ParamsError, load_params, params_hash
@@ -131,6 +132,32 @@ def cmd_train_semantic(args: argparse.Namespace) -> None:
     print(json.dumps(metrics, indent=2))
 
 
+def cmd_model_sizes(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from seqgan.report.model_sizes import model_size_rows
+
+    params = load_params(args.params)
+    table = pd.DataFrame([asdict(row) for row in model_size_rows(params)])
+    table["paper_parameters"] = table["paper_parameters"].astype("Int64")
+    out = Path(args.out)
+    atomic_write_text(out, table.to_csv(index=False))
+    atomic_write_text(out.with_suffix(".md"), _model_sizes_markdown(table, params.run.name))
+    print(table.to_string(index=False))
+
+
+def _model_sizes_markdown(table, run_name: str) -> str:
+    import pandas as pd
+
+    shown = table.assign(
+        parameters=(table.parameters / 1e6).map("{:.2f}M".format),
+        paper_parameters=table.paper_parameters.map(lambda v: "" if pd.isna(v) else f"{v / 1e6:.1f}M"),
+        relative_difference=table.relative_difference.map(lambda v: "" if v != v else f"{v:+.2%}"),
+    )
+    header = f"# Model sizes ({run_name})\n\nBuilt on the meta device from the params in use.\n\n"
+    return header + shown.to_markdown(index=False) + "\n"
+
+
 def cmd_fetch_weights(args: argparse.Namespace) -> None:
     from seqgan.nets.pretrained import fetch_weights
 
@@ -170,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--metrics", required=True, help="JSON file for the validation accuracy and run facts")
     p.add_argument("--log-dir", required=True, help="directory for the training curve and DVCLive logs")
+
+    p = with_params(add("model-sizes", cmd_model_sizes, "count parameters of every network (no data needed)"))
+    p.add_argument("--out", required=True, help="CSV file; a Markdown table is written beside it")
 
     p = add("fetch-weights", cmd_fetch_weights, "download VGG16 and Inception weights (needs network)")
     p.add_argument("--only", action="append", choices=["vgg16", "inception"], help="fetch only this one (repeatable)")

@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqgan.nets.common import count_parameters
 from seqgan.nets.mask_schedule import MaskSchedule, mask_ratio
 
 __all__ = [
@@ -148,10 +149,6 @@ class TransformerConfig:
     def num_positions(self) -> int:
         return self.seq_len + int(self.has_class_prefix_position)
 
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (works on the meta device: only shapes are used)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 @contextmanager

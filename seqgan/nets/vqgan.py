@@ -44,6 +44,7 @@ from collections.abc import Mapping, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqgan.nets.common import count_parameters
 from seqgan.nets.attention import AttentionSpec, InterleavedAttention
 from seqgan.nets.quantizer import VectorQuantizer
 
@@ -58,10 +59,6 @@ __all__ = [
     "parameter_breakdown",
 ]
 
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (works on the meta device: only shapes are used)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 def group_norm_groups(channels: int, num_groups: int) -> int:

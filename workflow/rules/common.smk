@@ -28,6 +28,10 @@ def split_files(split):
 
 
 SEMANTIC_WEIGHTS = f"{MODELS_DIR}/semantic/net.safetensors"
-DEFAULT_TARGETS = [split_files("train")["manifest"], split_files("val")["manifest"]]
+DEFAULT_TARGETS = [
+    split_files("train")["manifest"],
+    split_files("val")["manifest"],
+    f"{RESULTS_DIR}/tables/model_sizes.csv",
+]
 if config["semantic"]["backbone"] == "embedded":
     DEFAULT_TARGETS.append(f"{RESULTS_DIR}/metrics/semantic.json")
