@@ -121,6 +121,8 @@ def cmd_train_semantic(args: argparse.Namespace) -> None:
         batch_size=sem.batch_size,
         lr=sem.lr,
         weight_decay=sem.weight_decay,
+        warmup_steps=sem.warmup_steps,
+        hflip=sem.hflip,
         seed=params.run.seed,
         device=resolve_device(params.run.device),
         checkpoint_every=sem.checkpoint_every,
@@ -152,7 +154,7 @@ def _model_sizes_markdown(table, run_name: str) -> str:
     shown = table.assign(
         parameters=(table.parameters / 1e6).map("{:.2f}M".format),
         paper_parameters=table.paper_parameters.map(lambda v: "" if pd.isna(v) else f"{v / 1e6:.1f}M"),
-        relative_difference=table.relative_difference.map(lambda v: "" if v != v else f"{v:+.2%}"),
+        relative_difference=table.relative_difference.map(lambda v: "" if pd.isna(v) else f"{v:+.2%}"),
     )
     header = f"# Model sizes ({run_name})\n\nBuilt on the meta device from the params in use.\n\n"
     return header + shown.to_markdown(index=False) + "\n"

@@ -90,6 +90,8 @@ class SemanticParams:
     batch_size: int
     lr: float
     weight_decay: float
+    warmup_steps: int
+    hflip: bool
     eval_every: int
     checkpoint_every: int
 

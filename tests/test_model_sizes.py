@@ -51,3 +51,10 @@ def test_miniature_gets_no_paper_comparison():
     rows = model_size_rows(load_params(ROOT / "params.yaml"))
     assert rows and all(row.paper_parameters is None for row in rows)
     assert all(row.parameters > 0 for row in rows)
+
+
+def test_miniature_table_is_written(tmp_path):
+    out = tmp_path / "model_sizes.csv"
+    assert cli.main(["model-sizes", "--params", str(ROOT / "params.yaml"), "--out", str(out)]) == 0
+    table = pd.read_csv(out)
+    assert table.paper_parameters.isna().all() and (table.parameters > 0).all()

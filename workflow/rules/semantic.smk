@@ -12,7 +12,7 @@ rule train_semantic:
         weights=SEMANTIC_WEIGHTS,
         sidecar=SEMANTIC_WEIGHTS.replace(".safetensors", ".json"),
         metrics=f"{RESULTS_DIR}/metrics/semantic.json",
-        curve=f"{RESULTS_DIR}/curves/semantic/metrics.csv",
+        curve=f"{RESULTS_DIR}/curves/semantic/val.csv",
     params:
         semantic=config["semantic"],
         seed=config["run"]["seed"],

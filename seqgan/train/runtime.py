@@ -1,0 +1,118 @@
+"""Run-time plumbing shared by every trainer: seeding, device choice, mixed precision, provenance.
+
+Kept free of any model code so that the tokenizer, transformer and classifier trainers all make
+the same choices (one place decides what "auto" means and when bf16 autocast is used).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every CUDA device).
+
+    Data order does not depend on these generators (see :class:`seqgan.train.loop.StepSampler`);
+    they cover weight initialisation and any stochastic layer.
+    """
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds all CUDA devices
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map the params value ``"auto" | "cpu" | "cuda" | "cuda:N"`` to a device.
+
+    ``"auto"`` picks CUDA when available so the same params file runs on a laptop and a GPU node.
+    An explicit CUDA request on a machine without CUDA fails loudly instead of silently running a
+    GPU-sized job on the CPU for days.
+    """
+    name = str(name).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {name!r} requested but CUDA is not available on this machine "
+                "(torch.cuda.is_available() is False); set device: auto or cpu in params.yaml"
+            )
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device {name!r} requested but only {torch.cuda.device_count()} CUDA "
+                "device(s) exist"
+            )
+        return device
+    raise ValueError(f"unknown device {name!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def autocast_context(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast on CUDA, a no-op on CPU.
+
+    bf16 needs no loss scaling (same exponent range as fp32). On CPU we stay in fp32: CPU bf16
+    autocast is slower on most hosts and would make CPU results differ from the documented
+    embedded-default numbers.
+    """
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _git(*args: str) -> str:
+    out = subprocess.run(
+        ["git", *args],
+        cwd=_PACKAGE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return out.stdout.strip()
+
+
+def git_revision() -> str:
+    """Short commit hash of the code, with ``-dirty`` when tracked files differ from it.
+
+    Recorded in every checkpoint sidecar so a number can be traced to code. Looks at the
+    repository holding this package (not the current directory). Untracked files do not count as
+    dirty (the workflow creates many, e.g. results). Returns ``"unknown"`` outside git, without
+    git, or before the first commit; it never raises, because provenance must not stop a run.
+    """
+    try:
+        rev = _git("rev-parse", "--short", "HEAD")
+        status = _git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return "unknown"
+    if not rev:
+        return "unknown"
+    return f"{rev}-dirty" if status else rev
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None) -> Iterator[None]:
+    """Temporarily set torch's intra-op thread count (``None`` leaves it alone).
+
+    CPU results are reproducible bit for bit only at a fixed thread count; tests use this to pin it
+    without leaking the setting into other tests.
+    """
+    if num_threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(num_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
