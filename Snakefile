@@ -11,14 +11,14 @@ min_version("9.0")
 
 configfile: "params.yaml"
 
-# The package's typed loader first: it names the key path and value of every problem in one message.
-PARAMS = validate_params(config, "params.yaml")
-validate(config, "workflow/schemas/params.schema.yaml")
 if config != yaml.safe_load(Path("params.yaml").read_text()):
     raise ValueError(
         "snakemake --config/--configfile overrides are not supported: edit params.yaml instead "
         "(the `seqgan` commands and DVC read params.yaml, so an override would desynchronise them)"
     )
+# The package's typed loader first: it names the key path and value of every problem in one message.
+PARAMS = validate_params(config, "params.yaml")
+validate(config, "workflow/schemas/params.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
