@@ -255,7 +255,7 @@ class TransformerParams:
 class EvaluationParams:
     fid_network: Literal["semantic", "inception"]
     num_samples: int
-    sample_batch_size: int
+    batch_size: int
     sampling_seeds: tuple[int, ...]
     experiment_seeds: tuple[int, ...]
 
