@@ -24,6 +24,8 @@ validate(config, "workflow/schemas/params.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/semantic.smk"
+include: "workflow/rules/tokenizer.smk"
+include: "workflow/rules/transformer.smk"
 include: "workflow/rules/report.smk"
 
 

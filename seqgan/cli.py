@@ -134,6 +134,199 @@ def cmd_train_semantic(args: argparse.Namespace) -> None:
     print(json.dumps(metrics, indent=2))
 
 
+def phase1_variant(alpha: float | None) -> str:
+    """Name of a phase-1 tokenizer: ``alpha<str(alpha)>`` (str() as DVC prints floats) or ``control``."""
+    return "control" if alpha is None else f"alpha{alpha}"
+
+
+def parse_phase1_variant(params: Params, variant: str) -> tuple[float, bool]:
+    """``alpha0.5`` -> (0.5, perceptual on); ``control`` -> (0.0, perceptual off)."""
+    if variant == "control":
+        if not params.tokenizer.control_no_perceptual:
+            raise SystemExit("error: tokenizer.control_no_perceptual is false; there is no control tokenizer")
+        return 0.0, False
+    known = {phase1_variant(a): a for a in params.tokenizer.alphas}
+    if variant not in known:
+        raise SystemExit(f"error: unknown tokenizer variant {variant!r}; params give {', '.join(known)} (+ control)")
+    return known[variant], True
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def _semantic_weights(params: Params, path: str | None) -> Path | None:
+    if params.semantic.backbone != "embedded":
+        return None
+    if not path:
+        raise SystemExit("error: --semantic is required when semantic.backbone = embedded")
+    return Path(path)
+
+
+def cmd_train_tokenizer(args: argparse.Namespace) -> None:
+    from seqgan.train.tokenizer import train_tokenizer
+
+    params = load_params(args.params)
+    _set_threads(args.threads)
+    data_dir = Path(args.data)
+    manifest = json.loads((data_dir / "train" / "manifest.json").read_text())
+    if args.phase == 1:
+        alpha, perceptual = parse_phase1_variant(params, args.variant)
+        init = Path(params.tokenizer.phase1.init_from) if params.tokenizer.phase1.init_from else None
+        settings = {k: params.raw["tokenizer"][k] for k in ("architecture", "quantizer", "loss", "gan", "phase1")}
+    else:
+        if not args.init:
+            raise SystemExit("error: phase 2 needs --init (the phase-1 tokenizer it starts from)")
+        alpha, perceptual, init = params.tokenizer.phase2.alpha, True, Path(args.init)
+        settings = {k: params.raw["tokenizer"][k] for k in ("architecture", "quantizer", "loss", "gan", "phase2")}
+    run_key = {"phase": args.phase, "variant": args.variant, "settings": settings, "seed": params.run.seed,
+               "data": manifest["sha256"], "semantic": params.raw["semantic"]}
+    metrics = train_tokenizer(
+        params,
+        phase=args.phase,
+        alpha=alpha,
+        perceptual=perceptual,
+        train_dir=data_dir / "train",
+        semantic_weights=_semantic_weights(params, args.semantic),
+        init_weights=init,
+        out_path=Path(args.out),
+        resume_path=resume_path(f"tokenizer_phase{args.phase}", run_key),
+        log_dir=Path(args.log_dir),
+    )
+    print(json.dumps(metrics, indent=2, default=str))
+
+
+def _load_semantic(params: Params, path: str | None, device):
+    """The embedded semantic network, or None for the VGG16 / Inception paper setting."""
+    from seqgan.train.classifier import load_semantic_net
+
+    weights = _semantic_weights(params, path)
+    return None if weights is None else load_semantic_net(weights, device)
+
+
+def _fid_network(params: Params, semantic_net, semantic_path: str | None, device):
+    from seqgan.evaluate.fid import inception_feature_network, semantic_feature_network
+
+    if params.evaluation.fid_network == "inception":
+        return inception_feature_network(device)
+    return semantic_feature_network(semantic_net, weights_file=semantic_path)
+
+
+def cmd_fid_reference(args: argparse.Namespace) -> None:
+    from seqgan.data.store import open_image_store
+    from seqgan.evaluate.fid import compute_reference, save_reference
+    from seqgan.train.runtime import resolve_device
+
+    params = load_params(args.params)
+    _set_threads(args.threads)
+    device = resolve_device(params.run.device)
+    store = open_image_store(args.split_dir)
+    network = _fid_network(params, _load_semantic(params, args.semantic, device), args.semantic, device)
+    name = f"{params.data.name}/{Path(args.split_dir).name}"
+    reference = compute_reference(store, network, name=name, batch_size=params.evaluation.batch_size, progress=True)
+    save_reference(args.out, reference.mu, reference.sigma, reference.meta)
+    print(f"{args.out}: {reference.meta['count']} images, {reference.meta['feature_dim']}-d {network.name} features")
+
+
+def cmd_eval_tokenizer(args: argparse.Namespace) -> None:
+    from seqgan.data.store import open_image_store
+    from seqgan.evaluate.fid import load_reference
+    from seqgan.evaluate.reconstruction import (
+        embedded_perceptual_distance,
+        evaluate_reconstruction,
+        lpips_vgg_distance,
+    )
+    from seqgan.train.runtime import resolve_device
+    from seqgan.train.tokenizer import load_tokenizer_checkpoint
+
+    params = load_params(args.params)
+    _set_threads(args.threads)
+    device = resolve_device(params.run.device)
+    tokenizer, sidecar = load_tokenizer_checkpoint(args.tokenizer, params, device)
+    semantic_net = _load_semantic(params, args.semantic, device)
+    if semantic_net is not None:
+        distance = embedded_perceptual_distance(semantic_net, weights_file=args.semantic)
+    else:
+        distance = lpips_vgg_distance(device)
+    metrics = evaluate_reconstruction(
+        tokenizer,
+        open_image_store(args.split_dir),
+        batch_size=params.evaluation.batch_size,
+        device=device,
+        fid_network=_fid_network(params, semantic_net, args.semantic, device),
+        reference=load_reference(args.reference),
+        perceptual_distance=distance,
+        classifier=semantic_net,
+        progress=True,
+    )
+    metrics["tokenizer"] = {"file": str(args.tokenizer), "phase": sidecar.get("phase"),
+                            "alpha": sidecar.get("alpha"), "perceptual": sidecar.get("perceptual"),
+                            "step": sidecar.get("step"), "git_revision": sidecar.get("git_revision")}
+    atomic_write_text(args.out, json.dumps(metrics, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
+
+
+def cmd_encode_tokens(args: argparse.Namespace) -> None:
+    from seqgan.data.store import open_image_store
+    from seqgan.evaluate.fid import file_sha256
+    from seqgan.evaluate.tokens import encode_split, write_token_split
+    from seqgan.train.runtime import resolve_device
+    from seqgan.train.tokenizer import load_tokenizer_checkpoint
+
+    params = load_params(args.params)
+    _set_threads(args.threads)
+    device = resolve_device(params.run.device)
+    tokenizer, sidecar = load_tokenizer_checkpoint(args.tokenizer, params, device)
+    store = open_image_store(args.split_dir)
+    ids = encode_split(tokenizer, store, batch_size=params.evaluation.batch_size, device=device, progress=True)
+    meta = {
+        "tokenizer": {"file": str(args.tokenizer), "sha256": file_sha256(args.tokenizer),
+                      "phase": sidecar.get("phase"), "alpha": sidecar.get("alpha"),
+                      "perceptual": sidecar.get("perceptual"), "step": sidecar.get("step")},
+        "source": {"directory": str(args.split_dir), "sha256": store.manifest["sha256"]},
+    }
+    manifest = write_token_split(args.out, ids, store.labels, meta,
+                                 codebook_size=params.tokenizer.architecture.codebook_size)
+    print(f"{args.out}: {manifest['count']} x {manifest['grid_h']}x{manifest['grid_w']} tokens")
+
+
+def cmd_train_transformer(args: argparse.Namespace) -> None:
+    from seqgan.train.transformer import train_transformer
+
+    params = load_params(args.params)
+    _set_threads(args.threads)
+    tokens = Path(args.tokens)
+    manifests = {split: json.loads((tokens / split / "manifest.json").read_text()) for split in ("train", "val")}
+    run_key = {"objective": args.objective, "size": args.size, "transformer": params.raw["transformer"],
+               "seed": params.run.seed, "tokens": {k: m["sha256"] for k, m in manifests.items()}}
+    metrics = train_transformer(
+        params,
+        objective=args.objective,
+        size=args.size,
+        train_tokens=tokens / "train",
+        val_tokens=tokens / "val",
+        out_path=Path(args.out),
+        resume_path=resume_path(f"train_{args.objective}", run_key),
+        log_dir=Path(args.log_dir),
+    )
+    print(json.dumps(metrics, indent=2, default=str))
+
+
+def cmd_fig2(args: argparse.Namespace) -> None:
+    from seqgan.report.fig2 import Fig2Run, plot_fig2
+
+    params = load_params(args.params)
+    runs = [Fig2Run(variant, objective, Path(curve), Path(sidecar), Path(metrics))
+            for variant, objective, curve, sidecar, metrics in args.run]
+    note = f"{params.run.name}, {params.transformer.models[0]} size, seed {params.run.seed}"
+    table = plot_fig2(runs, Path(args.out), title_note=note)
+    atomic_write_text(Path(args.out).with_suffix(".csv"), table.to_csv(index=False))
+    print(table.drop(columns=["sources"]).to_string(index=False))
+
+
 def cmd_model_sizes(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -199,6 +392,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--metrics", required=True, help="JSON file for the validation accuracy and run facts")
     p.add_argument("--log-dir", required=True, help="directory for the training curve and DVCLive logs")
+
+    def with_threads(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+        return p
+
+    p = with_threads(with_params(add("train-tokenizer", cmd_train_tokenizer, "train a phase-1 or phase-2 tokenizer")))
+    p.add_argument("--phase", type=int, choices=[1, 2], required=True)
+    p.add_argument("--variant", required=True, help="phase 1: alpha<value> or control; phase 2: phase2")
+    p.add_argument("--data", required=True, help="dataset directory holding train/")
+    p.add_argument("--semantic", help="semantic network weights (embedded backbone)")
+    p.add_argument("--init", help="phase 2: the phase-1 tokenizer weights")
+    p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
+    p.add_argument("--log-dir", required=True)
+
+    p = with_threads(with_params(add("fid-reference", cmd_fid_reference, "FID reference statistics of a split")))
+    p.add_argument("--split-dir", required=True)
+    p.add_argument("--semantic", help="semantic network weights (fid_network = semantic)")
+    p.add_argument("--out", required=True, help=".npz file (a .json with the metadata is written beside it)")
+
+    p = with_threads(with_params(add("eval-tokenizer", cmd_eval_tokenizer, "reconstruction metrics of a tokenizer")))
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--split-dir", required=True)
+    p.add_argument("--reference", required=True, help="FID reference statistics of that split")
+    p.add_argument("--semantic", help="semantic network weights (embedded backbone)")
+    p.add_argument("--out", required=True)
+
+    p = with_threads(with_params(add("encode-tokens", cmd_encode_tokens, "token ids of a split for transformer training")))
+    p.add_argument("--tokenizer", required=True)
+    p.add_argument("--split-dir", required=True)
+    p.add_argument("--out", required=True, help="token split directory")
+
+    p = with_threads(with_params(add("train-transformer", cmd_train_transformer, "train an AR or NAR transformer on token ids")))
+    p.add_argument("--objective", choices=["ar", "nar"], required=True)
+    p.add_argument("--size", choices=["base", "large"], required=True)
+    p.add_argument("--tokens", required=True, help="token directory holding train/ and val/")
+    p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
+    p.add_argument("--log-dir", required=True, help="directory for curve.csv, train.csv and DVCLive logs")
+
+    p = with_params(add("fig2", cmd_fig2, "supplement Fig. 2: validation loss per alpha, with the evidence beside it"))
+    p.add_argument("--run", nargs=5, action="append", required=True,
+                   metavar=("VARIANT", "OBJECTIVE", "CURVE_CSV", "TRANSFORMER_JSON", "TOKENIZER_METRICS"))
+    p.add_argument("--out", required=True, help="PDF; a PNG and a CSV summary are written beside it")
 
     p = with_params(add("model-sizes", cmd_model_sizes, "count parameters of every network (no data needed)"))
     p.add_argument("--out", required=True, help="CSV file; a Markdown table is written beside it")

@@ -11,9 +11,13 @@ RESULTS_DIR = "results"
 
 
 def package_sources(*subpackages):
-    """Source files a rule's command runs, as inputs: editing the code reruns the rule."""
+    """Source files of the computation a rule runs, as inputs: editing them reruns the rule.
+
+    The glue (cli.py, config.py, io.py) is left out on purpose: a changed help text or error
+    message must not retrain every model; parameter changes rerun rules through their params.
+    """
     package = Path(workflow.basedir) / "seqgan"
-    files = [package / "config.py", package / "cli.py", package / "io.py"]
+    files = []
     for sub in subpackages:
         files += sorted((package / sub).glob("*.py"))
     return [str(f) for f in files]
@@ -28,6 +32,24 @@ def split_files(split):
 
 
 SEMANTIC_WEIGHTS = f"{MODELS_DIR}/semantic/net.safetensors"
+TOKENS_DIR = f"{DATA_DIR}/tokens"
+
+# Phase-1 tokenizers: one per alpha of the sweep (named with Python's str(), as DVC prints floats)
+# plus the no-perceptual-loss control.
+PHASE1_VARIANTS = [f"alpha{a}" for a in config["tokenizer"]["alphas"]]
+if config["tokenizer"]["control_no_perceptual"]:
+    PHASE1_VARIANTS.append("control")
+VARIANT_PATTERN = "|".join(v.replace(".", r"\.") for v in PHASE1_VARIANTS)
+TOKENIZER_PATTERN = "|".join([f"phase1/{v}" for v in VARIANT_PATTERN.split("|")] + ["phase2"])
+PHASE2_SOURCE = f"{MODELS_DIR}/tokenizer/phase1/alpha{config['tokenizer']['phase2']['from_alpha']}/tokenizer.safetensors"
+
+
+def token_files(variant, split):
+    return {
+        "tokens": f"{TOKENS_DIR}/{variant}/{split}/tokens.npy",
+        "labels": f"{TOKENS_DIR}/{variant}/{split}/labels.npy",
+        "manifest": f"{TOKENS_DIR}/{variant}/{split}/manifest.json",
+    }
 DEFAULT_TARGETS = [
     split_files("train")["manifest"],
     split_files("val")["manifest"],

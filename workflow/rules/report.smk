@@ -18,3 +18,41 @@ rule model_sizes:
         "logs/model_sizes.log",
     shell:
         "{SEQGAN} model-sizes --params {PARAMS_FILE} --out {output.csv} > {log} 2>&1"
+
+
+FIG2_SIZE = config["transformer"]["models"][0]
+FIG2_RUNS = [(v, o) for o in config["transformer"]["objectives"] for v in PHASE1_VARIANTS]
+
+
+def fig2_inputs(wildcards=None):
+    files = []
+    for variant, objective in FIG2_RUNS:
+        files += [
+            f"{RESULTS_DIR}/curves/transformer/{objective}/{FIG2_SIZE}/{variant}/curve.csv",
+            f"{MODELS_DIR}/transformer/{objective}/{FIG2_SIZE}/{variant}/model.json",
+            f"{RESULTS_DIR}/metrics/tokenizer/phase1/{variant}.json",
+        ]
+    return files
+
+
+def fig2_run_args(wildcards=None, input=None):
+    return " ".join(
+        f"--run {v} {o} {' '.join(fig2_inputs()[3 * i: 3 * i + 3])}" for i, (v, o) in enumerate(FIG2_RUNS)
+    )
+
+
+rule fig2_val_loss:
+    """Supplement Fig. 2: validation loss vs iteration per alpha (and the control), with evidence."""
+    input:
+        runs=fig2_inputs,
+        code=package_sources("report"),
+    output:
+        pdf=f"{RESULTS_DIR}/fig2_val_loss.pdf",
+        png=f"{RESULTS_DIR}/fig2_val_loss.png",
+        csv=f"{RESULTS_DIR}/fig2_val_loss.csv",
+    params:
+        runs=fig2_run_args,
+    log:
+        "logs/fig2_val_loss.log",
+    shell:
+        "{SEQGAN} fig2 --params {PARAMS_FILE} {params.runs} --out {output.pdf} > {log} 2>&1"

@@ -1,0 +1,45 @@
+"""Fig. 2 is computed from recorded artefacts only: curves, transformer sidecars, tokenizer metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from seqgan import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write_run(root: Path, variant: str, objective: str, offset: float) -> list[str]:
+    run_dir = root / objective / variant
+    run_dir.mkdir(parents=True)
+    curve = run_dir / "curve.csv"
+    steps = [10, 20, 30]
+    pd.DataFrame({"step": steps, "train_loss": [5.0, 4.0, 3.5], "val_loss": [5.0 + offset, 4.5 + offset, 4.2 + offset]}).to_csv(curve, index=False)
+    sidecar = run_dir / "model.json"
+    sidecar.write_text(json.dumps({"metrics": {"unigram_cross_entropy": 5.1 + offset}}))
+    metrics = run_dir / "tokenizer.json"
+    metrics.write_text(json.dumps({"codebook_perplexity": 100.0 - offset, "codebook_usage": 0.9, "psnr": 20.0,
+                                   "rfid": 3.0, "classifier_accuracy_reconstructed": 0.8,
+                                   "classifier_accuracy_original": 0.99}))
+    return ["--run", variant, objective, str(curve), str(sidecar), str(metrics)]
+
+
+def test_fig2_table_is_read_from_the_recorded_files(tmp_path):
+    args = []
+    for variant, offset in [("alpha0.0", 0.3), ("alpha1.0", 0.0), ("control", -0.5)]:
+        args += _write_run(tmp_path, variant, "ar", offset)
+    out = tmp_path / "fig" / "fig2_val_loss.pdf"
+    assert cli.main(["fig2", "--params", str(ROOT / "params.yaml"), *args, "--out", str(out)]) == 0
+    assert out.stat().st_size > 0 and out.with_suffix(".png").stat().st_size > 0
+    table = pd.read_csv(out.with_suffix(".csv")).set_index("variant")
+    assert list(table.index) == ["alpha0.0", "alpha1.0", "control"]  # alphas in order, control last
+    assert table.loc["alpha0.0", "final_val_loss"] == pytest.approx(4.5)
+    assert table.loc["control", "min_val_loss"] == pytest.approx(3.7)
+    assert table.loc["alpha1.0", "unigram_cross_entropy"] == pytest.approx(5.1)
+    assert table.loc["control", "codebook_perplexity"] == pytest.approx(100.5)
+    assert table.loc["alpha0.0", "final_step"] == 30
+    assert "curve.csv" in table.loc["alpha0.0", "sources"]

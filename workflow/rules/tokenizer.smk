@@ -1,0 +1,135 @@
+# SeQ-GAN tokenizers: phase 1 per semantic ratio alpha (+ a no-perceptual-loss control), phase 2
+# (frozen encoder and codebook, attention decoder), reconstruction metrics and token encoding
+# (params: tokenizer, evaluation.batch_size).
+
+TOKENIZER_SETTINGS = {k: config["tokenizer"][k] for k in ("architecture", "quantizer", "loss", "gan")}
+
+
+def semantic_input(wildcards=None):
+    """The embedded semantic network when it is the perceptual / FID backbone (else nothing)."""
+    return [SEMANTIC_WEIGHTS] if config["semantic"]["backbone"] == "embedded" else []
+
+
+def semantic_arg(wildcards=None, input=None):
+    return f"--semantic {SEMANTIC_WEIGHTS}" if config["semantic"]["backbone"] == "embedded" else ""
+
+
+rule tokenizer_phase1:
+    """Encoder + codebook + conv-only decoder with L1, VQ, entropy, L_per^alpha and GAN terms."""
+    input:
+        train=split_files("train")["manifest"],
+        semantic=semantic_input,
+        code=package_sources("nets", "losses", "train"),
+    output:
+        weights=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/tokenizer.safetensors",
+        sidecar=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/tokenizer.json",
+        curve=f"{RESULTS_DIR}/curves/tokenizer/phase1/{{variant}}/train.csv",
+    params:
+        settings=TOKENIZER_SETTINGS,
+        phase=config["tokenizer"]["phase1"],
+        semantic=config["semantic"],
+        seed=config["run"]["seed"],
+        semantic_arg=semantic_arg,
+    wildcard_constraints:
+        variant=VARIANT_PATTERN,
+    threads: 1
+    log:
+        "logs/tokenizer_phase1/{variant}.log",
+    shell:
+        "{SEQGAN} train-tokenizer --params {PARAMS_FILE} --phase 1 --variant {wildcards.variant} "
+        "--data {DATA_DIR} {params.semantic_arg} --out {output.weights} "
+        "--log-dir {RESULTS_DIR}/curves/tokenizer/phase1/{wildcards.variant} --threads {threads} > {log} 2>&1"
+
+
+rule tokenizer_phase2:
+    """Decoder with block-regional + dilated attention finetuned on the frozen phase-1 tokens."""
+    input:
+        train=split_files("train")["manifest"],
+        phase1=PHASE2_SOURCE,
+        semantic=semantic_input,
+        code=package_sources("nets", "losses", "train"),
+    output:
+        weights=f"{MODELS_DIR}/tokenizer/phase2/tokenizer.safetensors",
+        sidecar=f"{MODELS_DIR}/tokenizer/phase2/tokenizer.json",
+        curve=f"{RESULTS_DIR}/curves/tokenizer/phase2/train.csv",
+    params:
+        settings=TOKENIZER_SETTINGS,
+        phase=config["tokenizer"]["phase2"],
+        semantic=config["semantic"],
+        seed=config["run"]["seed"],
+        semantic_arg=semantic_arg,
+    threads: 1
+    log:
+        "logs/tokenizer_phase2.log",
+    shell:
+        "{SEQGAN} train-tokenizer --params {PARAMS_FILE} --phase 2 --variant phase2 --data {DATA_DIR} "
+        "{params.semantic_arg} --init {input.phase1} --out {output.weights} "
+        "--log-dir {RESULTS_DIR}/curves/tokenizer/phase2 --threads {threads} > {log} 2>&1"
+
+
+rule fid_reference:
+    """FID reference statistics of a prepared split, kept as a pipeline output."""
+    input:
+        split=split_files("{split}")["manifest"],
+        semantic=semantic_input,
+        code=package_sources("evaluate"),
+    output:
+        stats=f"{RESULTS_DIR}/fid_refs/{{split}}.npz",
+        meta=f"{RESULTS_DIR}/fid_refs/{{split}}.npz.json",
+    params:
+        network=config["evaluation"]["fid_network"],
+        semantic_arg=semantic_arg,
+    wildcard_constraints:
+        split="train|val",
+    threads: 1
+    log:
+        "logs/fid_reference/{split}.log",
+    shell:
+        "{SEQGAN} fid-reference --params {PARAMS_FILE} --split-dir {DATA_DIR}/{wildcards.split} "
+        "{params.semantic_arg} --out {output.stats} --threads {threads} > {log} 2>&1"
+
+
+rule eval_tokenizer:
+    """rFID, PSNR, perceptual distance, codebook usage and classifier accuracy on reconstructions."""
+    input:
+        tokenizer=f"{MODELS_DIR}/tokenizer/{{tokenizer}}/tokenizer.safetensors",
+        split=split_files("val")["manifest"],
+        reference=f"{RESULTS_DIR}/fid_refs/val.npz",
+        semantic=semantic_input,
+        code=package_sources("evaluate"),
+    output:
+        f"{RESULTS_DIR}/metrics/tokenizer/{{tokenizer}}.json",
+    params:
+        batch=config["evaluation"]["batch_size"],
+        semantic_arg=semantic_arg,
+    wildcard_constraints:
+        tokenizer=TOKENIZER_PATTERN,
+    threads: 1
+    log:
+        "logs/eval_tokenizer/{tokenizer}.log",
+    shell:
+        "{SEQGAN} eval-tokenizer --params {PARAMS_FILE} --tokenizer {input.tokenizer} "
+        "--split-dir {DATA_DIR}/val --reference {input.reference} {params.semantic_arg} "
+        "--out {output} --threads {threads} > {log} 2>&1"
+
+
+rule encode_tokens:
+    """Token ids of a split with a phase-1 tokenizer (transformers train on these, not on images)."""
+    input:
+        tokenizer=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/tokenizer.safetensors",
+        split=split_files("{split}")["manifest"],
+        code=package_sources("evaluate"),
+    output:
+        **token_files("{variant}", "{split}"),
+    params:
+        batch=config["evaluation"]["batch_size"],
+    wildcard_constraints:
+        variant=VARIANT_PATTERN,
+        split="train|val",
+    threads: 1
+    log:
+        "logs/encode_tokens/{variant}/{split}.log",
+    shell:
+        "{SEQGAN} encode-tokens --params {PARAMS_FILE} --tokenizer {input.tokenizer} "
+        "--split-dir {DATA_DIR}/{wildcards.split} --out {TOKENS_DIR}/{wildcards.variant}/{wildcards.split} "
+        "--threads {threads} > {log} 2>&1"
