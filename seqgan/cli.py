@@ -301,7 +301,7 @@ def cmd_train_transformer(args: argparse.Namespace) -> None:
     tokens = Path(args.tokens)
     manifests = {split: json.loads((tokens / split / "manifest.json").read_text()) for split in ("train", "val")}
     run_key = {"objective": args.objective, "size": args.size, "transformer": params.raw["transformer"],
-               "seed": params.run.seed, "tokens": {k: m["sha256"] for k, m in manifests.items()}}
+               "seed": params.run.seed, "tokens": {k: m["tokens_sha256"] for k, m in manifests.items()}}
     metrics = train_transformer(
         params,
         objective=args.objective,

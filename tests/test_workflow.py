@@ -21,6 +21,22 @@ def tiny_params() -> dict:
     return raw
 
 
+def tiny_pipeline_params() -> dict:
+    """Seconds-scale settings for every stage up to fig2 (and phase 2)."""
+    raw = tiny_params()
+    tok = raw["tokenizer"]
+    tok["architecture"].update(base_channels=8, codebook_size=32, code_dim=8)
+    tok["phase1"].update(iterations=12, batch_size=8, checkpoint_every=6, log_every=4)
+    tok["phase2"].update(iterations=4, batch_size=8, checkpoint_every=4, log_every=2)
+    tok["phase2"]["attention"].update(heads=2)
+    tr = raw["transformer"]
+    tr["sizes"]["base"].update(layers=1, heads=2, dim=16, mlp_dim=32)
+    tr.update(eval_every=5, val_batches=2, checkpoint_every=5)
+    tr["ar"].update(iterations=10, batch_size=8, decay_start=5)
+    raw["evaluation"]["batch_size"] = 30
+    return raw
+
+
 def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=600)
     if check and result.returncode != 0:
@@ -28,8 +44,8 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
     return result
 
 
-def planned_jobs(workdir: Path) -> set[str]:
-    out = run_snakemake(workdir, "-n", "--quiet", "rules").stdout
+def planned_jobs(workdir: Path, *targets: str) -> set[str]:
+    out = run_snakemake(workdir, "-n", "--quiet", "rules", *targets).stdout
     rules = set()
     for line in out.splitlines():
         parts = line.split()
@@ -38,11 +54,19 @@ def planned_jobs(workdir: Path) -> set[str]:
     return rules
 
 
+FOUNDATION_TARGETS = (
+    "data/shapes32/train/manifest.json",
+    "data/shapes32/val/manifest.json",
+    "results/metrics/semantic.json",
+    "results/tables/model_sizes.csv",
+)
+
+
 @pytest.mark.slow
-def test_default_target_builds_and_reruns_only_what_params_changed(tmp_path):
+def test_foundation_targets_build_and_rerun_only_what_params_changed(tmp_path):
     params = tiny_params()
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run_snakemake(tmp_path, "--cores", "2")
+    run_snakemake(tmp_path, *FOUNDATION_TARGETS, "--cores", "2")
 
     manifest = json.loads((tmp_path / "data/shapes32/train/manifest.json").read_text())
     assert manifest["count"] == 200 and manifest["num_classes"] == 10
@@ -54,15 +78,15 @@ def test_default_target_builds_and_reruns_only_what_params_changed(tmp_path):
     assert curve[0] == "step,val_loss,val_accuracy" and [row.split(",")[0] for row in curve[1:]] == ["20", "40"]
     assert (tmp_path / "results/tables/model_sizes.csv").is_file()
 
-    assert planned_jobs(tmp_path) == set()  # nothing left to do
+    assert planned_jobs(tmp_path, *FOUNDATION_TARGETS) == set()  # nothing left to do
 
     params["semantic"]["lr"] = 0.001  # a semantic-network parameter: only that rule reruns
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert planned_jobs(tmp_path) == {"train_semantic", "all"}
+    assert planned_jobs(tmp_path, *FOUNDATION_TARGETS) == {"train_semantic"}
 
     params["data"]["synthetic"]["seed"] = 7  # a data parameter: data and everything on it rerun
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert planned_jobs(tmp_path) == {"prepare_data", "train_semantic", "all"}
+    assert planned_jobs(tmp_path, *FOUNDATION_TARGETS) == {"prepare_data", "train_semantic"}
 
 
 def test_invalid_params_stop_the_workflow_before_any_job(tmp_path):
@@ -80,3 +104,27 @@ def test_config_overrides_are_refused(tmp_path):
     result = run_snakemake(tmp_path, "-n", "--config", "run={'name': 'x', 'seed': 0, 'device': 'cpu'}", check=False)
     assert result.returncode != 0
     assert "overrides are not supported" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_fig2_pipeline_end_to_end(tmp_path):
+    """Data -> semantic net -> 4 phase-1 tokenizers -> tokens -> AR per tokenizer -> fig2, and phase 2."""
+    params = tiny_pipeline_params()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_snakemake(tmp_path, "results/fig2_val_loss.pdf", "results/metrics/tokenizer/phase2.json", "--cores", "2")
+
+    table = (tmp_path / "results/fig2_val_loss.csv").read_text().splitlines()
+    assert table[0].startswith("variant,objective,final_step,final_val_loss")
+    variants = [row.split(",")[0] for row in table[1:]]
+    assert variants == ["alpha0.0", "alpha0.5", "alpha1.0", "control"]
+    for variant in variants:
+        curve = (tmp_path / f"results/curves/transformer/ar/base/{variant}/curve.csv").read_text().splitlines()
+        assert curve[0] == "step,train_loss,val_loss" and curve[-1].startswith("10,")
+        metrics = json.loads((tmp_path / f"results/metrics/tokenizer/phase1/{variant}.json").read_text())
+        assert metrics["count"] == 60 and 0 < metrics["codebook_usage"] <= 1
+        tokens = json.loads((tmp_path / f"data/shapes32/tokens/{variant}/val/manifest.json").read_text())
+        assert tokens["count"] == 60 and tokens["grid_h"] == tokens["grid_w"] == 8
+    phase2 = json.loads((tmp_path / "results/metrics/tokenizer/phase2.json").read_text())
+    assert phase2["tokenizer"]["phase"] == 2
+    assert (tmp_path / "results/fig2_val_loss.png").stat().st_size > 0
+    assert planned_jobs(tmp_path, "results/fig2_val_loss.pdf", "results/metrics/tokenizer/phase2.json") == set()
