@@ -22,6 +22,19 @@ RESUME_ROOT = Path("work/resume")
 CONFIGS_DIR = Path("configs")
 
 
+def publish_logs(work_logs: Path, log_dir: str | Path) -> None:
+    """Copy a run's logs from its resume directory to the declared log directory.
+
+    Trainers log into the resume directory, not straight into Snakemake's declared outputs:
+    Snakemake deletes the outputs of a failed job, and a resumed run would then continue from its
+    checkpoint with the earlier part of its curves gone.
+    """
+    target = Path(log_dir)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(work_logs, target)
+
+
 def resume_path(rule: str, key: object, name: str = "state.pt") -> Path:
     """Resume state lives outside Snakemake's declared outputs (Snakemake deletes those on failure).
 
@@ -128,8 +141,9 @@ def cmd_train_semantic(args: argparse.Namespace) -> None:
         checkpoint_every=sem.checkpoint_every,
         eval_every=sem.eval_every,
         resume_path=resume_path("train_semantic", run_key),
-        log_dir=Path(args.log_dir),
+        log_dir=resume_path("train_semantic", run_key, "logs"),
     )
+    publish_logs(resume_path("train_semantic", run_key, "logs"), args.log_dir)
     atomic_write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
 
@@ -194,8 +208,9 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
         init_weights=init,
         out_path=Path(args.out),
         resume_path=resume_path(f"tokenizer_phase{args.phase}", run_key),
-        log_dir=Path(args.log_dir),
+        log_dir=resume_path(f"tokenizer_phase{args.phase}", run_key, "logs"),
     )
+    publish_logs(resume_path(f"tokenizer_phase{args.phase}", run_key, "logs"), args.log_dir)
     print(json.dumps(metrics, indent=2, default=str))
 
 
@@ -310,9 +325,40 @@ def cmd_train_transformer(args: argparse.Namespace) -> None:
         val_tokens=tokens / "val",
         out_path=Path(args.out),
         resume_path=resume_path(f"train_{args.objective}", run_key),
-        log_dir=Path(args.log_dir),
+        log_dir=resume_path(f"train_{args.objective}", run_key, "logs"),
     )
+    publish_logs(resume_path(f"train_{args.objective}", run_key, "logs"), args.log_dir)
     print(json.dumps(metrics, indent=2, default=str))
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    from seqgan.evaluate.fid import file_sha256
+    from seqgan.sample.generate import even_class_counts, generate_samples, sampling_from_params
+    from seqgan.train.runtime import resolve_device
+    from seqgan.train.tokenizer import load_tokenizer_checkpoint
+    from seqgan.train.transformer import load_transformer_checkpoint
+
+    params = load_params(args.params)
+    _set_threads(args.threads)
+    device = resolve_device(params.run.device)
+    transformer, t_sidecar = load_transformer_checkpoint(args.transformer, params, device)
+    tokenizer, k_sidecar = load_tokenizer_checkpoint(args.tokenizer, params, device)
+    if t_sidecar.get("objective") != args.objective:
+        raise SystemExit(f"error: {args.transformer} is a {t_sidecar.get('objective')} model, not {args.objective}")
+    num = args.num_samples or params.evaluation.num_samples
+    counts = even_class_counts(num, params.transformer.num_classes) if params.transformer.conditional else None
+    meta = {
+        "transformer_checkpoint": {"file": str(args.transformer), "sha256": file_sha256(args.transformer)},
+        "tokenizer_checkpoint": {"file": str(args.tokenizer), "sha256": file_sha256(args.tokenizer),
+                                 "phase": k_sidecar.get("phase")},
+    }
+    manifest = generate_samples(
+        transformer, tokenizer, objective=args.objective, num_samples=num,
+        batch_size=params.evaluation.batch_size, seed=args.seed, out_dir=Path(args.out),
+        sampling=sampling_from_params(params, args.objective), class_counts=counts, meta=meta,
+        device=device, progress=True,
+    )
+    print(f"{args.out}: {manifest['count']} samples ({args.objective}, seed {args.seed})")
 
 
 def cmd_fig2(args: argparse.Namespace) -> None:
@@ -429,6 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", required=True, help="token directory holding train/ and val/")
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--log-dir", required=True, help="directory for curve.csv, train.csv and DVCLive logs")
+
+    p = with_threads(with_params(add("sample", cmd_sample, "sample token grids with a transformer and decode them to PNGs")))
+    p.add_argument("--objective", choices=["ar", "nar"], required=True)
+    p.add_argument("--transformer", required=True, help="transformer weights")
+    p.add_argument("--tokenizer", required=True, help="tokenizer whose decoder renders the samples (phase 1 or 2)")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--num-samples", type=int, default=0, help="default: evaluation.num_samples")
+    p.add_argument("--out", required=True, help="sample directory (images/, tokens.npy, labels.npy, manifest.json)")
 
     p = with_params(add("fig2", cmd_fig2, "supplement Fig. 2: validation loss per alpha, with the evidence beside it"))
     p.add_argument("--run", nargs=5, action="append", required=True,

@@ -33,7 +33,7 @@ def tiny_pipeline_params() -> dict:
     tr["sizes"]["base"].update(layers=1, heads=2, dim=16, mlp_dim=32)
     tr.update(eval_every=5, val_batches=2, checkpoint_every=5)
     tr["ar"].update(iterations=10, batch_size=8, decay_start=5)
-    raw["evaluation"]["batch_size"] = 30
+    raw["evaluation"].update(batch_size=30, num_samples=6)
     return raw
 
 
@@ -111,7 +111,9 @@ def test_fig2_pipeline_end_to_end(tmp_path):
     """Data -> semantic net -> 4 phase-1 tokenizers -> tokens -> AR per tokenizer -> fig2, and phase 2."""
     params = tiny_pipeline_params()
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run_snakemake(tmp_path, "results/fig2_val_loss.pdf", "results/metrics/tokenizer/phase2.json", "--cores", "2")
+    samples = ["results/samples/ar/base/alpha1.0/phase2/seed0", "results/samples/ar/base/alpha0.0/phase1/seed3"]
+    run_snakemake(tmp_path, "results/fig2_val_loss.pdf", "results/metrics/tokenizer/phase2.json",
+                  *[f"{s}/manifest.json" for s in samples], "--cores", "2")
 
     table = (tmp_path / "results/fig2_val_loss.csv").read_text().splitlines()
     assert table[0].startswith("variant,objective,final_step,final_val_loss")
@@ -124,6 +126,11 @@ def test_fig2_pipeline_end_to_end(tmp_path):
         assert metrics["count"] == 60 and 0 < metrics["codebook_usage"] <= 1
         tokens = json.loads((tmp_path / f"data/shapes32/tokens/{variant}/val/manifest.json").read_text())
         assert tokens["count"] == 60 and tokens["grid_h"] == tokens["grid_w"] == 8
+    for sample_dir, phase in zip(samples, (2, 1)):
+        manifest = json.loads((tmp_path / sample_dir / "manifest.json").read_text())
+        assert manifest["count"] == 6 and manifest["objective"] == "ar"
+        assert manifest["tokenizer_checkpoint"]["phase"] == phase
+        assert len(list((tmp_path / sample_dir / "images").glob("*.png"))) == 6
     phase2 = json.loads((tmp_path / "results/metrics/tokenizer/phase2.json").read_text())
     assert phase2["tokenizer"]["phase"] == 2
     assert (tmp_path / "results/fig2_val_loss.png").stat().st_size > 0

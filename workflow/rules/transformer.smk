@@ -53,3 +53,40 @@ use rule train_ar as train_nar with:
         log_dir=lambda wc: f"{RESULTS_DIR}/curves/transformer/nar/{wc.size}/{wc.variant}",
     log:
         "logs/train_nar/{size}/{variant}.log",
+
+
+def sample_decoder(wildcards):
+    """Phase-1 decoder of the variant, or the phase-2 decoder (only for the tokens it was built on)."""
+    if wildcards.decoder == "phase1":
+        return f"{MODELS_DIR}/tokenizer/phase1/{wildcards.variant}/tokenizer.safetensors"
+    source = f"alpha{config['tokenizer']['phase2']['from_alpha']}"
+    if wildcards.variant != source:
+        raise ValueError(f"the phase-2 decoder decodes {source} tokens only, not {wildcards.variant}")
+    return f"{MODELS_DIR}/tokenizer/phase2/tokenizer.safetensors"
+
+
+rule sample:
+    """evaluation.num_samples generated images (PNG folder for clean-fid) and their token grids."""
+    input:
+        transformer=f"{MODELS_DIR}/transformer/{{objective}}/{{size}}/{{variant}}/model.safetensors",
+        tokenizer=sample_decoder,
+        code=package_sources("sample", "nets"),
+    output:
+        manifest=f"{RESULTS_DIR}/samples/{{objective}}/{{size}}/{{variant}}/{{decoder}}/seed{{seed}}/manifest.json",
+    params:
+        sampling=lambda wc: config["transformer"][wc.objective],
+        num_samples=config["evaluation"]["num_samples"],
+        batch=config["evaluation"]["batch_size"],
+    wildcard_constraints:
+        objective="ar|nar",
+        size="base|large",
+        variant=VARIANT_PATTERN,
+        decoder="phase1|phase2",
+        seed=r"\d+",
+    threads: 1
+    log:
+        "logs/sample/{objective}/{size}/{variant}/{decoder}/seed{seed}.log",
+    shell:
+        "{SEQGAN} sample --params {PARAMS_FILE} --objective {wildcards.objective} "
+        "--transformer {input.transformer} --tokenizer {input.tokenizer} --seed {wildcards.seed} "
+        "--out $(dirname {output.manifest}) --threads {threads} > {log} 2>&1"
