@@ -45,7 +45,7 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.C
 
 
 def planned_jobs(workdir: Path, *targets: str) -> set[str]:
-    out = run_snakemake(workdir, "-n", "--quiet", "rules", *targets).stdout
+    out = run_snakemake(workdir, *targets, "-n", "--quiet", "rules").stdout
     rules = set()
     for line in out.splitlines():
         parts = line.split()
