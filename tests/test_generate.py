@@ -16,7 +16,11 @@ import seqgan.evaluate.visualize as visualize_mod
 from seqgan.config import validate_params
 from seqgan.evaluate.reconstruction import to_uint8
 from seqgan.evaluate.tokens import open_token_split
-from seqgan.evaluate.visualize import grid_size, save_visualization_grid, visualize_ar_prediction
+from seqgan.evaluate.visualize import (
+    grid_size,
+    save_visualization_grid,
+    visualize_ar_prediction,
+)
 from seqgan.nets.factory import build_tokenizer, build_transformer
 from seqgan.sample.ar import teacher_forced_argmax
 from seqgan.sample.generate import (

@@ -7,25 +7,20 @@ import math
 import pytest
 import torch
 
-from seqgan.nets.transformer import GenerativeTransformer, TransformerConfig
-from seqgan.sample.ar import sample_ar, teacher_forced_argmax, top1_accuracy_per_image
-from seqgan.sample.filtering import sample_from_logits, top_k_filter, top_p_filter
-from seqgan.sample.nar import confidence_temperature, sample_nar
 from seqgan.nets.mask_schedule import (
     mask_ratio,
     tokens_revealed_per_step,
     tokens_to_keep_masked_per_step,
 )
+from seqgan.nets.transformer import GenerativeTransformer, TransformerConfig
+from seqgan.sample.ar import sample_ar, teacher_forced_argmax, top1_accuracy_per_image
+from seqgan.sample.filtering import sample_from_logits, top_k_filter, top_p_filter
+from seqgan.sample.nar import confidence_temperature, sample_nar
 
 K, N, CLASSES = 16, 12, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: thread-pool overhead dominates on a shared 2-core CPU
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(

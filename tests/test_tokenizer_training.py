@@ -12,11 +12,9 @@ import csv
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from resume_helpers import assert_same_weights, kill_when
 
 from seqgan.config import Params, validate_params
 from seqgan.data.store import open_image_store
@@ -407,22 +406,10 @@ def test_resume_after_kill_is_bit_exact(assets: dict[str, Path], tmp_path: Path)
     assert _launch(raw, assets, reference, slow=0.0).wait(timeout=120) == 0
 
     killed = tmp_path / "killed"
-    proc = _launch(raw, assets, killed, slow=0.1)
-    deadline = time.monotonic() + 120
-    while not (killed / "resume.pt").exists():
-        assert proc.poll() is None, "training ended before its first checkpoint"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
+    kill_when(_launch(raw, assets, killed, slow=0.1), (killed / "resume.pt").exists)
     assert not (killed / "tok.safetensors").exists()
     assert load_resume_state(killed / "resume.pt")["step"] == 10
 
     assert _launch(raw, assets, killed, slow=0.0).wait(timeout=120) == 0
-    ref_state, ref_sidecar = load_weights(reference / "tok.safetensors")
-    state, sidecar = load_weights(killed / "tok.safetensors")
-    assert ref_state.keys() == state.keys()
-    for key in ref_state:
-        assert torch.equal(ref_state[key], state[key]), key
-    assert sidecar["metrics"] == ref_sidecar["metrics"]
+    assert_same_weights(reference / "tok.safetensors", killed / "tok.safetensors")
     assert read_log(killed) == read_log(reference)  # rows after the checkpoint were replaced

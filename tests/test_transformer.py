@@ -25,12 +25,7 @@ from seqgan.nets.transformer import (
 K, N, CLASSES = 16, 12, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: thread-pool overhead dominates on a shared 2-core CPU
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(causal: bool, num_classes: int = 0, seed: int = 0, **overrides) -> GenerativeTransformer:

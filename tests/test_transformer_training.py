@@ -15,11 +15,9 @@ import csv
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from resume_helpers import assert_same_weights, kill_when
 
 from seqgan.config import Params, validate_params
 from seqgan.evaluate.tokens import open_token_split, write_token_split
@@ -425,25 +424,16 @@ def test_resume_after_kill_is_bit_exact(classed: dict[str, Path], tmp_path: Path
     assert _launch(raw, classed, reference, slow=0.0).wait(timeout=120) == 0
 
     killed = tmp_path / "killed"
-    proc = _launch(raw, classed, killed, slow=0.1)
-    deadline = time.monotonic() + 120
     # kill after the first checkpoint (step 20) once a curve point past it is logged (step 21)
-    while not ((killed / "resume.pt").exists() and max(_curve_steps(killed), default=0) > 20):
-        assert proc.poll() is None, "training ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
+    kill_when(
+        _launch(raw, classed, killed, slow=0.1),
+        lambda: (killed / "resume.pt").exists() and max(_curve_steps(killed), default=0) > 20,
+    )
     assert not (killed / "model.safetensors").exists()
     assert load_resume_state(killed / "resume.pt")["step"] == 20
 
     assert _launch(raw, classed, killed, slow=0.0).wait(timeout=120) == 0
-    ref_state, ref_sidecar = load_weights(reference / "model.safetensors")
-    state, sidecar = load_weights(killed / "model.safetensors")
-    assert ref_state.keys() == state.keys()
-    for key in ref_state:
-        assert torch.equal(ref_state[key], state[key]), key
-    assert sidecar["metrics"] == ref_sidecar["metrics"]
+    assert_same_weights(reference / "model.safetensors", killed / "model.safetensors")
     for name in ("curve.csv", "train.csv"):  # rows after the checkpoint replaced, not duplicated
         assert (killed / "logs" / name).read_text() == (reference / "logs" / name).read_text()
     assert _curve_steps(killed) == [*range(7, 60, 7), 60]

@@ -58,12 +58,7 @@ SMALL = dict(
 SPEC = AttentionSpec(block_size=4, dilation=2, heads=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: thread-pool overhead dominates on a shared 2-core CPU
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _randomise_out_proj(module: nn.Module, seed: int = 0) -> None:
