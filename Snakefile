@@ -32,7 +32,7 @@ include: "workflow/rules/report.smk"
 # Everything the embedded default reproduces today.
 DEFAULT_TARGETS += [
     f"{RESULTS_DIR}/fig2_val_loss.pdf",
-    *[f"{RESULTS_DIR}/metrics/tokenizer/phase1/{v}.json" for v in PHASE1_VARIANTS],
+    *[f"{RESULTS_DIR}/metrics/tokenizer/phase1/{v}/seed{s}.json" for v in PHASE1_VARIANTS for s in EXPERIMENT_SEEDS],
     f"{RESULTS_DIR}/metrics/tokenizer/phase2.json",
 ]
 

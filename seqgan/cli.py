@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from seqgan.config import Params, ParamsError, load_params, params_hash
+from seqgan.config import Params, ParamsError, load_params, params_hash, with_seed
 from seqgan.io import atomic_write_text
 
 RESUME_ROOT = Path("work/resume")
@@ -165,6 +165,12 @@ def parse_phase1_variant(params: Params, variant: str) -> tuple[float, bool]:
     return known[variant], True
 
 
+def _training_params(args: argparse.Namespace) -> Params:
+    """params.yaml, with run.seed replaced by ``--seed`` (one of evaluation.experiment_seeds) if given."""
+    params = load_params(args.params)
+    return params if args.seed is None else with_seed(params, args.seed)
+
+
 def _set_threads(threads: int) -> None:
     import torch
 
@@ -183,7 +189,7 @@ def _semantic_weights(params: Params, path: str | None) -> Path | None:
 def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     from seqgan.train.tokenizer import train_tokenizer
 
-    params = load_params(args.params)
+    params = _training_params(args)
     _set_threads(args.threads)
     data_dir = Path(args.data)
     manifest = json.loads((data_dir / "train" / "manifest.json").read_text())
@@ -204,7 +210,7 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
         alpha=alpha,
         perceptual=perceptual,
         train_dir=data_dir / "train",
-        semantic_weights=_semantic_weights(params, args.semantic),
+        semantic_weights=_semantic_weights(params, args.semantic) if perceptual else None,
         init_weights=init,
         out_path=Path(args.out),
         resume_path=resume_path(f"tokenizer_phase{args.phase}", run_key),
@@ -311,7 +317,7 @@ def cmd_encode_tokens(args: argparse.Namespace) -> None:
 def cmd_train_transformer(args: argparse.Namespace) -> None:
     from seqgan.train.transformer import train_transformer
 
-    params = load_params(args.params)
+    params = _training_params(args)
     _set_threads(args.threads)
     tokens = Path(args.tokens)
     manifests = {split: json.loads((tokens / split / "manifest.json").read_text()) for split in ("train", "val")}
@@ -449,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset directory holding train/")
     p.add_argument("--semantic", help="semantic network weights (embedded backbone)")
     p.add_argument("--init", help="phase 2: the phase-1 tokenizer weights")
+    p.add_argument("--seed", type=int, help="training seed, one of evaluation.experiment_seeds (default: run.seed)")
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--log-dir", required=True)
 
@@ -473,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=["ar", "nar"], required=True)
     p.add_argument("--size", choices=["base", "large"], required=True)
     p.add_argument("--tokens", required=True, help="token directory holding train/ and val/")
+    p.add_argument("--seed", type=int, help="training seed, one of evaluation.experiment_seeds (default: run.seed)")
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--log-dir", required=True, help="directory for curve.csv, train.csv and DVCLive logs")
 

@@ -15,6 +15,8 @@ no defaults: a value missing from the file is an error, never a silent fallback.
 
 from __future__ import annotations
 
+import copy
+
 import difflib
 import hashlib
 import json
@@ -252,12 +254,22 @@ class TransformerParams:
 
 
 @dataclass(frozen=True)
+class SampleGridParams:
+    classes: tuple[int, ...]
+    columns: int
+    rows: int
+
+
+@dataclass(frozen=True)
 class EvaluationParams:
     fid_network: Literal["semantic", "inception"]
     num_samples: int
     batch_size: int
     sampling_seeds: tuple[int, ...]
     experiment_seeds: tuple[int, ...]
+    generation_reference: Literal["train", "val"]
+    visualization_images: int
+    sample_grid: SampleGridParams
 
 
 @dataclass(frozen=True)
@@ -375,7 +387,29 @@ def cross_field_problems(p: Params) -> list[str]:
             "evaluation.fid_network = semantic: needs semantic.backbone = embedded "
             "(the semantic FID network is the embedded classifier); use inception with vgg16"
         )
+    if p.run.seed not in p.evaluation.experiment_seeds:
+        problems.append(
+            f"evaluation.experiment_seeds = {list(p.evaluation.experiment_seeds)}: must include run.seed = "
+            f"{p.run.seed} (the primary run is one of the repeats; figures other than the seed spread use it)"
+        )
     return problems
+
+
+def with_seed(params: Params, seed: int) -> Params:
+    """The same params with ``run.seed`` = ``seed``: one repeat of the alpha experiment.
+
+    The training seed of a repeat must be one of ``evaluation.experiment_seeds``, so every run the
+    workflow makes is named in params.yaml.
+    """
+    if seed == params.run.seed:
+        return params
+    if seed not in params.evaluation.experiment_seeds:
+        raise ParamsError(
+            "params", [f"--seed {seed}: not one of evaluation.experiment_seeds {list(params.evaluation.experiment_seeds)}"]
+        )
+    raw = copy.deepcopy(params.raw)
+    raw["run"]["seed"] = int(seed)
+    return validate_params(raw)
 
 
 def lookup(raw: dict[str, Any], key_path: str) -> Any:

@@ -120,11 +120,11 @@ def test_fig2_pipeline_end_to_end(tmp_path):
     variants = [row.split(",")[0] for row in table[1:]]
     assert variants == ["alpha0.0", "alpha0.5", "alpha1.0", "control"]
     for variant in variants:
-        curve = (tmp_path / f"results/curves/transformer/ar/base/{variant}/curve.csv").read_text().splitlines()
+        curve = (tmp_path / f"results/curves/transformer/ar/base/{variant}/seed0/curve.csv").read_text().splitlines()
         assert curve[0] == "step,train_loss,val_loss" and curve[-1].startswith("10,")
-        metrics = json.loads((tmp_path / f"results/metrics/tokenizer/phase1/{variant}.json").read_text())
+        metrics = json.loads((tmp_path / f"results/metrics/tokenizer/phase1/{variant}/seed0.json").read_text())
         assert metrics["count"] == 60 and 0 < metrics["codebook_usage"] <= 1
-        tokens = json.loads((tmp_path / f"data/shapes32/tokens/{variant}/val/manifest.json").read_text())
+        tokens = json.loads((tmp_path / f"data/shapes32/tokens/{variant}/seed0/val/manifest.json").read_text())
         assert tokens["count"] == 60 and tokens["grid_h"] == tokens["grid_w"] == 8
     for sample_dir, phase in zip(samples, (2, 1)):
         manifest = json.loads((tmp_path / sample_dir / "manifest.json").read_text())

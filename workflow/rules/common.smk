@@ -40,15 +40,23 @@ PHASE1_VARIANTS = [f"alpha{a}" for a in config["tokenizer"]["alphas"]]
 if config["tokenizer"]["control_no_perceptual"]:
     PHASE1_VARIANTS.append("control")
 VARIANT_PATTERN = "|".join(v.replace(".", r"\.") for v in PHASE1_VARIANTS)
-TOKENIZER_PATTERN = "|".join([f"phase1/{v}" for v in VARIANT_PATTERN.split("|")] + ["phase2"])
-PHASE2_SOURCE = f"{MODELS_DIR}/tokenizer/phase1/alpha{config['tokenizer']['phase2']['from_alpha']}/tokenizer.safetensors"
+# Repeats of the alpha experiment: every phase-1 tokenizer, its tokens and its transformers exist once
+# per training seed ("seed{S}" path level); run.seed (one of them) is the primary run that phase 2,
+# sampling and the single-run figures use.
+RUN_SEED = config["run"]["seed"]
+EXPERIMENT_SEEDS = config["evaluation"]["experiment_seeds"]
+SEED_PATTERN = "|".join(str(s) for s in EXPERIMENT_SEEDS)
+TOKENIZER_PATTERN = f"phase1/({VARIANT_PATTERN})/seed({SEED_PATTERN})|phase2"
+PHASE2_SOURCE = (
+    f"{MODELS_DIR}/tokenizer/phase1/alpha{config['tokenizer']['phase2']['from_alpha']}/seed{RUN_SEED}/tokenizer.safetensors"
+)
 
 
-def token_files(variant, split):
+def token_files(variant, seed, split):
     return {
-        "tokens": f"{TOKENS_DIR}/{variant}/{split}/tokens.npy",
-        "labels": f"{TOKENS_DIR}/{variant}/{split}/labels.npy",
-        "manifest": f"{TOKENS_DIR}/{variant}/{split}/manifest.json",
+        "tokens": f"{TOKENS_DIR}/{variant}/seed{seed}/{split}/tokens.npy",
+        "labels": f"{TOKENS_DIR}/{variant}/seed{seed}/{split}/labels.npy",
+        "manifest": f"{TOKENS_DIR}/{variant}/seed{seed}/{split}/manifest.json",
     }
 DEFAULT_TARGETS = [
     split_files("train")["manifest"],

@@ -28,9 +28,9 @@ def fig2_inputs(wildcards=None):
     files = []
     for variant, objective in FIG2_RUNS:
         files += [
-            f"{RESULTS_DIR}/curves/transformer/{objective}/{FIG2_SIZE}/{variant}/curve.csv",
-            f"{MODELS_DIR}/transformer/{objective}/{FIG2_SIZE}/{variant}/model.json",
-            f"{RESULTS_DIR}/metrics/tokenizer/phase1/{variant}.json",
+            f"{RESULTS_DIR}/curves/transformer/{objective}/{FIG2_SIZE}/{variant}/seed{RUN_SEED}/curve.csv",
+            f"{MODELS_DIR}/transformer/{objective}/{FIG2_SIZE}/{variant}/seed{RUN_SEED}/model.json",
+            f"{RESULTS_DIR}/metrics/tokenizer/phase1/{variant}/seed{RUN_SEED}.json",
         ]
     return files
 

@@ -14,31 +14,40 @@ def semantic_arg(wildcards=None, input=None):
     return f"--semantic {SEMANTIC_WEIGHTS}" if config["semantic"]["backbone"] == "embedded" else ""
 
 
+def phase1_semantic_input(wildcards):
+    """The control tokenizer has no perceptual loss, so it trains alongside the semantic network."""
+    return [] if wildcards.variant == "control" else semantic_input()
+
+
+def phase1_semantic_arg(wildcards, input=None):
+    return "" if wildcards.variant == "control" else semantic_arg()
+
+
 rule tokenizer_phase1:
     """Encoder + codebook + conv-only decoder with L1, VQ, entropy, L_per^alpha and GAN terms."""
     input:
         train=split_files("train")["manifest"],
-        semantic=semantic_input,
+        semantic=phase1_semantic_input,
         code=package_sources("nets", "losses", "train"),
     output:
-        weights=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/tokenizer.safetensors",
-        sidecar=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/tokenizer.json",
-        curve=f"{RESULTS_DIR}/curves/tokenizer/phase1/{{variant}}/train.csv",
+        weights=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/seed{{seed}}/tokenizer.safetensors",
+        sidecar=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/seed{{seed}}/tokenizer.json",
+        curve=f"{RESULTS_DIR}/curves/tokenizer/phase1/{{variant}}/seed{{seed}}/train.csv",
     params:
         settings=TOKENIZER_SETTINGS,
         phase=config["tokenizer"]["phase1"],
-        semantic=config["semantic"],
-        seed=config["run"]["seed"],
-        semantic_arg=semantic_arg,
+        semantic=lambda wc: {} if wc.variant == "control" else config["semantic"],
+        semantic_arg=phase1_semantic_arg,
     wildcard_constraints:
         variant=VARIANT_PATTERN,
+        seed=SEED_PATTERN,
     threads: 1
     log:
-        "logs/tokenizer_phase1/{variant}.log",
+        "logs/tokenizer_phase1/{variant}/seed{seed}.log",
     shell:
         "{SEQGAN} train-tokenizer --params {PARAMS_FILE} --phase 1 --variant {wildcards.variant} "
-        "--data {DATA_DIR} {params.semantic_arg} --out {output.weights} "
-        "--log-dir {RESULTS_DIR}/curves/tokenizer/phase1/{wildcards.variant} --threads {threads} > {log} 2>&1"
+        "--seed {wildcards.seed} --data {DATA_DIR} {params.semantic_arg} --out {output.weights} "
+        "--log-dir $(dirname {output.curve}) --threads {threads} > {log} 2>&1"
 
 
 rule tokenizer_phase2:
@@ -116,20 +125,21 @@ rule eval_tokenizer:
 rule encode_tokens:
     """Token ids of a split with a phase-1 tokenizer (transformers train on these, not on images)."""
     input:
-        tokenizer=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/tokenizer.safetensors",
+        tokenizer=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/seed{{seed}}/tokenizer.safetensors",
         split=split_files("{split}")["manifest"],
         code=package_sources("evaluate"),
     output:
-        **token_files("{variant}", "{split}"),
+        **token_files("{variant}", "{seed}", "{split}"),
     params:
         batch=config["evaluation"]["batch_size"],
     wildcard_constraints:
         variant=VARIANT_PATTERN,
+        seed=SEED_PATTERN,
         split="train|val",
     threads: 1
     log:
-        "logs/encode_tokens/{variant}/{split}.log",
+        "logs/encode_tokens/{variant}/seed{seed}/{split}.log",
     shell:
         "{SEQGAN} encode-tokens --params {PARAMS_FILE} --tokenizer {input.tokenizer} "
-        "--split-dir {DATA_DIR}/{wildcards.split} --out {TOKENS_DIR}/{wildcards.variant}/{wildcards.split} "
+        "--split-dir {DATA_DIR}/{wildcards.split} --out $(dirname {output.manifest}) "
         "--threads {threads} > {log} 2>&1"

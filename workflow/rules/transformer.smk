@@ -8,7 +8,7 @@ TRANSFORMER_SHARED = {
 
 
 def transformer_paths(objective):
-    prefix = f"{objective}/{{size}}/{{variant}}"
+    prefix = f"{objective}/{{size}}/{{variant}}/seed{{seed}}"
     return {
         "weights": f"{MODELS_DIR}/transformer/{prefix}/model.safetensors",
         "sidecar": f"{MODELS_DIR}/transformer/{prefix}/model.json",
@@ -19,27 +19,26 @@ def transformer_paths(objective):
 rule train_ar:
     """Causal transformer, next-token cross-entropy; validation loss every transformer.eval_every steps."""
     input:
-        train=token_files("{variant}", "train")["manifest"],
-        val=token_files("{variant}", "val")["manifest"],
+        train=token_files("{variant}", "{seed}", "train")["manifest"],
+        val=token_files("{variant}", "{seed}", "val")["manifest"],
         code=package_sources("nets", "train"),
     output:
         **transformer_paths("ar"),
     params:
         shared=TRANSFORMER_SHARED,
         objective=config["transformer"]["ar"],
-        seed=config["run"]["seed"],
         name="ar",
-        log_dir=lambda wc: f"{RESULTS_DIR}/curves/transformer/ar/{wc.size}/{wc.variant}",
     wildcard_constraints:
         variant=VARIANT_PATTERN,
         size="base|large",
+        seed=SEED_PATTERN,
     threads: 1
     log:
-        "logs/train_ar/{size}/{variant}.log",
+        "logs/train_ar/{size}/{variant}/seed{seed}.log",
     shell:
         "{SEQGAN} train-transformer --params {PARAMS_FILE} --objective {params.name} --size {wildcards.size} "
-        "--tokens {TOKENS_DIR}/{wildcards.variant} --out {output.weights} --log-dir {params.log_dir} "
-        "--threads {threads} > {log} 2>&1"
+        "--seed {wildcards.seed} --tokens {TOKENS_DIR}/{wildcards.variant}/seed{wildcards.seed} "
+        "--out {output.weights} --log-dir $(dirname {output.curve}) --threads {threads} > {log} 2>&1"
 
 
 use rule train_ar as train_nar with:
@@ -48,17 +47,15 @@ use rule train_ar as train_nar with:
     params:
         shared=TRANSFORMER_SHARED,
         objective=config["transformer"]["nar"],
-        seed=config["run"]["seed"],
         name="nar",
-        log_dir=lambda wc: f"{RESULTS_DIR}/curves/transformer/nar/{wc.size}/{wc.variant}",
     log:
-        "logs/train_nar/{size}/{variant}.log",
+        "logs/train_nar/{size}/{variant}/seed{seed}.log",
 
 
 def sample_decoder(wildcards):
     """Phase-1 decoder of the variant, or the phase-2 decoder (only for the tokens it was built on)."""
     if wildcards.decoder == "phase1":
-        return f"{MODELS_DIR}/tokenizer/phase1/{wildcards.variant}/tokenizer.safetensors"
+        return f"{MODELS_DIR}/tokenizer/phase1/{wildcards.variant}/seed{RUN_SEED}/tokenizer.safetensors"
     source = f"alpha{config['tokenizer']['phase2']['from_alpha']}"
     if wildcards.variant != source:
         raise ValueError(f"the phase-2 decoder decodes {source} tokens only, not {wildcards.variant}")
@@ -68,7 +65,7 @@ def sample_decoder(wildcards):
 rule sample:
     """evaluation.num_samples generated images (PNG folder for clean-fid) and their token grids."""
     input:
-        transformer=f"{MODELS_DIR}/transformer/{{objective}}/{{size}}/{{variant}}/model.safetensors",
+        transformer=f"{MODELS_DIR}/transformer/{{objective}}/{{size}}/{{variant}}/seed{RUN_SEED}/model.safetensors",
         tokenizer=sample_decoder,
         code=package_sources("sample", "nets"),
     output:
