@@ -392,7 +392,9 @@ def test_reconstruction_metrics(tokenizer, semantic_net, store):
     assert metrics["codebook_perplexity"] == pytest.approx(math.exp(-(p * np.log(p)).sum()), rel=1e-6)
     assert metrics["classifier_accuracy_reconstructed"] == pytest.approx(acc_recon)
     assert metrics["classifier_accuracy_original"] == pytest.approx(acc_orig)
-    assert metrics["perceptual_embedded_alpha0"] == pytest.approx(perceptual, rel=1e-5)
+    # Batched vs one-pass float32 convolutions: oneDNN picks kernels by batch size and thread count,
+    # so the two sums agree to about 1e-6 relative, occasionally 1e-5 (seen under load).
+    assert metrics["perceptual_embedded_alpha0"] == pytest.approx(perceptual, rel=1e-4)
     assert metrics["perceptual_embedded_alpha0"] > 0
 
 

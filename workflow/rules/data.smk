@@ -4,7 +4,7 @@
 rule prepare_data:
     """One prepared split (uint8 pixels, labels, manifest; skip reports for real images)."""
     input:
-        code=package_sources("data"),
+        code=command_code("prepare-data"),
     output:
         **split_files("{split}"),
     params:

@@ -4,10 +4,10 @@
 rule model_sizes:
     """Parameter counts of every network beside the paper's (meta device: no data, no training)."""
     input:
-        code=package_sources("nets", "report"),
+        code=command_code("model-sizes"),
     output:
         csv=f"{RESULTS_DIR}/tables/model_sizes.csv",
-        md=f"{RESULTS_DIR}/tables/model_sizes.md",
+        md=report(f"{RESULTS_DIR}/tables/model_sizes.md", caption="../report/model_sizes.rst", category="Tables"),
     params:
         data=config["data"]["resolution"],
         tokenizer=config["tokenizer"]["architecture"],
@@ -45,10 +45,10 @@ rule fig2_val_loss:
     """Supplement Fig. 2: validation loss vs iteration per alpha (and the control), with evidence."""
     input:
         runs=fig2_inputs,
-        code=package_sources("report"),
+        code=command_code("fig2"),
     output:
         pdf=f"{RESULTS_DIR}/fig2_val_loss.pdf",
-        png=f"{RESULTS_DIR}/fig2_val_loss.png",
+        png=report(f"{RESULTS_DIR}/fig2_val_loss.png", caption="../report/fig2.rst", category="Figures"),
         csv=f"{RESULTS_DIR}/fig2_val_loss.csv",
     params:
         runs=fig2_run_args,

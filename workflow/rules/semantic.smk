@@ -7,7 +7,7 @@ rule train_semantic:
     input:
         train=split_files("train")["manifest"],
         val=split_files("val")["manifest"],
-        code=package_sources("nets", "train"),
+        code=command_code("train-semantic"),
     output:
         weights=SEMANTIC_WEIGHTS,
         sidecar=SEMANTIC_WEIGHTS.replace(".safetensors", ".json"),
@@ -16,6 +16,8 @@ rule train_semantic:
     params:
         semantic=config["semantic"],
         seed=config["run"]["seed"],
+    resources:
+        gpu=1,  # one process always: a 10-class classifier gains nothing from DDP (none implemented)
     log:
         "logs/train_semantic.log",
     shell:

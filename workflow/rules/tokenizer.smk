@@ -4,6 +4,18 @@
 
 TOKENIZER_SETTINGS = {k: config["tokenizer"][k] for k in ("architecture", "quantizer", "loss", "gan")}
 
+# Training jobs (here and in transformer.smk) run on run.gpus_per_job GPUs: a plain process, or
+# torchrun with one DistributedDataParallel rank per GPU (seqgan/train/distributed.py). The count
+# is declared as resource gpu for schedulers (workflow/profiles/); a local run ignores it unless a
+# gpu limit is set. Not a rule params entry (changing it retrains nothing): the global batch is
+# the same on any count (run.gpus_per_job in the schema says where results can still differ).
+TRAIN_GPUS = config["run"]["gpus_per_job"]
+TRAIN_SEQGAN = (
+    SEQGAN
+    if TRAIN_GPUS == 1
+    else f'"{sys.executable}" -m torch.distributed.run --standalone --nproc_per_node {TRAIN_GPUS} -m seqgan'
+)
+
 
 def semantic_input(wildcards=None):
     """The embedded semantic network when it is the perceptual / FID backbone (else nothing)."""
@@ -28,7 +40,7 @@ rule tokenizer_phase1:
     input:
         train=split_files("train")["manifest"],
         semantic=phase1_semantic_input,
-        code=package_sources("nets", "losses", "train"),
+        code=command_code("train-tokenizer"),
     output:
         weights=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/seed{{seed}}/tokenizer.safetensors",
         sidecar=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/seed{{seed}}/tokenizer.json",
@@ -42,10 +54,12 @@ rule tokenizer_phase1:
         variant=VARIANT_PATTERN,
         seed=SEED_PATTERN,
     threads: 1
+    resources:
+        gpu=TRAIN_GPUS,
     log:
         "logs/tokenizer_phase1/{variant}/seed{seed}.log",
     shell:
-        "{SEQGAN} train-tokenizer --params {PARAMS_FILE} --phase 1 --variant {wildcards.variant} "
+        "{TRAIN_SEQGAN} train-tokenizer --params {PARAMS_FILE} --phase 1 --variant {wildcards.variant} "
         "--seed {wildcards.seed} --data {DATA_DIR} {params.semantic_arg} --out {output.weights} "
         "--log-dir $(dirname {output.curve}) --threads {threads} > {log} 2>&1"
 
@@ -56,7 +70,7 @@ rule tokenizer_phase2:
         train=split_files("train")["manifest"],
         phase1=PHASE2_SOURCE,
         semantic=semantic_input,
-        code=package_sources("nets", "losses", "train"),
+        code=command_code("train-tokenizer"),
     output:
         weights=f"{MODELS_DIR}/tokenizer/phase2/tokenizer.safetensors",
         sidecar=f"{MODELS_DIR}/tokenizer/phase2/tokenizer.json",
@@ -68,10 +82,12 @@ rule tokenizer_phase2:
         seed=config["run"]["seed"],
         semantic_arg=semantic_arg,
     threads: 1
+    resources:
+        gpu=TRAIN_GPUS,
     log:
         "logs/tokenizer_phase2.log",
     shell:
-        "{SEQGAN} train-tokenizer --params {PARAMS_FILE} --phase 2 --variant phase2 --data {DATA_DIR} "
+        "{TRAIN_SEQGAN} train-tokenizer --params {PARAMS_FILE} --phase 2 --variant phase2 --data {DATA_DIR} "
         "{params.semantic_arg} --init {input.phase1} --out {output.weights} "
         "--log-dir {RESULTS_DIR}/curves/tokenizer/phase2 --threads {threads} > {log} 2>&1"
 
@@ -81,7 +97,7 @@ rule fid_reference:
     input:
         split=split_files("{split}")["manifest"],
         semantic=semantic_input,
-        code=package_sources("evaluate"),
+        code=command_code("fid-reference"),
     output:
         stats=f"{RESULTS_DIR}/fid_refs/{{split}}.npz",
         meta=f"{RESULTS_DIR}/fid_refs/{{split}}.npz.json",
@@ -105,7 +121,7 @@ rule eval_tokenizer:
         split=split_files("val")["manifest"],
         reference=f"{RESULTS_DIR}/fid_refs/val.npz",
         semantic=semantic_input,
-        code=package_sources("evaluate"),
+        code=command_code("eval-tokenizer"),
     output:
         f"{RESULTS_DIR}/metrics/tokenizer/{{tokenizer}}.json",
     params:
@@ -127,7 +143,7 @@ rule encode_tokens:
     input:
         tokenizer=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/seed{{seed}}/tokenizer.safetensors",
         split=split_files("{split}")["manifest"],
-        code=package_sources("evaluate"),
+        code=command_code("encode-tokens"),
     output:
         **token_files("{variant}", "{seed}", "{split}"),
     params:

@@ -21,7 +21,7 @@ rule train_ar:
     input:
         train=token_files("{variant}", "{seed}", "train")["manifest"],
         val=token_files("{variant}", "{seed}", "val")["manifest"],
-        code=package_sources("nets", "train"),
+        code=command_code("train-transformer"),
     output:
         **transformer_paths("ar"),
     params:
@@ -33,10 +33,12 @@ rule train_ar:
         size="base|large",
         seed=SEED_PATTERN,
     threads: 1
+    resources:
+        gpu=TRAIN_GPUS,
     log:
         "logs/train_ar/{size}/{variant}/seed{seed}.log",
     shell:
-        "{SEQGAN} train-transformer --params {PARAMS_FILE} --objective {params.name} --size {wildcards.size} "
+        "{TRAIN_SEQGAN} train-transformer --params {PARAMS_FILE} --objective {params.name} --size {wildcards.size} "
         "--seed {wildcards.seed} --tokens {TOKENS_DIR}/{wildcards.variant}/seed{wildcards.seed} "
         "--out {output.weights} --log-dir $(dirname {output.curve}) --threads {threads} > {log} 2>&1"
 
@@ -67,7 +69,7 @@ rule sample:
     input:
         transformer=f"{MODELS_DIR}/transformer/{{objective}}/{{size}}/{{variant}}/seed{RUN_SEED}/model.safetensors",
         tokenizer=sample_decoder,
-        code=package_sources("sample", "nets"),
+        code=command_code("sample"),
     output:
         manifest=f"{RESULTS_DIR}/samples/{{objective}}/{{size}}/{{variant}}/{{decoder}}/seed{{seed}}/manifest.json",
     params:
