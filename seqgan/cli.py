@@ -27,8 +27,13 @@ def publish_logs(work_logs: Path, log_dir: str | Path) -> None:
 
     Trainers log into the resume directory, not straight into Snakemake's declared outputs:
     Snakemake deletes the outputs of a failed job, and a resumed run would then continue from its
-    checkpoint with the earlier part of its curves gone.
+    checkpoint with the earlier part of its curves gone. Under torchrun only rank 0 has logs (and
+    publishes them); the other ranks would race it.
     """
+    from seqgan.train.distributed import is_main_process
+
+    if not is_main_process():
+        return
     target = Path(log_dir)
     if target.exists():
         shutil.rmtree(target)
@@ -417,6 +422,280 @@ def cmd_fetch_weights(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
+def _check_sample_identity(samples, *, objective: str, decoder: str, seed: int | None, params: Params) -> None:
+    """Refuse a sample directory that is not what the command line says it is."""
+    m = samples.manifest
+    problems = []
+    if m.get("objective") != objective:
+        problems.append(f"objective {m.get('objective')!r} != --objective {objective!r}")
+    if seed is not None and int(m.get("seed", -1)) != seed:
+        problems.append(f"seed {m.get('seed')!r} != --seed {seed}")
+    phase = (m.get("tokenizer_checkpoint") or {}).get("phase")
+    if phase is not None and f"phase{phase}" != decoder:
+        problems.append(f"decoded with a phase-{phase} tokenizer, not the {decoder} decoder")
+    if samples.conditional != params.transformer.conditional:
+        problems.append(f"class-conditional = {samples.conditional}, params transformer.conditional = "
+                        f"{params.transformer.conditional}")
+    if problems:
+        raise SystemExit(f"error: {samples.directory / 'manifest.json'}: " + "; ".join(problems))
+
+
+def _sampling_text(sampling: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sampling.items())
+
+
+def cmd_eval_samples(args: argparse.Namespace) -> None:
+    from seqgan.data.store import open_image_store
+    from seqgan.evaluate.fid import check_reference_matches, load_reference
+    from seqgan.evaluate.generation import (
+        check_sample_resolution,
+        evaluate_generation,
+        open_sample_set,
+        sample_set_record,
+    )
+    from seqgan.train.runtime import resolve_device
+
+    params = load_params(args.params)
+    _set_threads(args.threads)
+    device = resolve_device(params.run.device)
+    samples = open_sample_set(args.samples)
+    _check_sample_identity(samples, objective=args.objective, decoder=args.decoder, seed=args.seed, params=params)
+    reference = load_reference(args.reference)
+    semantic_net = _load_semantic(params, args.semantic, device)
+    network = _fid_network(params, semantic_net, args.semantic, device)
+    try:
+        check_reference_matches(reference, network)
+        check_sample_resolution(samples, reference, network)
+    except ValueError as exc:
+        raise SystemExit(f"error: {args.reference}: {exc}") from None
+    semantic = params.evaluation.fid_network == "semantic"
+    if semantic and not args.reference_split_dir:
+        raise SystemExit("error: --reference-split-dir is required when evaluation.fid_network = semantic")
+    metrics = evaluate_generation(
+        samples, network, reference,
+        fid_network=params.evaluation.fid_network,
+        batch_size=params.evaluation.batch_size,
+        inception_score_splits=params.evaluation.verdicts.inception_score_splits,
+        confident_threshold=params.evaluation.verdicts.confident_probability,
+        histogram_noise_draws=params.evaluation.verdicts.histogram_noise_draws,
+        reference_store=open_image_store(args.reference_split_dir) if semantic else None,
+        progress=True,
+    )
+    source = reference.meta.get("source") or {}
+    record = {
+        **metrics,
+        "seed": args.seed,
+        "objective": args.objective,
+        "size": args.size,
+        "variant": args.variant,
+        "decoder": args.decoder,
+        "sampling": samples.manifest.get("sampling"),
+        "reference": {
+            "file": str(args.reference),
+            "split": Path(source["directory"]).name if source.get("directory") else None,
+            "name": reference.meta.get("name"),
+            "count": reference.count,
+            "selection": reference.meta.get("selection"),
+            "source_sha256": source.get("sha256"),
+        },
+        "samples": sample_set_record(samples),
+        "run": params.run.name,
+    }
+    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+    shown = {k: record[k] for k in ("fid", "inception_score", "num_samples")}
+    if record["classifier"]:
+        c = record["classifier"]
+        shown.update(confident_fraction=c["confident_fraction"], reference_confident_fraction=c["reference"]["confident_fraction"])
+    print(json.dumps(shown, indent=2))
+
+
+def cmd_sample_grid(args: argparse.Namespace) -> None:
+    from seqgan.evaluate.generation import open_sample_set
+    from seqgan.report.sample_grids import plot_sample_grid
+
+    params = load_params(args.params)
+    samples = open_sample_set(args.samples)
+    _check_sample_identity(samples, objective=args.objective, decoder=args.decoder, seed=None, params=params)
+    grid = params.evaluation.sample_grid
+    class_names = json.loads(Path(args.class_names_from).read_text())["class_names"] if args.class_names_from else None
+    m = samples.manifest
+    title = (f"{args.objective.upper()} {args.size} on {args.variant} tokens, "
+             f"{args.decoder.replace('phase', 'phase-')} decoder "
+             f"({params.run.name})")
+    description = (f"sampling: {_sampling_text(m.get('sampling') or {})}; transformer "
+                   f"{(m.get('transformer_checkpoint') or {}).get('file')}; decoder "
+                   f"{(m.get('tokenizer_checkpoint') or {}).get('file')}")
+    try:
+        layout = plot_sample_grid(samples, args.out, classes=grid.classes, columns=grid.columns, rows=grid.rows,
+                                  title=title, description=description, class_names=class_names)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"{args.out}: {layout.rows} x {layout.columns} samples, PNG {layout.width} x {layout.height} px")
+
+
+def cmd_fig1(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from seqgan.data.store import open_image_store
+    from seqgan.evaluate.fid import file_sha256
+    from seqgan.evaluate.generation import open_sample_set
+    from seqgan.report.fig1 import fig1_panels, plot_fig1, psnr_table
+    from seqgan.train.runtime import resolve_device
+    from seqgan.train.tokenizer import load_tokenizer_checkpoint
+
+    params = load_params(args.params)
+    _set_threads(args.threads)
+    device = resolve_device(params.run.device)
+    tok1, side1 = load_tokenizer_checkpoint(args.phase1, params, device)
+    tok2, side2 = load_tokenizer_checkpoint(args.phase2, params, device)
+    if side1.get("phase") != 1 or side2.get("phase") != 2:
+        raise SystemExit(f"error: --phase1 {args.phase1} is phase {side1.get('phase')}, "
+                         f"--phase2 {args.phase2} is phase {side2.get('phase')}")
+    samples = open_sample_set(args.samples)
+    decoded_with = (samples.manifest.get("tokenizer_checkpoint") or {}).get("sha256")
+    if decoded_with and decoded_with != file_sha256(args.phase1):
+        raise SystemExit(f"error: the samples in {args.samples} were decoded with another tokenizer than "
+                         f"{args.phase1}; their ids belong to that tokenizer's codebook")
+    store = open_image_store(args.val_dir)
+    columns = params.evaluation.sample_grid.columns
+    n, m = min(columns, len(samples)), min(columns, len(store))
+    tokens = np.load(samples.directory / "tokens.npy")[:n]
+    try:
+        panels = fig1_panels(tok1, tok2, tokens, np.array(store.images[:m]), device)
+    except ValueError as exc:
+        raise SystemExit(f"error: {args.phase2}: {exc}") from None
+    out = Path(args.out)
+    csv_path = out.with_suffix(".csv")
+    objective = str(samples.manifest.get("objective", "")).upper()
+    caption = (
+        f"Rows 1-2: the first {n} token grids of {objective} samples (seed {samples.seed}; {args.samples}) "
+        f"decoded by the phase-1 decoder ({args.phase1}, alpha {side1.get('alpha')}) and by the phase-2 "
+        f"decoder ({args.phase2}, alpha {side2.get('alpha')}); mean |phase 2 - phase 1| = "
+        f"{panels.sample_decoder_difference:.1f} / 255.\n"
+        f"Rows 3-5: the first {m} images of {args.val_dir}, their phase-1 token grids decoded by each decoder; "
+        f"mean PSNR {np.mean(panels.psnr_phase1):.2f} dB (phase 1) vs {np.mean(panels.psnr_phase2):.2f} dB "
+        f"(phase 2), per image in {csv_path.name}. Run {params.run.name}."
+    )
+    plot_fig1(panels, out, title="Supplement Fig. 1: the same tokens through the phase-1 and phase-2 decoders",
+              caption=caption, sample_label=f"{objective} sample")
+    table = psnr_table(panels, range(m), store.labels[:m], store.class_names)
+    atomic_write_text(csv_path, table.to_csv(index=False))
+    print(table.to_string(index=False))
+
+
+def cmd_fig3(args: argparse.Namespace) -> None:
+    from seqgan.data.store import open_image_store
+    from seqgan.evaluate.fid import file_sha256
+    from seqgan.report.fig3 import Fig3Variant, check_pairing, compute_fig3, fig3_table, plot_fig3
+    from seqgan.train.runtime import resolve_device
+    from seqgan.train.tokenizer import load_tokenizer_checkpoint
+    from seqgan.train.transformer import load_transformer_checkpoint
+
+    params = load_params(args.params)
+    _set_threads(args.threads)
+    device = resolve_device(params.run.device)
+    variants, runs = [], set()
+    for name, tokenizer_file, transformer_file in args.variant:
+        alpha, perceptual = parse_phase1_variant(params, name)
+        tokenizer, k_sidecar = load_tokenizer_checkpoint(tokenizer_file, params, device)
+        if (k_sidecar.get("phase"), k_sidecar.get("perceptual"), k_sidecar.get("alpha")) != (1, perceptual, alpha):
+            raise SystemExit(f"error: {tokenizer_file} is not the phase-1 {name} tokenizer (its sidecar records "
+                             f"phase {k_sidecar.get('phase')}, alpha {k_sidecar.get('alpha')}, "
+                             f"perceptual {k_sidecar.get('perceptual')})")
+        transformer, t_sidecar = load_transformer_checkpoint(transformer_file, params, device)
+        try:
+            check_pairing(tokenizer_file, file_sha256(tokenizer_file), transformer_file, t_sidecar)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from exc
+        runs.add(f"{t_sidecar.get('size')}, seed {t_sidecar.get('training', {}).get('seed')}")
+        variants.append(Fig3Variant(name, tokenizer, transformer, tokenizer_file, transformer_file))
+    store = open_image_store(args.split_dir)
+    result = compute_fig3(
+        variants, store.images, store.labels, class_names=store.class_names, split=str(args.split_dir),
+        num_images=params.evaluation.visualization_images, batch_size=params.evaluation.batch_size, device=device,
+    )
+    note = (f"{params.run.name}: first {len(result.inputs)} of {result.split_count} images of {args.split_dir}; "
+            f"AR transformers {' / '.join(sorted(runs))}")
+    plot_fig3(result, Path(args.out), title_note=note)
+    table = fig3_table(result)
+    atomic_write_text(Path(args.out).with_suffix(".csv"), table.to_csv(index=False))
+    summary = table[table.row == "split_mean"]
+    print(summary[["variant", "num_images", "token_accuracy", "token_accuracy_std", "constant_guess_accuracy"]]
+          .to_string(index=False))
+
+
+def cmd_fig6b(args: argparse.Namespace) -> None:
+    from seqgan.report.fig6b import MetricsFile, MetricsFileError, fig6b_table, plot_fig6b
+
+    params = load_params(args.params)
+
+    def seed(value: str, option: str) -> int:
+        if not value.isdigit():
+            raise SystemExit(f"error: {option}: seed must be a non-negative integer, got {value!r}")
+        return int(value)
+
+    rfid = [MetricsFile(v, seed(s, "--rfid"), Path(f)) for v, s, f in args.rfid]
+    generation = [MetricsFile(v, seed(s, "--generation"), Path(f), objective=o) for o, v, s, f in args.generation or []]
+    try:
+        table = fig6b_table(rfid, generation, transformer_seed=params.run.seed)
+    except MetricsFileError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    plot_fig6b(table, Path(args.out), title_note=params.run.name)
+    atomic_write_text(Path(args.out).with_suffix(".csv"), table.to_csv(index=False))
+    means = table[table.row == "mean_over_seeds"]
+    print(means[["panel", "objective", "variant", "mean", "min", "max", "n"]].to_string(index=False))
+
+
+def _artefact_layout(args: argparse.Namespace):
+    from seqgan.report.artefacts import ArtefactLayout
+
+    return ArtefactLayout(Path(args.results_dir), Path(args.models_dir))
+
+
+def cmd_tables(args: argparse.Namespace) -> None:
+    from seqgan.report.artefacts import MissingArtefactError
+    from seqgan.report.tables import TABLE_NAMES, build_table, table_frame, table_markdown
+
+    params = load_params(args.params)
+    out_dir = Path(args.out_dir)
+    for name in args.table or TABLE_NAMES:
+        try:
+            table = build_table(params, name, _artefact_layout(args))
+        except (MissingArtefactError, KeyError, ValueError) as exc:
+            raise SystemExit(f"error: {name}: {exc}") from None
+        frame = table_frame(table)
+        atomic_write_text(out_dir / f"{name}.csv", frame.to_csv(index=False))
+        atomic_write_text(out_dir / f"{name}.md", table_markdown(table, params))
+        shown = frame[["row", "column", "paper", "reproduced", "difference", "status"]]
+        print(f"{name}:\n{shown[shown.status == 'reproduced'].to_string(index=False)}")
+
+
+def cmd_hparam_audit(args: argparse.Namespace) -> None:
+    from seqgan.report.audit import audit, audit_frame, audit_markdown, flagged
+
+    params = load_params(args.params)
+    lines = audit(params)
+    out = Path(args.out)
+    atomic_write_text(out, audit_frame(lines).to_csv(index=False))
+    atomic_write_text(out.with_suffix(".md"), audit_markdown(lines, params, str(args.params)))
+    flags = flagged(lines)
+    print(f"{args.params}: {len(flags)} difference(s) from the paper" + (f": {', '.join(flags)}" if flags else ""))
+
+
+def cmd_claims(args: argparse.Namespace) -> None:
+    from seqgan.report.artefacts import MissingArtefactError
+    from seqgan.report.claims import claims_markdown, evaluate_claims
+
+    params = load_params(args.params)
+    try:
+        claims = evaluate_claims(params, _artefact_layout(args))
+    except (MissingArtefactError, KeyError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    atomic_write_text(args.out, claims_markdown(claims, params))
+    for claim in claims:
+        print(f"claim {claim.number}: {claim.verdict}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqgan", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -499,6 +778,62 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_params(add("model-sizes", cmd_model_sizes, "count parameters of every network (no data needed)"))
     p.add_argument("--out", required=True, help="CSV file; a Markdown table is written beside it")
+
+    def with_sample_labels(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--samples", required=True, help="sample directory written by `seqgan sample`")
+        p.add_argument("--objective", choices=["ar", "nar"], required=True)
+        p.add_argument("--size", choices=["base", "large"], required=True)
+        p.add_argument("--variant", required=True, help="alpha<value> or control (recorded)")
+        p.add_argument("--decoder", choices=["phase1", "phase2"], required=True)
+        return p
+
+    p = with_sample_labels(with_threads(with_params(add(
+        "eval-samples", cmd_eval_samples, "generation FID, IS and the semantic classifier's view of a sample set"))))
+    p.add_argument("--seed", type=int, required=True, help="the sampling seed of the sample set (checked)")
+    p.add_argument("--reference", required=True, help="FID reference statistics (.npz) of evaluation.generation_reference")
+    p.add_argument("--reference-split-dir", help="the prepared split of that reference (classifier view, semantic network)")
+    p.add_argument("--semantic", help="semantic network weights (embedded backbone)")
+    p.add_argument("--out", required=True, help="JSON metrics file")
+
+    p = with_sample_labels(with_params(add("sample-grid", cmd_sample_grid, "grid figure of a sample set (supplement Figs. 4-10)")))
+    p.add_argument("--class-names-from", help="a split manifest.json whose class_names label the rows")
+    p.add_argument("--out", required=True, help="PDF; a PNG is written beside it")
+
+    p = with_threads(with_params(add("fig1", cmd_fig1, "supplement Fig. 1: the same tokens through the phase-1 and phase-2 decoders")))
+    p.add_argument("--samples", required=True, help="sample directory of the phase-1 tokenizer (its tokens.npy is decoded)")
+    p.add_argument("--phase1", required=True, help="the phase-1 tokenizer the phase-2 one was built from")
+    p.add_argument("--phase2", required=True, help="the phase-2 tokenizer")
+    p.add_argument("--val-dir", required=True, help="prepared validation split (reconstructions)")
+    p.add_argument("--out", required=True, help="PDF; a PNG and a CSV of per-image PSNR are written beside it")
+
+    p = with_threads(with_params(add("fig3", cmd_fig3, "main Fig. 4: AR prediction vs reconstruction per alpha")))
+    p.add_argument("--split-dir", required=True, help="prepared validation split (images shown and scored)")
+    p.add_argument("--variant", nargs=3, action="append", required=True,
+                   metavar=("VARIANT", "TOKENIZER", "AR_TRANSFORMER"), help="repeat per tokenizer variant")
+    p.add_argument("--out", required=True, help="PDF; a PNG and a CSV of token accuracies are written beside it")
+
+    p = with_params(add("fig6b", cmd_fig6b, "main Fig. 6b: rFID and generation FID against alpha"))
+    p.add_argument("--rfid", nargs=3, action="append", required=True,
+                   metavar=("VARIANT", "EXPERIMENT_SEED", "TOKENIZER_METRICS"), help="repeat per tokenizer and seed")
+    p.add_argument("--generation", nargs=4, action="append",
+                   metavar=("OBJECTIVE", "VARIANT", "SAMPLING_SEED", "GENERATION_METRICS"),
+                   help="repeat per objective, variant and sampling seed (phase-1 decoder)")
+    p.add_argument("--out", required=True, help="PDF; a PNG and a CSV of every plotted number are written beside it")
+
+    def with_artefacts(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--results-dir", default="results", help="results directory the artefacts are read from")
+        p.add_argument("--models-dir", default="models", help="models directory (checkpoint sidecars)")
+        return p
+
+    p = with_artefacts(with_params(add("tables", cmd_tables, "paper Tables 1-6 and Fig. 8b: paper vs reproduced, with the runs")))
+    p.add_argument("--table", action="append", help="one of the table names (repeatable; default: all)")
+    p.add_argument("--out-dir", required=True, help="directory for <table>.csv and <table>.md")
+
+    p = with_params(add("hparam-audit", cmd_hparam_audit, "supplement Tables 3-4 beside the params in use, differences flagged"))
+    p.add_argument("--out", required=True, help="CSV file; a Markdown table is written beside it")
+
+    p = with_artefacts(with_params(add("claims", cmd_claims, "the paper's four claims with the reproduced evidence and verdicts")))
+    p.add_argument("--out", required=True, help="Markdown file (results/claims.md)")
 
     p = add("fetch-weights", cmd_fetch_weights, "download VGG16 and Inception weights (needs network)")
     p.add_argument("--only", action="append", choices=["vgg16", "inception"], help="fetch only this one (repeatable)")

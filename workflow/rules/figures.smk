@@ -1,0 +1,82 @@
+# Main-paper figures computed from trained models and recorded metrics: Fig. 4 (teacher-forced AR
+# prediction per alpha, supplement Fig. 3) and Fig. 6b (rFID and generation FID against alpha)
+# (params: evaluation.visualization_images, evaluation.batch_size, evaluation.experiment_seeds,
+# evaluation.sampling_seeds, transformer.models[0], transformer.objectives, tokenizer.alphas).
+
+FIGURE_SIZE = config["transformer"]["models"][0]
+
+
+def fig3_runs():
+    """(variant, phase-1 tokenizer, AR transformer of FIGURE_SIZE) of the primary seed, per variant."""
+    return [
+        (
+            v,
+            f"{MODELS_DIR}/tokenizer/phase1/{v}/seed{RUN_SEED}/tokenizer.safetensors",
+            f"{MODELS_DIR}/transformer/ar/{FIGURE_SIZE}/{v}/seed{RUN_SEED}/model.safetensors",
+        )
+        for v in PHASE1_VARIANTS
+    ]
+
+
+rule fig3_visualization:
+    """Input, reconstruction and teacher-forced AR prediction per tokenizer variant, with the top-1
+    token accuracy over the whole validation split beside the shown images."""
+    input:
+        split=list(split_files("val").values()),
+        tokenizers=[tok for _, tok, _ in fig3_runs()],
+        transformers=[tr for _, _, tr in fig3_runs()],
+        sidecars=[tr.replace(".safetensors", ".json") for _, _, tr in fig3_runs()],
+        code=command_code("fig3"),
+    output:
+        pdf=f"{RESULTS_DIR}/fig3_visualization.pdf",
+        png=report(f"{RESULTS_DIR}/fig3_visualization.png", caption="../report/fig3.rst", category="Figures"),
+        csv=f"{RESULTS_DIR}/fig3_visualization.csv",
+    params:
+        images=config["evaluation"]["visualization_images"],
+        batch=config["evaluation"]["batch_size"],
+        variants=" ".join(f"--variant {v} {tok} {tr}" for v, tok, tr in fig3_runs()),
+    threads: 1
+    log:
+        "logs/fig3_visualization.log",
+    shell:
+        "{SEQGAN} fig3 --params {PARAMS_FILE} --split-dir {DATA_DIR}/val {params.variants} "
+        "--out {output.pdf} --threads {threads} > {log} 2>&1"
+
+
+FIG6B_RFID = [
+    (v, s, f"{RESULTS_DIR}/metrics/tokenizer/phase1/{v}/seed{s}.json") for v in PHASE1_VARIANTS for s in EXPERIMENT_SEEDS
+]
+# Only the primary run's (run.seed) transformers are sampled: generation FID varies over sampling seeds.
+FIG6B_GENERATION = [
+    (o, v, n, f"{RESULTS_DIR}/metrics/generation/{o}/{FIGURE_SIZE}/{v}/phase1/seed{n}.json")
+    for o in config["transformer"]["objectives"]
+    for v in PHASE1_VARIANTS
+    for n in config["evaluation"]["sampling_seeds"]
+]
+
+
+rule fig6b_alpha_sweep:
+    """rFID (every experiment seed) and generation FID (every sampling seed) against alpha, the
+    control as a separate line; axis labels name the FID feature network recorded in the files."""
+    input:
+        rfid=[f for _, _, f in FIG6B_RFID],
+        generation=[f for _, _, _, f in FIG6B_GENERATION],
+        code=command_code("fig6b"),
+    output:
+        pdf=f"{RESULTS_DIR}/fig6b_alpha_sweep.pdf",
+        png=report(f"{RESULTS_DIR}/fig6b_alpha_sweep.png", caption="../report/fig6b.rst", category="Figures"),
+        csv=f"{RESULTS_DIR}/fig6b_alpha_sweep.csv",
+    params:
+        transformer_seed=RUN_SEED,
+        rfid=" ".join(f"--rfid {v} {s} {f}" for v, s, f in FIG6B_RFID),
+        generation=" ".join(f"--generation {o} {v} {n} {f}" for o, v, n, f in FIG6B_GENERATION),
+    log:
+        "logs/fig6b_alpha_sweep.log",
+    shell:
+        "{SEQGAN} fig6b --params {PARAMS_FILE} {params.rfid} {params.generation} --out {output.pdf} > {log} 2>&1"
+
+
+DEFAULT_TARGETS += [f"{RESULTS_DIR}/fig6b_alpha_sweep.pdf"]
+# The teacher-forced visualization needs AR transformers; without them it is no default target.
+if "ar" in config["transformer"]["objectives"]:
+    DEFAULT_TARGETS += [f"{RESULTS_DIR}/fig3_visualization.pdf"]
