@@ -60,6 +60,7 @@ def bench_params(raw: dict, resolution: int, batch: int, gan: bool) -> Params:
     """``raw`` at ``resolution`` and ``batch``, on CPU, GAN on from step 0 (or off)."""
     raw = copy.deepcopy(raw)
     raw["run"]["device"] = "cpu"
+    raw["run"]["gpus_per_job"] = 1  # one process (batch sizes need not split over GPUs)
     raw["data"]["resolution"] = resolution
     raw["tokenizer"]["phase1"]["batch_size"] = batch
     raw["tokenizer"]["phase1"]["init_from"] = ""

@@ -54,6 +54,7 @@ class RunParams:
     name: str
     seed: int
     device: Literal["auto", "cpu", "cuda"]
+    gpus_per_job: int
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,19 @@ class SampleGridParams:
 
 
 @dataclass(frozen=True)
+class VerdictParams:
+    """Metric definitions and verdict thresholds (evaluation.verdicts; meanings in the schema)."""
+
+    confident_probability: float
+    inception_score_splits: int
+    histogram_noise_draws: int
+    recognisable_confidence_ratio: float
+    histogram_tv_factor: float
+    fid_spread_factor: float
+    full_usage: float
+
+
+@dataclass(frozen=True)
 class EvaluationParams:
     fid_network: Literal["semantic", "inception"]
     num_samples: int
@@ -270,6 +284,7 @@ class EvaluationParams:
     generation_reference: Literal["train", "val"]
     visualization_images: int
     sample_grid: SampleGridParams
+    verdicts: VerdictParams
 
 
 @dataclass(frozen=True)
@@ -387,6 +402,18 @@ def cross_field_problems(p: Params) -> list[str]:
             "evaluation.fid_network = semantic: needs semantic.backbone = embedded "
             "(the semantic FID network is the embedded classifier); use inception with vgg16"
         )
+    gpus = p.run.gpus_per_job
+    for key, batch in (
+        ("tokenizer.phase1.batch_size", p.tokenizer.phase1.batch_size),
+        ("tokenizer.phase2.batch_size", p.tokenizer.phase2.batch_size),
+        ("transformer.ar.batch_size", p.transformer.ar.batch_size),
+        ("transformer.nar.batch_size", p.transformer.nar.batch_size),
+    ):
+        if batch % gpus:
+            problems.append(
+                f"{key} = {batch}: must be a multiple of run.gpus_per_job = {gpus} "
+                "(every GPU takes an equal slice of the global batch)"
+            )
     if p.run.seed not in p.evaluation.experiment_seeds:
         problems.append(
             f"evaluation.experiment_seeds = {list(p.evaluation.experiment_seeds)}: must include run.seed = "

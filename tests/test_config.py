@@ -82,13 +82,13 @@ def test_bad_values_name_key_and_value(raw, path, value, expected):
 
 
 def test_yaml_exponent_without_dot_gets_a_hint(tmp_path, raw):
-    text = (ROOT / "params.yaml").read_text().replace("  lr: 0.0005", "  lr: 5e-4")
+    text = (ROOT / "params.yaml").read_text().replace("  optimizer:\n    lr: 0.001\n", "  optimizer:\n    lr: 1e-3\n")
     assert text != (ROOT / "params.yaml").read_text()
     (tmp_path / "p.yaml").write_text(text)
     with pytest.raises(ParamsError) as info:
         load_params(tmp_path / "p.yaml")
     (problem,) = info.value.problems
-    assert problem.startswith('transformer.optimizer.lr = "5e-4": must be of type number')
+    assert problem.startswith('transformer.optimizer.lr = "1e-3": must be of type number')
     assert "1.0e-4" in problem
 
 

@@ -75,9 +75,11 @@ class Fakes:
                            {"git_revision": "fed9876", "num_parameters": parameters,
                             "metrics": {"final_val_loss": loss, "unigram_cross_entropy": unigram}})
 
-    def generation(self, objective, size, variant, decoder, seed, *, fid, confident=0.8, reference=0.9,
-                   inception_score=None, classifier=True, tokens="t0"):
-        view = ({"name": "semantic", "confident_fraction": confident, "reference": {"confident_fraction": reference}}
+    def generation(self, objective, size, variant, decoder, seed, *, fid, confident=0.8, reference=0.9, tv=0.05,
+                   floor=0.05, inception_score=None, classifier=True, tokens="t0"):
+        view = ({"name": "semantic", "confident_fraction": confident, "reference": {"confident_fraction": reference},
+                 "histogram_tv_distance": tv,
+                 "histogram_noise_floor": {"mean": floor, "std": 0.01, "draws": 100, "set_size": 100, "seed": seed}}
                 if classifier else None)
         return self._write(self.layout.generation_metrics(objective, size, variant, decoder, seed), {
             "fid": fid, "inception_score": inception_score, "classifier": view, "num_samples": 100, "seed": seed,
@@ -323,8 +325,12 @@ ALPHAS = ("alpha0.0", "alpha0.5", "alpha1.0")
 
 
 def write_claim_inputs(f: Fakes, *, losses=None, control_loss=4.5, gen_fids=(30.0, 25.0, 20.0), confident=0.8,
-                       usage=1.0, p1_fid=20.0, p2_fid=18.0, p1_psnr=17.0, p2_psnr=18.0, p1_rfid=10.0, p2_rfid=8.0):
-    """A full claims input tree for embedded_params(): 3 experiment seeds, 2 sampling seeds, AR base."""
+                       usage=1.0, p1_fid=20.0, p2_fid=18.0, p1_psnr=17.0, p2_psnr=18.0, p1_rfid=10.0, p2_rfid=8.0,
+                       tv=0.05, floor=0.05, sampling_seeds=(0, 1)):
+    """A full claims input tree for embedded_params(): 3 experiment seeds, 2 sampling seeds, AR base.
+
+    Generation FIDs are ``value + sampling seed``: with seeds 0 and 1 every set's std over sampling
+    seeds is 0.707, so the resolution margin (fid_spread_factor 2.0) is 1.414."""
     losses = losses or {0: (4.2, 4.1, 4.0), 1: (4.3, 4.15, 4.05), 2: (4.25, 4.2, 4.1)}
     for seed, values in losses.items():
         for variant, loss in zip(ALPHAS, values, strict=True):
@@ -334,12 +340,13 @@ def write_claim_inputs(f: Fakes, *, losses=None, control_loss=4.5, gen_fids=(30.
         f.transformer("ar", "base", "control", seed, loss=control_loss)
         f.tokenizer("control", seed, usage=usage)
     f.phase2(rfid=p2_rfid, psnr=p2_psnr, usage=usage)
-    for sampling_seed in (0, 1):
+    view = dict(confident=confident, tv=tv, floor=floor)
+    for sampling_seed in sampling_seeds:
         for variant, fid in zip(ALPHAS, gen_fids, strict=True):
             value = p1_fid if variant == "alpha1.0" else fid
-            f.generation("ar", "base", variant, "phase1", sampling_seed, fid=value + sampling_seed, confident=confident)
-        f.generation("ar", "base", "control", "phase1", sampling_seed, fid=50.0, confident=confident)
-        f.generation("ar", "base", "alpha1.0", "phase2", sampling_seed, fid=p2_fid + sampling_seed, confident=confident)
+            f.generation("ar", "base", variant, "phase1", sampling_seed, fid=value + sampling_seed, **view)
+        f.generation("ar", "base", "control", "phase1", sampling_seed, fid=50.0, **view)
+        f.generation("ar", "base", "alpha1.0", "phase2", sampling_seed, fid=p2_fid + sampling_seed, **view)
 
 
 def claims_by_number(tmp_path, params=None, **scenario):
@@ -388,11 +395,94 @@ def test_generation_halves_are_not_testable_when_samples_are_unrecognisable(tmp_
     assert any("0.200" in line for line in claims[2].parts[1].evidence)
 
 
+def test_generation_halves_are_not_testable_when_confident_samples_have_a_skewed_class_histogram(tmp_path):
+    # the embedded default's case: confident like real images, histogram 3 x beyond the noise floor
+    claims, _ = claims_by_number(tmp_path, confident=0.99, tv=0.355, floor=0.12)
+    assert claims[2].parts[0].verdict == C.HOLDS and claims[2].parts[1].verdict == C.NOT_TESTABLE
+    assert claims[4].parts[0].verdict == C.NOT_TESTABLE and claims[1].parts[1].verdict == C.NOT_TESTABLE
+    text = "\n".join(claims[2].parts[1].evidence)
+    assert "class-histogram TV distance 0.355 > 2.0 x the noise floor 0.120" in text
+    assert "confident fraction" not in text.split("no: ")[1].split("|")[0]  # (a) passes, only (b) fails
+
+
+def test_a_histogram_within_the_noise_floor_factor_and_confident_samples_are_usable(tmp_path):
+    v = embedded_params().evaluation.verdicts
+    f = Fakes(tmp_path)
+    # exactly at the factor (0.24 = 2.0 x 0.12): usable; just above: not
+    at = C._generation_run(f.generation("ar", "base", "alpha1.0", "phase1", 0, fid=5.0, confident=0.95, tv=0.24,
+                                        floor=0.12), "ar", "alpha1.0", "phase1", 0)
+    assert C.unusable_reason(at, v) is None
+    above = C._generation_run(f.generation("ar", "base", "alpha0.0", "phase1", 0, fid=5.0, confident=0.95, tv=0.25,
+                                           floor=0.12), "ar", "alpha0.0", "phase1", 0)
+    assert "TV distance 0.250 > 2.0 x the noise floor 0.120" in C.unusable_reason(above, v)
+    claims, _ = claims_by_number(tmp_path / "c", confident=0.95, tv=0.2, floor=0.12, gen_fids=(30.0, 25.0, 0.0))
+    assert claims[2].parts[1].verdict == C.HOLDS
+
+
 def test_inception_generation_metrics_without_classifier_view_are_testable(tmp_path):
     f = Fakes(tmp_path)
     path = f.generation("ar", "base", "alpha1.0", "phase1", 0, fid=5.0, classifier=False)
     run = C._generation_run(path, "ar", "alpha1.0", "phase1", 0)
-    assert C._untestable([run]) == []
+    assert C.unusable_reason(run, embedded_params().evaluation.verdicts) is None
+
+
+def test_a_classifier_view_without_the_noise_floor_is_refused(tmp_path):
+    f = Fakes(tmp_path)
+    path = f.generation("ar", "base", "alpha1.0", "phase1", 0, fid=5.0)
+    record = json.loads(path.read_text())
+    del record["classifier"]["histogram_noise_floor"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(KeyError, match="histogram_noise_floor.*rerun the eval_samples rule"):
+        C._generation_run(path, "ar", "alpha1.0", "phase1", 0)
+
+
+def run_with(fids, tmp_path, name):
+    f = Fakes(tmp_path / name)
+    return [C._generation_run(f.generation("ar", "base", name, "phase1", s, fid=fid), "ar", name, "phase1", s)
+            for s, fid in enumerate(fids)]
+
+
+def test_fid_comparison_against_the_spread_over_sampling_seeds(tmp_path):
+    a = run_with([10.0, 12.0], tmp_path, "a")  # mean 11, std 1.414
+    b = run_with([7.0, 7.5], tmp_path, "b")  # mean 7.25, std 0.354
+    c = run_with([9.0, 10.0], tmp_path, "c")  # mean 9.5
+    ab = C.compare_fid("ar", a, b, 2.0)
+    assert ab.difference == pytest.approx(-3.75) and ab.margin == pytest.approx(2 * 2 ** 0.5)
+    assert ab.outcome == C.LOWER and C.compare_fid("ar", b, a, 2.0).outcome == C.HIGHER
+    assert C.compare_fid("ar", a, c, 2.0).outcome == C.WITHIN_SPREAD  # |-1.5| <= 2.83
+    assert C.compare_fid("ar", a, b, 3.0).outcome == C.WITHIN_SPREAD  # 3.75 <= 4.24
+    one = C.compare_fid("ar", a[:1], b[:1], 2.0)
+    assert one.margin is None and one.outcome == C.SPREAD_UNKNOWN
+    assert C.comparison_verdict([ab], C.LOWER) == C.HOLDS
+    assert C.comparison_verdict([ab, C.compare_fid("ar", a, c, 2.0)], C.LOWER) == C.NOT_TESTABLE
+    assert C.comparison_verdict([ab, C.compare_fid("ar", b, a, 2.0)], C.LOWER) == C.DOES_NOT_HOLD
+    assert C.comparison_verdict([one], C.LOWER) == C.NOT_TESTABLE
+    assert C.comparison_verdict([ab], C.HIGHER) == C.DOES_NOT_HOLD
+
+
+def test_generation_differences_within_the_seed_spread_are_not_testable(tmp_path):
+    # alpha steps of 0.5 FID and phase 2 better by 1.0, margin 1.414: unresolved
+    claims, _ = claims_by_number(tmp_path, gen_fids=(30.0, 29.5, 0.0), p1_fid=29.0, p2_fid=28.0)
+    assert claims[2].parts[1].verdict == C.NOT_TESTABLE and claims[2].verdict == C.NOT_TESTABLE
+    assert claims[4].parts[0].verdict == C.NOT_TESTABLE and claims[1].parts[1].verdict == C.NOT_TESTABLE
+    assert any(C.WITHIN_SPREAD in line for line in claims[2].parts[1].evidence)
+    # the same alpha steps with a resolved rise: does not hold
+    claims, _ = claims_by_number(tmp_path / "up", gen_fids=(30.0, 33.0, 0.0), p1_fid=29.0)
+    assert claims[2].parts[1].verdict == C.DOES_NOT_HOLD
+    # a wider fid_spread_factor makes resolved differences unresolved
+    params = embedded_params(**{"evaluation.verdicts.fid_spread_factor": 10.0})
+    claims, _ = claims_by_number(tmp_path / "wide", params=params, gen_fids=(30.0, 25.0, 0.0), p1_fid=20.0)
+    assert claims[2].parts[1].verdict == C.NOT_TESTABLE and claims[4].parts[0].verdict == C.NOT_TESTABLE
+
+
+def test_one_sampling_seed_gives_no_generation_verdict(tmp_path):
+    params = embedded_params(**{"evaluation.sampling_seeds": [0]})
+    claims, _ = claims_by_number(tmp_path, params=params, sampling_seeds=(0,), gen_fids=(30.0, 25.0, 0.0),
+                                 p1_fid=20.0, p2_fid=10.0)
+    for part in (claims[2].parts[1], claims[4].parts[0], claims[1].parts[1]):
+        assert part.verdict == C.NOT_TESTABLE
+        assert "spread over sampling seeds is unknown" in part.evidence[0]
+    assert claims[2].parts[0].verdict == C.HOLDS  # the loss half does not depend on sampling seeds
 
 
 def test_claim3_usage_verdicts_and_the_missing_ablation(tmp_path):
@@ -409,8 +499,8 @@ def test_claims_1_and_4_on_the_phase2_decoder(tmp_path):
     assert claims[4].verdict == C.HOLDS
     assert claims[1].parts[0].verdict == C.HOLDS and claims[1].parts[1].verdict == C.DOES_NOT_HOLD
     assert claims[1].verdict == C.DOES_NOT_HOLD
-    # phase 2 worse in FID and PSNR: claim 4 fails, claim 1 (rFID better, FID not) holds
-    claims, _ = claims_by_number(tmp_path / "b", p1_fid=20.0, p2_fid=21.0, p1_psnr=17.0, p2_psnr=16.5)
+    # phase 2 worse (beyond the seed spread) in FID and PSNR: claim 4 fails, claim 1 (rFID better, FID not) holds
+    claims, _ = claims_by_number(tmp_path / "b", p1_fid=20.0, p2_fid=23.0, p1_psnr=17.0, p2_psnr=16.5)
     assert claims[4].parts[0].verdict == C.DOES_NOT_HOLD and claims[4].parts[1].verdict == C.DOES_NOT_HOLD
     assert claims[1].verdict == C.HOLDS
 
@@ -432,6 +522,9 @@ def test_claims_cli_writes_rules_evidence_and_verdicts(tmp_path):
                      "--models-dir", str(f.layout.models), "--out", str(out)]) == 0
     text = out.read_text()
     assert "## How verdicts are derived" in text and "ordering in every seed" in text
+    v = embedded_params().evaluation.verdicts
+    assert f"histogram_tv_factor = {v.histogram_tv_factor}" in text and f"fid_spread_factor =\n{v.fid_spread_factor}" in text
+    assert f"<= {v.histogram_tv_factor} x `classifier.histogram_noise_floor.mean`" in text
     for number in (1, 2, 3, 4):
         assert f"## Claim {number}:" in text
     assert "| 2. A larger semantic ratio" in text and "**holds**" in text

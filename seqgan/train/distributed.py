@@ -1,8 +1,15 @@
 """torchrun / DDP plumbing shared by the tokenizer and transformer trainers.
 
 A single process (no WORLD_SIZE, or WORLD_SIZE=1) is the default and needs nothing; under
-``torchrun --nproc_per_node N`` every rank draws the same global batch indices and takes its own
-slice, gradients are averaged by DistributedDataParallel, and only rank 0 writes files.
+``torchrun --nproc_per_node N`` (the workflow's training rules launch that when
+``run.gpus_per_job`` = N > 1) every rank draws the same global batch indices and takes its own
+contiguous slice, gradients are averaged by DistributedDataParallel, and only rank 0 writes files
+(checkpoints, logs, weights; the CLI publishes logs from rank 0 only, see :func:`is_main_process`).
+One node only (``torchrun --standalone``): the ranks share the working directory.
+
+On CPU the backend is gloo, on CUDA nccl with rank r on ``cuda:LOCAL_RANK``. tests/test_distributed.py
+checks that 2 gloo ranks reproduce the single-process loss trajectory of a transformer and of a
+tokenizer (with its discriminator) and that rank 1 writes nothing.
 """
 
 from __future__ import annotations
@@ -70,6 +77,12 @@ class Distributed:
         return values / self.world_size
 
 
+def is_main_process() -> bool:
+    """True unless this process is a torchrun rank other than 0 (read from the environment, so
+    the CLI can ask before or after the trainer's process group exists)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init_distributed(device: torch.device) -> Distributed:
     """Join the torchrun process group if WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -77,7 +90,14 @@ def init_distributed(device: torch.device) -> Distributed:
         return Distributed.single(device)
     rank = int(os.environ["RANK"])
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"torchrun started {os.environ.get('LOCAL_WORLD_SIZE', world_size)} processes on this "
+                f"node but only {torch.cuda.device_count()} CUDA device(s) are visible; lower "
+                "run.gpus_per_job in params.yaml (or request as many GPUs from the scheduler)"
+            )
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not torch_dist.is_initialized():
         torch_dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")

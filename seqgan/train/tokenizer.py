@@ -43,13 +43,22 @@ Choices the paper leaves open, and why:
   resumed run sees the same images; images are ``to_model_input`` ([-1, 1]).
 - Device: ``run.device``; bf16 autocast and channels_last on CUDA, plain fp32 on CPU (bit-exact
   resume on CPU at a fixed thread count; tested).
-- Distributed: under ``torchrun`` (WORLD_SIZE > 1) every rank takes a contiguous 1/world slice of
-  the same global batch; the trainable modules (the tokenizer in phase 1, the decoder in phase 2,
-  the discriminator) are wrapped in DistributedDataParallel; logged values are averaged over
-  ranks; a non-finite loss on any rank stops all ranks; only rank 0 writes checkpoints, logs and
-  weights. VQGAN's adaptive weight and the entropy regulariser's p_bar use each rank's own slice
-  (checked against a single process with 2 gloo ranks: losses agree to ~1e-3). Without
-  WORLD_SIZE (or with 1) nothing distributed is touched.
+- Distributed: under ``torchrun`` (WORLD_SIZE > 1; ``run.gpus_per_job`` > 1 in the workflow)
+  every rank takes a contiguous 1/world slice of the same global batch; the trainable modules (the
+  tokenizer in phase 1, the decoder in phase 2, the discriminator) are wrapped in
+  DistributedDataParallel; logged values are averaged over ranks (exact for the batch means; the
+  batch's perplexity / used_codes are per-rank values averaged); a non-finite loss on any rank
+  stops all ranks; only rank 0 writes checkpoints, logs and weights. Every term that is a mean of
+  per-image terms (L1, L_per^alpha, codebook / commitment, GAN and R1; the discriminator's
+  minibatch-stddev groups of 4 consecutive images too, while the per-rank batch is a multiple of
+  4) then gives exactly the single-process gradient: in float64 the two agree to 1e-15; in float32
+  with the perceptual loss they differ by ~1e-5 relative (the unit normalisation of near-zero
+  feature vectors amplifies rounding) and the trajectories drift apart as any two float orders do;
+  without it 2 gloo ranks match a single process to ~1e-7 for every step (tests/test_distributed.py).
+  Two terms are NOT global: VQGAN's adaptive weight (the norm of each rank's own gradients) and
+  the entropy regulariser's p_bar (each rank's own positions), as on a per-device
+  implementation; so a tokenizer depends slightly on the number of GPUs, which the sidecar records
+  (training.world_size). Without WORLD_SIZE (or with 1) nothing distributed is touched.
 
 Logged every ``log_every`` steps (and at steps 1 and the last) to ``log_dir/train.csv`` and DVCLive:
 ``l1``, ``codebook``, ``commitment``, ``entropy`` (phase 1; the weighted quantizer terms),

@@ -57,12 +57,17 @@ Choices, and why:
 - Device: ``run.device``; bf16 autocast on CUDA, fp32 on CPU. ``compile_model=True`` wraps the
   training forward in ``torch.compile`` on CUDA (ignored on CPU; off by default, not a params key:
   it changes speed, not the result beyond kernel rounding). Validation always runs the plain model.
-- Distributed: under ``torchrun`` (WORLD_SIZE > 1; the plumbing is the tokenizer trainer's
-  :class:`~seqgan.train.tokenizer.Distributed`) every rank takes a contiguous 1/world slice of the
+- Distributed: under ``torchrun`` (WORLD_SIZE > 1; ``run.gpus_per_job`` > 1 in the workflow; the
+  plumbing is :mod:`seqgan.train.distributed`) every rank takes a contiguous 1/world slice of the
   same global batch, and of the same global NAR mask; each rank's loss is scaled by its share of
   the globally scored tokens, so DistributedDataParallel's gradient average equals the
   single-process token-weighted loss. Validation is split across ranks and its sums all-reduced.
   A non-finite loss on any rank stops every rank. Only rank 0 writes logs, checkpoints and weights.
+  With dropout 0 the loss trajectory equals the single-process one up to float rounding (tested
+  with 2 gloo ranks). Dropout: every rank starts from the same seeded RNG, so before each step
+  each rank reseeds torch from (run.seed, rank, step) -- otherwise rank r's rows would draw the
+  very masks rank 0's rows draw; the masks then differ from a single process's draws (same
+  distribution), and resume stays exact because they are a pure function of the step.
 
 Final weights: ``save_weights(out_path, model.state_dict(), sidecar)``; the sidecar holds the
 :class:`TransformerConfig` (``load_transformer_checkpoint`` rebuilds the model from it alone), the
@@ -146,6 +151,7 @@ CURVE_COLUMNS = ("train_loss", "val_loss")  # curve.csv header: step,train_loss,
 # Independent random streams derived from run.seed (NumPy SeedSequence keys).
 _TRAIN_MASK_STREAM = 1
 _VAL_MASK_STREAM = 2
+_DROPOUT_STREAM = 3  # per-rank dropout seeds under torchrun (module doc, Distributed)
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,6 +535,8 @@ class TransformerRun:
         local_ids = ids[rows].to(self.device)
         local_labels = None if labels is None else labels[rows].to(self.device)
         local_mask = None if mask is None else mask[rows].to(self.device)
+        if ctx.enabled:  # independent dropout masks per rank, a pure function of the step
+            torch.manual_seed(_stream_seed(self.params.run.seed, _DROPOUT_STREAM, ctx.rank, step))
         with autocast_context(self.device):
             loss = objective_loss(self.forward, local_ids, local_labels, local_mask)
         if ctx.enabled:
