@@ -196,7 +196,7 @@ def test_snakemake_validates_against_the_same_schema(raw):
 
 def test_section_hash_changes_only_with_its_section(raw):
     a = validate_params(copy.deepcopy(raw))
-    raw["transformer"]["optimizer"]["lr"] = 0.001
+    raw["transformer"]["optimizer"]["lr"] = 0.002
     b = validate_params(raw)
     assert a.section_hash("data", "tokenizer") == b.section_hash("data", "tokenizer")
     assert a.section_hash("transformer.optimizer") != b.section_hash("transformer.optimizer")
