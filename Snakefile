@@ -35,6 +35,18 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/tables.smk"
 
 
+# Seconds of CPU each: on a cluster they run where Snakemake runs instead of waiting in a queue.
+localrules:
+    all,
+    model_sizes,
+    fig2_val_loss,
+    fig6b_alpha_sweep,
+    sample_grid,
+    paper_table,
+    hparam_audit,
+    claims,
+
+
 # Every figure, table and metric of the params in use (the rule files above add theirs).
 DEFAULT_TARGETS += [
     f"{RESULTS_DIR}/fig2_val_loss.pdf",

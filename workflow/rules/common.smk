@@ -9,6 +9,18 @@ DATA_DIR = f"data/{config['data']['name']}"
 MODELS_DIR = "models"
 RESULTS_DIR = "results"
 
+# Training jobs (tokenizer.smk, transformer.smk) run on run.gpus_per_job GPUs: a plain process, or
+# torchrun with one DistributedDataParallel rank per GPU (seqgan/train/distributed.py). The count
+# is declared as resource gpu for schedulers (workflow/profiles/); a local run ignores it unless a
+# gpu limit is set. Not a rule params entry (changing it retrains nothing): the global batch is
+# the same on any count (run.gpus_per_job in the schema says where results can still differ).
+TRAIN_GPUS = config["run"]["gpus_per_job"]
+TRAIN_SEQGAN = (
+    SEQGAN
+    if TRAIN_GPUS == 1
+    else f'"{sys.executable}" -m torch.distributed.run --standalone --nproc_per_node {TRAIN_GPUS} -m seqgan'
+)
+
 
 GLUE_MODULES = {"seqgan.cli", "seqgan.config", "seqgan.io", "seqgan.__main__"}
 
