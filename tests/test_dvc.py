@@ -1,0 +1,253 @@
+"""DVC over the Snakemake workflow, end to end in a temporary git + DVC repository.
+
+The repository holds a copy of the workflow (Snakefile, workflow/, seqgan/, dvc.yaml), a
+seconds-scale params.yaml (tests/test_workflow.py's tiny pipeline, with one alpha plus the control)
+and a local-directory DVC remote. One `dvc repro fig2_val_loss` builds it (module fixture); the tests
+then change parameters and check what DVC reruns, restores, records and ships. They run in file
+order and each leaves the repository as it found it, except the last.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_workflow import tiny_pipeline_params
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+ALPHA = 1.0  # one alpha (phase 2 starts from it) plus the control: stage names @1.0-0 and _control@0
+LR, LR_CHANGED, LR_EXPERIMENT = 0.0005, 0.002, 0.001
+TRAIN_STAGES = {f"train_ar@base-{ALPHA}-0", "train_ar_control@base-0"}
+UP_TO_DATE = "Data and pipelines are up to date."
+
+
+@dataclass
+class Project:
+    repo: Path
+    remote: Path
+    env: dict[str, str]
+    first_lock: dict
+    first_repro: str
+    first_repro_s: float
+
+
+def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> str:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise AssertionError(f"`{' '.join(args)}` failed in {cwd} (exit {result.returncode}):\n{output[-6000:]}")
+    return output
+
+
+def dvc(p: Project, *args: str, cwd: Path | None = None) -> str:
+    return _run([sys.executable, "-m", "dvc", *args], cwd or p.repo, p.env)
+
+
+def git(p: Project, *args: str, cwd: Path | None = None) -> str:
+    return _run(["git", *args], cwd or p.repo, p.env)
+
+
+def snakemake(p: Project, *args: str, cwd: Path | None = None) -> str:
+    return _run([sys.executable, "-m", "snakemake", *args], cwd or p.repo, p.env)
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def restored(output: str) -> set[str]:
+    return set(re.findall(r"Stage '([^']+)' is cached - skipping run, checking out outputs", output))
+
+
+def status(p: Project, *args: str, cwd: Path | None = None) -> str:
+    """`dvc status` of Fig. 2 and everything upstream (the stages this module builds)."""
+    return dvc(p, "status", *args, "--with-deps", "fig2_val_loss", cwd=cwd)
+
+
+def changed_stages(p: Project) -> set[str]:
+    return set(json.loads(status(p, "--json")))
+
+
+def write_params(p: Project, lr: float) -> None:
+    params = yaml.safe_load((p.repo / "params.yaml").read_text())
+    params["transformer"]["optimizer"]["lr"] = lr
+    (p.repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))  # block style
+
+
+def lock(p: Project) -> dict:
+    return yaml.safe_load((p.repo / "dvc.lock").read_text())
+
+
+def out_hashes(lock_data: dict, stages: set[str] | None = None) -> dict[str, str]:
+    return {
+        out["path"]: out["md5"]
+        for name, stage in lock_data["stages"].items()
+        if stages is None or name in stages
+        for out in stage.get("outs", [])
+    }
+
+
+def tiny_params() -> dict:
+    raw = tiny_pipeline_params()
+    raw["tokenizer"]["alphas"] = [ALPHA]
+    raw["tokenizer"]["phase2"]["from_alpha"] = ALPHA
+    raw["transformer"]["optimizer"]["lr"] = LR
+    return raw
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Project:
+    base = tmp_path_factory.mktemp("dvc_project")
+    repo, remote = base / "repo", base / "remote"
+    repo.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("Snakefile", "dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    for name in ("workflow", "seqgan"):
+        shutil.copytree(ROOT / name, repo / name, symlinks=True, ignore=ignore)
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # the stages call `snakemake`
+        "DVC_NO_ANALYTICS": "1",
+        "DVC_GLOBAL_CONFIG_DIR": str(base / "dvc_global"),
+        "DVC_SYSTEM_CONFIG_DIR": str(base / "dvc_system"),
+        "DVC_SITE_CACHE_DIR": str(base / "dvc_site_cache"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    p = Project(repo, remote, env, {}, "", 0.0)
+    git(p, "init", "-q")
+    git(p, "config", "user.name", "seqgan tests")
+    git(p, "config", "user.email", "tests@example.invalid")
+    git(p, "config", "commit.gpgsign", "false")
+    dvc(p, "init", "-q")
+    dvc(p, "config", "core.analytics", "false")
+    dvc(p, "config", "core.check_update", "false")
+    dvc(p, "remote", "add", "-d", "local", str(remote))
+    git(p, "add", "-A")
+    git(p, "commit", "-q", "-m", "workflow")
+
+    start = time.monotonic()
+    p.first_repro = dvc(p, "repro", "fig2_val_loss")
+    p.first_repro_s = time.monotonic() - start
+    print(f"\nfirst `dvc repro fig2_val_loss`: {p.first_repro_s:.0f} s")
+    git(p, "add", "-A")
+    git(p, "commit", "-q", "-m", "first run")
+    p.first_lock = lock(p)
+    return p
+
+
+def test_repro_builds_fig2_and_tracks_every_output(project):
+    p = project
+    expected = {
+        "prepare_data", "train_semantic", "fid_reference@val", "fig2_val_loss",
+        f"tokenizer_phase1@{ALPHA}-0", "tokenizer_phase1_control@0",
+        f"eval_tokenizer@{ALPHA}-0", "eval_tokenizer_control@0",
+        f"encode_tokens@{ALPHA}-0", "encode_tokens_control@0", *TRAIN_STAGES,
+    }
+    assert ran(p.first_repro) == expected  # fig2's upstream and nothing else (no phase 2, no samples)
+
+    table = (p.repo / "results/fig2_val_loss.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in table[1:]] == [f"alpha{ALPHA}", "control"]
+    assert (p.repo / "results/fig2_val_loss.pdf").stat().st_size > 0
+    assert status(p).strip().endswith(UP_TO_DATE)
+    assert git(p, "status", "--porcelain").strip() == ""  # outputs stay out of git, no stray .gitignore
+
+    # Every file the stages wrote is a DVC out (or inside one): a run-cache restore brings back all of
+    # it, including DVCLive's files beside the declared curves.
+    outs = [out["path"] for stage in p.first_lock["stages"].values() for out in stage.get("outs", [])]
+    written = [f.relative_to(p.repo).as_posix() for top in ("data", "models", "results")
+               for f in (p.repo / top).rglob("*") if f.is_file()]
+    untracked = [f for f in written if not any(f == o or f.startswith(o + "/") for o in outs)]
+    assert written and untracked == []
+    for stage in TRAIN_STAGES:  # training runs: cached outs, metrics and curves, no persist
+        entry = p.first_lock["stages"][stage]
+        assert {"transformer.optimizer"} <= set(entry["params"]["params.yaml"])
+        assert any(o["path"].endswith("/metrics.json") for o in entry["outs"])
+
+
+def test_lr_change_reruns_only_transformers_and_old_setting_comes_from_run_cache(project):
+    p = project
+    write_params(p, LR_CHANGED)
+    assert changed_stages(p) == TRAIN_STAGES  # not the data, the semantic net or the tokenizers
+    output = dvc(p, "repro", "fig2_val_loss")
+    assert ran(output) == TRAIN_STAGES | {"fig2_val_loss"}
+    changed = out_hashes(lock(p), TRAIN_STAGES)
+    assert all(changed[k] != v for k, v in out_hashes(p.first_lock, TRAIN_STAGES).items() if k.endswith(".safetensors"))
+
+    train_logs = sorted((p.repo / "logs/train_ar").rglob("*.log"))
+    log_times = [f.stat().st_mtime_ns for f in train_logs]
+    write_params(p, LR)
+    start = time.monotonic()
+    output = dvc(p, "repro", "fig2_val_loss")
+    restore_s = time.monotonic() - start
+    print(f"\nrestoring the first setting from the run cache: {restore_s:.1f} s")
+    assert ran(output) == set()
+    assert restored(output) == TRAIN_STAGES | {"fig2_val_loss"}
+    assert [f.stat().st_mtime_ns for f in train_logs] == log_times  # no training job ran
+    assert out_hashes(lock(p)) == out_hashes(p.first_lock)  # the first run's outputs, byte for byte
+    assert status(p).strip().endswith(UP_TO_DATE)
+    assert git(p, "status", "--porcelain").strip() == ""
+
+
+def test_exp_run_with_set_param_lists_the_metrics(project):
+    p = project
+    output = dvc(p, "exp", "run", "-S", f"transformer.optimizer.lr={LR_EXPERIMENT}", "fig2_val_loss")
+    assert ran(output) == TRAIN_STAGES | {"fig2_val_loss"}
+    shown = json.loads(dvc(p, "exp", "show", "--json"))
+    # Rows: the workspace, the commit (baseline) and, under it, the experiment.
+    rows = {row["name"] or row["rev"]: row["data"] for row in shown}
+    rows.update({e["name"]: e["data"] for row in shown for exp in row.get("experiments") or [] for e in exp["revs"]})
+    by_lr = {data["params"]["params.yaml"]["data"]["transformer"]["optimizer"]["lr"]: data["metrics"]
+             for name, data in rows.items() if name != "workspace"}
+    assert set(by_lr) == {LR, LR_EXPERIMENT}
+    curve_metrics = f"results/curves/transformer/ar/base/alpha{ALPHA}/seed0/metrics.json"
+    tokenizer_metrics = f"results/metrics/tokenizer/phase1/alpha{ALPHA}/seed0.json"
+    base, exp = by_lr[LR], by_lr[LR_EXPERIMENT]
+    assert exp[tokenizer_metrics]["data"]["codebook_usage"] == base[tokenizer_metrics]["data"]["codebook_usage"]
+    assert exp[curve_metrics]["data"]["val_loss"] != base[curve_metrics]["data"]["val_loss"]
+
+    git(p, "checkout", "--", "params.yaml", "dvc.lock")  # back to the committed setting
+    dvc(p, "checkout", "--force", "--with-deps", "fig2_val_loss")
+    assert status(p).strip().endswith(UP_TO_DATE)
+
+
+def test_push_then_fresh_clone_pull_and_touch_leaves_snakemake_nothing_to_do(project, tmp_path):
+    p = project
+    dvc(p, "push", "--with-deps", "fig2_val_loss")  # only what was built (plain `dvc push` after a full repro)
+    clone = tmp_path / "clone"
+    git(p, "clone", "-q", str(p.repo), str(clone), cwd=tmp_path)
+    dvc(p, "pull", "--with-deps", "fig2_val_loss", cwd=clone)
+    assert (clone / "results/fig2_val_loss.pdf").read_bytes() == (p.repo / "results/fig2_val_loss.pdf").read_bytes()
+    assert status(p, cwd=clone).strip().endswith(UP_TO_DATE)
+    snakemake(p, "--touch", "--cores", "1", "results/fig2_val_loss.pdf", cwd=clone)
+    assert "Nothing to be done" in snakemake(p, "-n", "results/fig2_val_loss.pdf", cwd=clone)
+
+
+def test_direct_snakemake_run_then_dvc_commit_leaves_status_clean(project):
+    p = project
+    snakemake(p, "--touch", "--cores", "1", "results/fig2_val_loss.pdf")  # realign after DVC restores
+    write_params(p, LR_CHANGED * 2)
+    plan = snakemake(p, "-n", "--quiet", "rules", "--", "results/fig2_val_loss.pdf")
+    planned = {line.split()[0] for line in plan.splitlines()
+               if len(line.split()) == 2 and line.split()[1].isdigit() and line.split()[0] not in {"job", "total"}}
+    assert planned == {"train_ar", "fig2_val_loss"}
+    snakemake(p, "--cores", "2", "results/fig2_val_loss.pdf")  # e.g. on a cluster, outside DVC
+    assert changed_stages(p) == TRAIN_STAGES | {"fig2_val_loss"}
+    dvc(p, "commit", "-f", "--with-deps", "fig2_val_loss")
+    assert status(p).strip().endswith(UP_TO_DATE)
+    assert out_hashes(lock(p), TRAIN_STAGES) != out_hashes(p.first_lock, TRAIN_STAGES)
