@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -106,32 +107,84 @@ def test_config_overrides_are_refused(tmp_path):
     assert "overrides are not supported" in result.stdout + result.stderr
 
 
-@pytest.mark.slow
-def test_fig2_pipeline_end_to_end(tmp_path):
-    """Data -> semantic net -> 4 phase-1 tokenizers -> tokens -> AR per tokenizer -> fig2, and phase 2."""
-    params = tiny_pipeline_params()
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    samples = ["results/samples/ar/base/alpha1.0/phase2/seed0", "results/samples/ar/base/alpha0.0/phase1/seed3"]
-    run_snakemake(tmp_path, "results/fig2_val_loss.pdf", "results/metrics/tokenizer/phase2.json",
-                  *[f"{s}/manifest.json" for s in samples], "--cores", "2")
+def tiny_default_params() -> dict:
+    """The tiny pipeline with two experiment seeds: every default target."""
+    raw = tiny_pipeline_params()
+    raw["transformer"]["ar"].update(iterations=20, decay_start=10)
+    raw["transformer"]["eval_every"] = 10
+    raw["tokenizer"]["alphas"] = [0.0, 1.0]  # fewer jobs; the 0.5 of the default changes no code path
+    raw["evaluation"].update(experiment_seeds=[0, 1], sampling_seeds=[0], visualization_images=3)
+    raw["evaluation"]["sample_grid"].update(columns=3, rows=2)
+    return raw
 
-    table = (tmp_path / "results/fig2_val_loss.csv").read_text().splitlines()
-    assert table[0].startswith("variant,objective,final_step,final_val_loss")
-    variants = [row.split(",")[0] for row in table[1:]]
-    assert variants == ["alpha0.0", "alpha0.5", "alpha1.0", "control"]
+
+FIGURES = ("fig1_phase2_decoder", "fig2_val_loss", "fig3_visualization", "fig6b_alpha_sweep")
+TABLES = (
+    "table1_decoder_capacity", "table2_reconstruction", "table3_unconditional", "table4_imagenet_conditional",
+    "table5_codebook", "table6_perceptual_layers", "fig8b_phase2", "hparam_audit", "model_sizes",
+)
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_default_target_end_to_end(tmp_path):
+    """Data -> semantic net -> phase-1 tokenizers per seed -> tokens -> AR -> phase 2 -> samples ->
+    generation metrics -> every figure, table, claims.md and the Snakemake report."""
+    params = tiny_default_params()
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_snakemake(tmp_path, "--cores", "2")
+
+    variants = ["alpha0.0", "alpha1.0", "control"]
+    fig2 = csv_rows(tmp_path / "results/fig2_val_loss.csv")
+    assert [row["variant"] for row in fig2] == variants
     for variant in variants:
-        curve = (tmp_path / f"results/curves/transformer/ar/base/{variant}/seed0/curve.csv").read_text().splitlines()
-        assert curve[0] == "step,train_loss,val_loss" and curve[-1].startswith("10,")
-        metrics = json.loads((tmp_path / f"results/metrics/tokenizer/phase1/{variant}/seed0.json").read_text())
-        assert metrics["count"] == 60 and 0 < metrics["codebook_usage"] <= 1
-        tokens = json.loads((tmp_path / f"data/shapes32/tokens/{variant}/seed0/val/manifest.json").read_text())
-        assert tokens["count"] == 60 and tokens["grid_h"] == tokens["grid_w"] == 8
-    for sample_dir, phase in zip(samples, (2, 1)):
-        manifest = json.loads((tmp_path / sample_dir / "manifest.json").read_text())
-        assert manifest["count"] == 6 and manifest["objective"] == "ar"
-        assert manifest["tokenizer_checkpoint"]["phase"] == phase
-        assert len(list((tmp_path / sample_dir / "images").glob("*.png"))) == 6
+        for seed in (0, 1):
+            curve = csv_rows(tmp_path / f"results/curves/transformer/ar/base/{variant}/seed{seed}/curve.csv")
+            assert [int(r["step"]) for r in curve] == [10, 20]
+            assert float(curve[-1]["val_loss"]) < float(curve[0]["val_loss"])  # it learns
+            metrics = json.loads((tmp_path / f"results/metrics/tokenizer/phase1/{variant}/seed{seed}.json").read_text())
+            assert metrics["count"] == 60 and 0 < metrics["codebook_usage"] <= 1
+            tokens = json.loads((tmp_path / f"data/shapes32/tokens/{variant}/seed{seed}/val/manifest.json").read_text())
+            assert tokens["count"] == 60 and tokens["grid_h"] == tokens["grid_w"] == 8
+        # the two experiment seeds are different runs, not copies
+        weights = [(tmp_path / f"models/tokenizer/phase1/{variant}/seed{s}/tokenizer.safetensors").read_bytes()
+                   for s in (0, 1)]
+        assert weights[0] != weights[1]
+        for sampling_seed in (0,):
+            gen = json.loads((tmp_path / f"results/metrics/generation/ar/base/{variant}/phase1/seed{sampling_seed}.json").read_text())
+            assert gen["num_samples"] == 6 and gen["seed"] == sampling_seed and math.isfinite(gen["fid"])
     phase2 = json.loads((tmp_path / "results/metrics/tokenizer/phase2.json").read_text())
     assert phase2["tokenizer"]["phase"] == 2
-    assert (tmp_path / "results/fig2_val_loss.png").stat().st_size > 0
-    assert planned_jobs(tmp_path, "results/fig2_val_loss.pdf", "results/metrics/tokenizer/phase2.json") == set()
+
+    for name in FIGURES:
+        for suffix in (".pdf", ".png"):
+            assert (tmp_path / f"results/{name}{suffix}").stat().st_size > 1000, name
+    fig3 = csv_rows(tmp_path / "results/fig3_visualization.csv")
+    assert {row["variant"] for row in fig3} == set(variants)
+    fig6b = csv_rows(tmp_path / "results/fig6b_alpha_sweep.csv")
+    assert {row["variant"] for row in fig6b} == set(variants)
+    for grid in ("ar_base_alpha1.0_phase1", "ar_base_alpha1.0_phase2"):
+        assert (tmp_path / f"results/sample_grids/{grid}.png").stat().st_size > 1000
+
+    for name in TABLES:
+        rows = csv_rows(tmp_path / f"results/tables/{name}.csv")
+        assert rows, name
+        assert (tmp_path / f"results/tables/{name}.md").read_text().count("|") > 10, name
+    table2 = csv_rows(tmp_path / "results/tables/table2_reconstruction.csv")
+    reproduced = [r for r in table2 if r["status"] == "reproduced"]
+    assert any(float(r["reproduced"]) == pytest.approx(phase2["rfid"]) for r in reproduced)
+    claims = (tmp_path / "results/claims.md").read_text()
+    assert [line[:10] for line in claims.splitlines() if line.startswith("## Claim")] == [
+        f"## Claim {i}" for i in (1, 2, 3, 4)
+    ]
+    assert planned_jobs(tmp_path) == set()
+
+    run_snakemake(tmp_path, "--report", "results/report.html")
+    report = (tmp_path / "results/report.html").read_text()
+    assert "fig2_val_loss.png" in report and "claims.md" in report
