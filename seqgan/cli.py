@@ -344,7 +344,11 @@ def cmd_train_transformer(args: argparse.Namespace) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from seqgan.evaluate.fid import file_sha256
-    from seqgan.sample.generate import even_class_counts, generate_samples, sampling_from_params
+    from seqgan.sample.generate import (
+        even_class_counts,
+        generate_samples,
+        sampling_from_params,
+    )
     from seqgan.train.runtime import resolve_device
     from seqgan.train.tokenizer import load_tokenizer_checkpoint
     from seqgan.train.transformer import load_transformer_checkpoint
@@ -586,7 +590,13 @@ def cmd_fig1(args: argparse.Namespace) -> None:
 def cmd_fig3(args: argparse.Namespace) -> None:
     from seqgan.data.store import open_image_store
     from seqgan.evaluate.fid import file_sha256
-    from seqgan.report.fig3 import Fig3Variant, check_pairing, compute_fig3, fig3_table, plot_fig3
+    from seqgan.report.fig3 import (
+        Fig3Variant,
+        check_pairing,
+        compute_fig3,
+        fig3_table,
+        plot_fig3,
+    )
     from seqgan.train.runtime import resolve_device
     from seqgan.train.tokenizer import load_tokenizer_checkpoint
     from seqgan.train.transformer import load_transformer_checkpoint
@@ -625,7 +635,12 @@ def cmd_fig3(args: argparse.Namespace) -> None:
 
 
 def cmd_fig6b(args: argparse.Namespace) -> None:
-    from seqgan.report.fig6b import MetricsFile, MetricsFileError, fig6b_table, plot_fig6b
+    from seqgan.report.fig6b import (
+        MetricsFile,
+        MetricsFileError,
+        fig6b_table,
+        plot_fig6b,
+    )
 
     params = load_params(args.params)
 
@@ -654,7 +669,12 @@ def _artefact_layout(args: argparse.Namespace):
 
 def cmd_tables(args: argparse.Namespace) -> None:
     from seqgan.report.artefacts import MissingArtefactError
-    from seqgan.report.tables import TABLE_NAMES, build_table, table_frame, table_markdown
+    from seqgan.report.tables import (
+        TABLE_NAMES,
+        build_table,
+        table_frame,
+        table_markdown,
+    )
 
     params = load_params(args.params)
     out_dir = Path(args.out_dir)

@@ -16,7 +16,6 @@ no defaults: a value missing from the file is an error, never a silent fallback.
 from __future__ import annotations
 
 import copy
-
 import difflib
 import hashlib
 import json

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_workflow import tiny_pipeline_params
 
 pytestmark = pytest.mark.slow

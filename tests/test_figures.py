@@ -21,7 +21,13 @@ from seqgan.evaluate.fid import file_sha256
 from seqgan.evaluate.visualize import tile_origin
 from seqgan.nets.factory import build_tokenizer, build_transformer
 from seqgan.report import fig3 as fig3_mod
-from seqgan.report.fig3 import Fig3Variant, check_pairing, compute_fig3, fig3_table, plot_fig3
+from seqgan.report.fig3 import (
+    Fig3Variant,
+    check_pairing,
+    compute_fig3,
+    fig3_table,
+    plot_fig3,
+)
 from seqgan.report.fig6b import MetricsFile, MetricsFileError, draw_fig6b, fig6b_table
 from seqgan.train.checkpoint import save_weights
 from seqgan.train.classifier import to_model_input
@@ -159,7 +165,7 @@ def test_fig3_figure_layout(result, tmp_path):
         x, y = tile_origin(r, c, grid_rows, scale=scale, pad=pad, label_width=0)
         return canvas[y : y + tile, x : x + tile]
 
-    up = lambda image: image.repeat(scale, axis=0).repeat(scale, axis=1)  # noqa: E731
+    up = lambda image: image.repeat(scale, axis=0).repeat(scale, axis=1)
     np.testing.assert_array_equal(tile_at(0, 2), up(res.inputs[2]))
     np.testing.assert_array_equal(tile_at(3, 1), up(res.variants[1].shown["reconstruction"][1]))
     np.testing.assert_array_equal(tile_at(6, 0), up(res.variants[2].shown["prediction"][0]))

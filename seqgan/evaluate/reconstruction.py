@@ -47,11 +47,11 @@ from torch import Tensor, nn
 from seqgan.evaluate.fid import (
     FeatureNetwork,
     ReferenceStatistics,
-    progress_bar,
     check_reference_matches,
     features_of_images,
     fid_from_features,
     module_sha256,
+    progress_bar,
     store_batches,
 )
 from seqgan.nets.pretrained import lpips_linear_weights_path, require_weights

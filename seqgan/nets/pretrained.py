@@ -247,7 +247,7 @@ def fetch_weights(only: Iterable[str] | None = None, progress: bool = True) -> d
         try:
             _DOWNLOADERS[name](path, progress)
             paths[name] = require_weights(name)
-        except Exception as err:  # noqa: BLE001 - reported below with the file it concerns
+        except Exception as err:
             kind = "network unreachable?" if _is_network_error(err) else "download failed"
             failures.append(f"{name}: could not download {spec.url} to {path} ({kind}: {err})")
     if failures:

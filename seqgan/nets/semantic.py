@@ -29,8 +29,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from seqgan.nets.common import count_parameters  # noqa: F401  (re-exported)
 from seqgan.nets.backbone import TAP_NAMES
+from seqgan.nets.common import count_parameters
 
 CONVS_PER_STAGE: tuple[int, ...] = (2, 2, 2, 2, 2)
 

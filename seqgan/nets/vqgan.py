@@ -44,8 +44,8 @@ from collections.abc import Mapping, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqgan.nets.common import count_parameters
 from seqgan.nets.attention import AttentionSpec, InterleavedAttention
+from seqgan.nets.common import count_parameters
 from seqgan.nets.quantizer import VectorQuantizer
 
 __all__ = [

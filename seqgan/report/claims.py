@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from seqgan.config import Params, VerdictParams
-from seqgan.report.artefacts import ArtefactLayout, ProducedRuns, read_json, variant_name
+from seqgan.report.artefacts import (
+    ArtefactLayout,
+    ProducedRuns,
+    read_json,
+    variant_name,
+)
 from seqgan.report.stats import Spread, paired_differences, spread, strictly_decreasing
 
 HOLDS = "holds"

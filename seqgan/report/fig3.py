@@ -20,13 +20,13 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
 
-from seqgan.evaluate.visualize import (  # noqa: E402
+from seqgan.evaluate.visualize import (
     compose_grid,
     grid_size,
     teacher_forced_accuracy,
@@ -34,8 +34,13 @@ from seqgan.evaluate.visualize import (  # noqa: E402
     visualization_rows,
     visualize_ar_prediction,
 )
-from seqgan.nets.transformer import GenerativeTransformer  # noqa: E402
-from seqgan.report.fig6b import save_pdf_png, variant_alpha, variant_label, variant_sort_key  # noqa: E402
+from seqgan.nets.transformer import GenerativeTransformer
+from seqgan.report.fig6b import (
+    save_pdf_png,
+    variant_alpha,
+    variant_label,
+    variant_sort_key,
+)
 
 __all__ = [
     "Fig3Result",

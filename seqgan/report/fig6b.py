@@ -27,11 +27,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from seqgan.io import atomic_write_bytes  # noqa: E402
+from seqgan.io import atomic_write_bytes
 
 __all__ = [
     "MetricsFileError",

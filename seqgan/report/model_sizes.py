@@ -14,7 +14,12 @@ import torch
 
 from seqgan.config import Params
 from seqgan.nets.common import count_parameters
-from seqgan.nets.factory import build_discriminator, build_tokenizer, build_transformer, tokens_per_image
+from seqgan.nets.factory import (
+    build_discriminator,
+    build_tokenizer,
+    build_transformer,
+    tokens_per_image,
+)
 from seqgan.nets.vqgan import parameter_breakdown
 from seqgan.report.reference import paper_reference
 

@@ -28,11 +28,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from seqgan.evaluate.generation import SampleSet  # noqa: E402
-from seqgan.io import atomic_write_bytes  # noqa: E402
+from seqgan.evaluate.generation import SampleSet
+from seqgan.io import atomic_write_bytes
 
 __all__ = [
     "GridLayout",

@@ -25,9 +25,9 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from seqgan.nets.mask_schedule import MaskSchedule, tokens_to_keep_masked_per_step
 from seqgan.nets.transformer import GenerativeTransformer, eval_mode
 from seqgan.sample.filtering import sample_from_logits
-from seqgan.nets.mask_schedule import MaskSchedule, tokens_to_keep_masked_per_step
 
 __all__ = ["sample_nar", "gumbel_noise", "confidence_temperature"]
 

@@ -15,7 +15,6 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
 from unittest import mock
 
 import dvclive.live
