@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from seqgan.config import Params
+from seqgan.config import Params, lookup
 
 Decoder = Literal["phase1", "phase2"]
 
@@ -197,9 +197,7 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 def dotted(record: dict[str, Any], key_path: str, source: str | Path = "") -> Any:
     """Value at ``a.b.c`` in a JSON record; a missing key names the file and key."""
-    node: Any = record
-    for part in key_path.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise KeyError(f"{source or 'record'}: no key {key_path!r}")
-        node = node[part]
-    return node
+    try:
+        return lookup(record, key_path)
+    except KeyError:
+        raise KeyError(f"{source or 'record'}: no key {key_path!r}") from None
