@@ -34,7 +34,7 @@ def tiny_pipeline_params() -> dict:
     tr["sizes"]["base"].update(layers=1, heads=2, dim=16, mlp_dim=32)
     tr.update(eval_every=5, val_batches=2, checkpoint_every=5)
     tr["ar"].update(iterations=10, batch_size=8, decay_start=5)
-    raw["evaluation"].update(batch_size=30, num_samples=6)
+    raw["evaluation"].update(batch_size=30, num_samples=6, experiment_seeds=[0], sampling_seeds=[0])
     return raw
 
 
