@@ -370,11 +370,14 @@ def test_reconstruction_metrics(tokenizer, semantic_net, store):
 
     # Every number against a direct computation.
     originals = np.array(store.images)
-    recon = reconstruct_batch(tokenizer, originals, "cpu")
+    # In the metric's batches of 10: oneDNN picks kernels by batch size and thread count, and an
+    # FID this close to 0 magnifies a one-level rounding flip of a reconstructed pixel.
+    recon = np.concatenate([reconstruct_batch(tokenizer, originals[i:i + 10], "cpu")
+                            for i in range(0, len(originals), 10)])
     assert recon.dtype == np.uint8 and recon.shape == originals.shape
     assert metrics["psnr"] == pytest.approx(float(psnr(recon, originals).mean()))
     assert metrics["rfid"] == pytest.approx(
-        fid_from_features(features_of_images(recon, network), reference), rel=1e-6
+        fid_from_features(features_of_images(recon, network, batch_size=10), reference), rel=1e-6
     )
     with torch.no_grad():
         tokenizer.eval()
