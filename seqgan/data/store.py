@@ -24,12 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from seqgan.io import atomic_write_text
+from seqgan.io import MANIFEST_FILE, atomic_write_text, read_manifest
 
 FORMAT_VERSION = 1
 IMAGES_FILE = "images.u8"
 LABELS_FILE = "labels.npy"
-MANIFEST_FILE = "manifest.json"
 
 
 class ImageStoreWriter:
@@ -134,15 +133,9 @@ class ImageStore:
 def open_image_store(directory: str | os.PathLike[str]) -> ImageStore:
     """Open a split written by :class:`ImageStoreWriter`, checking its files agree."""
     directory = Path(directory)
-    manifest_path = directory / MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise FileNotFoundError(
-            f"{manifest_path} not found: {directory} is not a prepared split "
-            "(run the data preparation rule first)"
-        )
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{manifest_path}: unsupported format_version {manifest.get('format_version')}")
+    manifest_path, manifest = read_manifest(
+        directory, missing="a prepared split (run the data preparation rule first)", format_version=FORMAT_VERSION
+    )
     n, h, w, c = manifest["shape"]
     images_path = directory / manifest["images_file"]
     expected = n * h * w * c

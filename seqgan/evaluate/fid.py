@@ -121,6 +121,14 @@ def module_sha256(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+def weights_identity(module: nn.Module, weights_file: str | Path | None = None) -> dict[str, Any]:
+    """How a metric names the network it used: the state-dict hash, and the file when known."""
+    identity: dict[str, Any] = {"sha256": module_sha256(module)}
+    if weights_file is not None:
+        identity["file"] = str(weights_file)
+    return identity
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -206,16 +214,13 @@ def semantic_feature_network(
         _, logits = semantic_net.features(to_input(batch))
         return torch.softmax(logits.float(), dim=1)  # (B, num_classes)
 
-    weights: dict[str, Any] = {"sha256": module_sha256(semantic_net)}
-    if weights_file is not None:
-        weights["file"] = str(weights_file)
     return FeatureNetwork(
         name="semantic_relu5_3_gap",
         extract=extract,
         resize=RESIZE_NONE,
         device=device,
         layer="relu5_3 (last ReLU of stage 5), global average pooled",
-        weights=weights,
+        weights=weights_identity(semantic_net, weights_file),
         class_probabilities=probabilities,
         classes=f"{getattr(semantic_net, 'num_classes', '?')} classes of the embedded classifier",
     )

@@ -39,7 +39,6 @@ What is computed, and how (every record says it again):
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +57,7 @@ from seqgan.evaluate.fid import (
     fid_from_features,
     inception_score,
 )
+from seqgan.io import read_manifest
 from seqgan.train.classifier import evenly_spaced
 
 __all__ = [
@@ -74,7 +74,6 @@ __all__ = [
     "sample_set_record",
 ]
 
-MANIFEST_FILE = "manifest.json"
 LABELS_FILE = "labels.npy"
 
 
@@ -130,13 +129,9 @@ class SampleSet:
 def open_sample_set(directory: str | Path, *, verify: bool = True) -> SampleSet:
     """Open a sample directory, checking that manifest, labels and PNG files agree."""
     directory = Path(directory)
-    manifest_path = directory / MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise FileNotFoundError(
-            f"{manifest_path} not found: {directory} is not a finished sample set (the `sample` "
-            "rule writes the manifest last)"
-        )
-    manifest = json.loads(manifest_path.read_text())
+    manifest_path, manifest = read_manifest(
+        directory, missing="a finished sample set (the `sample` rule writes the manifest last)"
+    )
     if manifest.get("kind") != "generated_samples":
         raise ValueError(f"{manifest_path}: kind {manifest.get('kind')!r}, expected 'generated_samples'")
     count = int(manifest["count"])

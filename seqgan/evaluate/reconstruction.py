@@ -53,6 +53,7 @@ from seqgan.evaluate.fid import (
     module_sha256,
     progress_bar,
     store_batches,
+    weights_identity,
 )
 from seqgan.nets.pretrained import lpips_linear_weights_path, require_weights
 from seqgan.nets.quantizer import CodebookUsage
@@ -206,9 +207,7 @@ def embedded_perceptual_distance(
         dist = loss.distances(recon, target, logit_grad=False)
         return torch.stack(dist.taps).sum(dim=0)  # (5, B) -> (B,)
 
-    weights: dict[str, Any] = {"sha256": module_sha256(semantic_net)}
-    if weights_file is not None:
-        weights["file"] = str(weights_file)
+    weights = weights_identity(semantic_net, weights_file)
     return PerceptualDistance(
         name="perceptual_embedded_alpha0",
         fn=fn,

@@ -39,7 +39,7 @@ from torch import nn
 
 from seqgan.evaluate.fid import progress_bar, store_batches
 from seqgan.evaluate.reconstruction import eval_mode
-from seqgan.io import atomic_write, atomic_write_text
+from seqgan.io import MANIFEST_FILE, atomic_write, atomic_write_text, read_manifest
 from seqgan.train.classifier import to_model_input
 from seqgan.train.runtime import resolve_device
 
@@ -57,7 +57,6 @@ __all__ = [
 FORMAT_VERSION = 1
 TOKENS_FILE = "tokens.npy"
 LABELS_FILE = "labels.npy"
-MANIFEST_FILE = "manifest.json"
 TOKEN_DTYPE = np.uint16
 MAX_CODEBOOK_SIZE = int(np.iinfo(TOKEN_DTYPE).max) + 1  # 65536
 _COUNT_CHUNK = 1 << 22  # token ids counted at once (bounded memory on memory-mapped arrays)
@@ -214,15 +213,9 @@ def open_token_split(directory: str | os.PathLike[str], *, verify: bool = False)
     all the tokens).
     """
     directory = Path(directory)
-    manifest_path = directory / MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise FileNotFoundError(
-            f"{manifest_path} not found: {directory} is not a complete token split "
-            "(run the token-encoding rule first)"
-        )
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{manifest_path}: unsupported format_version {manifest.get('format_version')}")
+    manifest_path, manifest = read_manifest(
+        directory, missing="a complete token split (run the token-encoding rule first)", format_version=FORMAT_VERSION
+    )
     n, h, w = int(manifest["count"]), int(manifest["grid_h"]), int(manifest["grid_w"])
     tokens_path = directory / manifest["tokens_file"]
     labels_path = directory / manifest["labels_file"]

@@ -30,7 +30,6 @@ import torch
 from torch import Tensor, nn
 
 from seqgan.nets.backbone import TAP_NAMES
-from seqgan.nets.common import count_parameters
 
 CONVS_PER_STAGE: tuple[int, ...] = (2, 2, 2, 2, 2)
 
