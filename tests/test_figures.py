@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from tiny_models import tiny_model_raw
 
 from seqgan.cli import main
 from seqgan.config import validate_params
@@ -38,15 +39,7 @@ CLASSES = [f"class{i}" for i in range(10)]
 
 
 def tiny_raw(conditional: bool = False) -> dict:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["tokenizer"]["architecture"].update(
-        base_channels=8, channel_mult=[1, 2, 2], num_res_blocks=1, extra_res_blocks=0,
-        num_groups=4, codebook_size=32, code_dim=8,
-    )
-    for size in raw["transformer"]["sizes"].values():
-        size.update(layers=1, heads=2, dim=16, mlp_dim=32)
-    raw["transformer"]["conditional"] = conditional
-    raw["transformer"]["num_classes"] = raw["data"]["synthetic"]["num_classes"]
+    raw = tiny_model_raw(conditional)
     raw["evaluation"].update(visualization_images=3, batch_size=3)
     return raw
 

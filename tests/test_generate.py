@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
+from tiny_models import tiny_model_raw
 
 import seqgan.evaluate.visualize as visualize_mod
 from seqgan.config import validate_params
@@ -37,16 +37,7 @@ NAR_SAMPLING = {"steps": 3, "temperature": 0.65, "schedule": "cosine"}
 
 
 def tiny_params(conditional: bool = False):
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw["tokenizer"]["architecture"].update(
-        base_channels=8, channel_mult=[1, 2, 2], num_res_blocks=1, extra_res_blocks=0,
-        num_groups=4, codebook_size=32, code_dim=8,
-    )
-    for size in raw["transformer"]["sizes"].values():
-        size.update(layers=1, heads=2, dim=16, mlp_dim=32)
-    raw["transformer"]["conditional"] = conditional
-    raw["transformer"]["num_classes"] = raw["data"]["synthetic"]["num_classes"]
-    return validate_params(raw, "tiny params")
+    return validate_params(tiny_model_raw(conditional), "tiny params")
 
 
 @pytest.fixture(scope="module")
