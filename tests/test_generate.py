@@ -31,7 +31,6 @@ from seqgan.sample.generate import (
 )
 from seqgan.train.classifier import to_model_input
 
-ROOT = Path(__file__).resolve().parents[1]
 AR_SAMPLING = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
 NAR_SAMPLING = {"steps": 3, "temperature": 0.65, "schedule": "cosine"}
 
