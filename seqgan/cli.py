@@ -14,9 +14,13 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seqgan.config import Params, ParamsError, load_params, params_hash, with_seed
 from seqgan.io import atomic_write_text
+
+if TYPE_CHECKING:  # torch is imported lazily: `seqgan validate-params` must start fast
+    import torch
 
 RESUME_ROOT = Path("work/resume")
 CONFIGS_DIR = Path("configs")
@@ -176,6 +180,16 @@ def _training_params(args: argparse.Namespace) -> Params:
     return params if args.seed is None else with_seed(params, args.seed)
 
 
+def _params_threads_device(args: argparse.Namespace) -> tuple[Params, torch.device]:
+    """params.yaml, torch's CPU thread count (--threads) and the device (run.device) of a command
+    that runs networks without training them."""
+    from seqgan.train.runtime import resolve_device
+
+    params = load_params(args.params)
+    _set_threads(args.threads)
+    return params, resolve_device(params.run.device)
+
+
 def _set_threads(threads: int) -> None:
     import torch
 
@@ -244,11 +258,8 @@ def _fid_network(params: Params, semantic_net, semantic_path: str | None, device
 def cmd_fid_reference(args: argparse.Namespace) -> None:
     from seqgan.data.store import open_image_store
     from seqgan.evaluate.fid import compute_reference, save_reference
-    from seqgan.train.runtime import resolve_device
 
-    params = load_params(args.params)
-    _set_threads(args.threads)
-    device = resolve_device(params.run.device)
+    params, device = _params_threads_device(args)
     store = open_image_store(args.split_dir)
     network = _fid_network(params, _load_semantic(params, args.semantic, device), args.semantic, device)
     name = f"{params.data.name}/{Path(args.split_dir).name}"
@@ -265,12 +276,9 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> None:
         evaluate_reconstruction,
         lpips_vgg_distance,
     )
-    from seqgan.train.runtime import resolve_device
     from seqgan.train.tokenizer import load_tokenizer_checkpoint
 
-    params = load_params(args.params)
-    _set_threads(args.threads)
-    device = resolve_device(params.run.device)
+    params, device = _params_threads_device(args)
     tokenizer, sidecar = load_tokenizer_checkpoint(args.tokenizer, params, device)
     semantic_net = _load_semantic(params, args.semantic, device)
     if semantic_net is not None:
@@ -299,12 +307,9 @@ def cmd_encode_tokens(args: argparse.Namespace) -> None:
     from seqgan.data.store import open_image_store
     from seqgan.evaluate.fid import file_sha256
     from seqgan.evaluate.tokens import encode_split, write_token_split
-    from seqgan.train.runtime import resolve_device
     from seqgan.train.tokenizer import load_tokenizer_checkpoint
 
-    params = load_params(args.params)
-    _set_threads(args.threads)
-    device = resolve_device(params.run.device)
+    params, device = _params_threads_device(args)
     tokenizer, sidecar = load_tokenizer_checkpoint(args.tokenizer, params, device)
     store = open_image_store(args.split_dir)
     ids = encode_split(tokenizer, store, batch_size=params.evaluation.batch_size, device=device, progress=True)
@@ -349,13 +354,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
         generate_samples,
         sampling_from_params,
     )
-    from seqgan.train.runtime import resolve_device
     from seqgan.train.tokenizer import load_tokenizer_checkpoint
     from seqgan.train.transformer import load_transformer_checkpoint
 
-    params = load_params(args.params)
-    _set_threads(args.threads)
-    device = resolve_device(params.run.device)
+    params, device = _params_threads_device(args)
     transformer, t_sidecar = load_transformer_checkpoint(args.transformer, params, device)
     tokenizer, k_sidecar = load_tokenizer_checkpoint(args.tokenizer, params, device)
     if t_sidecar.get("objective") != args.objective:
@@ -457,11 +459,8 @@ def cmd_eval_samples(args: argparse.Namespace) -> None:
         open_sample_set,
         sample_set_record,
     )
-    from seqgan.train.runtime import resolve_device
 
-    params = load_params(args.params)
-    _set_threads(args.threads)
-    device = resolve_device(params.run.device)
+    params, device = _params_threads_device(args)
     samples = open_sample_set(args.samples)
     _check_sample_identity(samples, objective=args.objective, decoder=args.decoder, seed=args.seed, params=params)
     reference = load_reference(args.reference)
@@ -544,12 +543,9 @@ def cmd_fig1(args: argparse.Namespace) -> None:
     from seqgan.evaluate.fid import file_sha256
     from seqgan.evaluate.generation import open_sample_set
     from seqgan.report.fig1 import fig1_panels, plot_fig1, psnr_table
-    from seqgan.train.runtime import resolve_device
     from seqgan.train.tokenizer import load_tokenizer_checkpoint
 
-    params = load_params(args.params)
-    _set_threads(args.threads)
-    device = resolve_device(params.run.device)
+    params, device = _params_threads_device(args)
     tok1, side1 = load_tokenizer_checkpoint(args.phase1, params, device)
     tok2, side2 = load_tokenizer_checkpoint(args.phase2, params, device)
     if side1.get("phase") != 1 or side2.get("phase") != 2:
@@ -597,13 +593,10 @@ def cmd_fig3(args: argparse.Namespace) -> None:
         fig3_table,
         plot_fig3,
     )
-    from seqgan.train.runtime import resolve_device
     from seqgan.train.tokenizer import load_tokenizer_checkpoint
     from seqgan.train.transformer import load_transformer_checkpoint
 
-    params = load_params(args.params)
-    _set_threads(args.threads)
-    device = resolve_device(params.run.device)
+    params, device = _params_threads_device(args)
     variants, runs = [], set()
     for name, tokenizer_file, transformer_file in args.variant:
         alpha, perceptual = parse_phase1_variant(params, name)
