@@ -91,15 +91,6 @@ def command_code(command):
     return code_of(*sorted(modules))
 
 
-def package_sources(*subpackages):
-    """Every module of the named subpackages (coarser than code_of; kept for rules not yet moved)."""
-    package = Path(workflow.basedir) / "seqgan"
-    files = []
-    for sub in subpackages:
-        files += sorted((package / sub).glob("*.py"))
-    return [str(f) for f in files]
-
-
 def split_files(split):
     return {
         "manifest": f"{DATA_DIR}/{split}/manifest.json",
