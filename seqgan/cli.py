@@ -133,7 +133,9 @@ def cmd_train_semantic(args: argparse.Namespace) -> None:
         raise SystemExit("error: semantic.backbone is not 'embedded'; nothing to train (vgg16 is pretrained)")
     data_dir = Path(args.data)
     manifest = json.loads((data_dir / "train" / "manifest.json").read_text())
-    run_key = {"semantic": params.raw["semantic"], "seed": params.run.seed, "data": manifest["sha256"]}
+    # The gate does not shape the training: changing it re-checks the finished run, never retrains.
+    recipe = {k: v for k, v in params.raw["semantic"].items() if k != "min_val_accuracy"}
+    run_key = {"semantic": recipe, "seed": params.run.seed, "data": manifest["sha256"]}
     metrics = train_semantic_classifier(
         data_dir / "train",
         data_dir / "val",
@@ -151,6 +153,7 @@ def cmd_train_semantic(args: argparse.Namespace) -> None:
         eval_every=sem.eval_every,
         resume_path=resume_path("train_semantic", run_key),
         log_dir=resume_path("train_semantic", run_key, "logs"),
+        min_val_accuracy=sem.min_val_accuracy,
     )
     publish_logs(resume_path("train_semantic", run_key, "logs"), args.log_dir)
     atomic_write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
@@ -872,8 +875,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """
     from seqgan.data.prepare import DatasetError
     from seqgan.nets.pretrained import MissingWeightsError, WeightsDownloadError
+    from seqgan.train.gates import QualityGateError
 
-    return (ParamsError, DatasetError, MissingWeightsError, WeightsDownloadError)
+    return (ParamsError, DatasetError, MissingWeightsError, WeightsDownloadError, QualityGateError)
 
 
 if __name__ == "__main__":

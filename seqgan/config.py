@@ -96,6 +96,7 @@ class SemanticParams:
     hflip: bool
     eval_every: int
     checkpoint_every: int
+    min_val_accuracy: float
 
 
 @dataclass(frozen=True)

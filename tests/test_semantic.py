@@ -12,13 +12,18 @@ import torch
 from seqgan.data.store import ImageStoreWriter, open_image_store
 from seqgan.nets.backbone import TAP_NAMES, FeatureBackbone
 from seqgan.nets.common import count_parameters
-from seqgan.nets.semantic import SemanticNet
+from seqgan.nets.semantic import NORMALIZATION, SemanticNet, fold_batchnorm
 from seqgan.train import classifier
 from seqgan.train.checkpoint import load_weights, save_weights
+from seqgan.train.gates import QualityGateError
 from seqgan.train.loop import TrainLoop
 from seqgan.train.runtime import torch_threads
 
 TINY_WIDTHS = (8, 12, 16, 24, 24)
+# Folding BatchNorm computes the same function along another path (one conv instead of conv + BN).
+# Float32 rounding per layer is ~6e-8 relative times sqrt(fan-in <= 9 * 24); over 10 layers that is
+# ~1e-5, so 1e-4 leaves a factor of ten and still catches a wrong fold (errors of order 1).
+FOLD_RTOL, FOLD_ATOL = 1e-4, 1e-5
 CLASSES = ["h_stripes", "v_stripes", "disk", "checker"]
 
 
@@ -74,6 +79,7 @@ def _train(splits, out: Path, iterations: int, **overrides):
         eval_every=50,
         resume_path=out / "resume.pt",
         log_dir=out / "logs",
+        min_val_accuracy=0.0,
         progress=False,
     )
     kwargs.update(overrides)
@@ -105,14 +111,52 @@ def test_implements_the_feature_backbone_protocol() -> None:
         SemanticNet((8, 8, 8, 8), num_classes=10)
 
 
-def test_features_of_one_image_do_not_depend_on_its_batch() -> None:
-    """No batch statistics: a perceptual loss may compare images across batches."""
-    net = SemanticNet(TINY_WIDTHS, num_classes=3).train()
+def _randomise_batchnorm(net: SemanticNet, seed: int = 0) -> SemanticNet:
+    """Non-trivial BatchNorm statistics and affine terms, as after training."""
+    gen = torch.Generator().manual_seed(seed)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            c = module.num_features
+            module.running_mean.copy_(torch.randn(c, generator=gen) * 0.3)
+            module.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+            with torch.no_grad():
+                module.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+                module.bias.copy_(torch.randn(c, generator=gen) * 0.2)
+    return net
+
+
+def test_frozen_features_of_one_image_do_not_depend_on_its_batch() -> None:
+    """Frozen (eval mode: running statistics), a perceptual loss may compare images across batches."""
+    net = _randomise_batchnorm(SemanticNet(TINY_WIDTHS, num_classes=3)).eval()
     images = torch.rand(4, 3, 32, 32) * 2 - 1
     alone, _ = net.features(images[:1])
     together, _ = net.features(images)
     for a, b in zip(alone, together, strict=True):
         torch.testing.assert_close(a, b[:1], rtol=1e-4, atol=1e-5)
+
+
+def test_folding_batchnorm_keeps_the_function_and_removes_the_layers() -> None:
+    torch.manual_seed(0)
+    net = _randomise_batchnorm(SemanticNet(TINY_WIDTHS, num_classes=5)).eval()
+    net.set_input_statistics([0.1, 0.0, -0.1], [0.4, 0.5, 0.6])
+    images = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        taps, logits = net.features(images)
+        folded = fold_batchnorm(net)
+        folded_taps, folded_logits = folded.features(images)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert all(m.bias is not None for m in folded.modules() if isinstance(m, torch.nn.Conv2d))
+    torch.testing.assert_close(folded_logits, logits, rtol=FOLD_RTOL, atol=FOLD_ATOL)
+    for a, b in zip(folded_taps, taps, strict=True):
+        torch.testing.assert_close(a, b, rtol=FOLD_RTOL, atol=FOLD_ATOL)
+    # a wrong fold (here: ignoring the running variance) is far outside that tolerance
+    wrong = _randomise_batchnorm(SemanticNet(TINY_WIDTHS, num_classes=5)).eval()
+    wrong.load_state_dict(_randomise_batchnorm(SemanticNet(TINY_WIDTHS, num_classes=5)).state_dict())
+    for module in wrong.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_var.fill_(1.0)
+    with torch.no_grad():
+        assert not torch.allclose(fold_batchnorm(wrong)(images), folded_logits, rtol=1e-2, atol=1e-3)
 
 
 def test_input_statistics_are_applied_and_saved() -> None:
@@ -154,24 +198,53 @@ def test_brief_training_beats_chance_by_a_wide_margin(splits, tmp_path: Path) ->
         torch.testing.assert_close(
             buffer.flatten().double(), torch.from_numpy(expected), rtol=1e-5, atol=1e-6
         )
-    trained_state = load_weights(tmp_path / "net.safetensors")[0]
-    for key, value in net.state_dict().items():
-        assert torch.equal(value, trained_state[key])
+    trained_state, sidecar = load_weights(tmp_path / "net.safetensors")
+    assert sidecar["config"]["normalization"] == NORMALIZATION
+    unfolded = SemanticNet(TINY_WIDTHS, num_classes=4).eval()
+    unfolded.load_state_dict(trained_state)
+    images = torch.from_numpy(np.array(open_image_store(splits[1]).images[:16])).permute(0, 3, 1, 2) / 127.5 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(net(images), unfolded(images), rtol=FOLD_RTOL, atol=FOLD_ATOL)
+
+
+def test_a_network_below_its_gate_is_not_written_and_its_run_is_kept(splits, tmp_path: Path) -> None:
+    n = 20
+    with torch_threads(2), pytest.raises(QualityGateError) as failure:
+        _train(splits, tmp_path, n, min_val_accuracy=1.0, eval_every=10, warmup_steps=5)
+    message = str(failure.value)
+    accuracy = float(message.split("validation accuracy is ")[1].split(",")[0])
+    assert accuracy < 1.0
+    assert "semantic.min_val_accuracy = 1" in message and "semantic.lr" in message
+    assert str(tmp_path / "logs" / "val.csv") in message
+    assert not (tmp_path / "net.safetensors").exists()
+    assert (tmp_path / "resume.pt").exists() and (tmp_path / "logs" / "val.csv").exists()
+    # a lower gate re-checks the finished run without training again
+    metrics = _train(splits, tmp_path, n, min_val_accuracy=0.0, eval_every=10, warmup_steps=5)
+    assert metrics["resumed_from_step"] == n and metrics["val_accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    assert (tmp_path / "net.safetensors").exists()
 
 
 def test_save_then_load_gives_identical_logits(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    net = SemanticNet(TINY_WIDTHS, num_classes=5).eval()
+    net = _randomise_batchnorm(SemanticNet(TINY_WIDTHS, num_classes=5)).eval()
     net.set_input_statistics([0.1, 0.0, -0.1], [0.4, 0.5, 0.6])
-    config = {"widths": list(TINY_WIDTHS), "num_classes": 5, "resolution": 32}
+    config = {"widths": list(TINY_WIDTHS), "num_classes": 5, "resolution": 32,
+              "normalization": NORMALIZATION}
     sidecar = {"kind": "semantic_net", "config": config}
     save_weights(tmp_path / "n.safetensors", net.state_dict(), sidecar)
     loaded = classifier.load_semantic_net(tmp_path / "n.safetensors")
     images = torch.rand(3, 3, 32, 32) * 2 - 1
     with torch.no_grad():
-        assert torch.equal(net(images), loaded(images))
-        for a, b in zip(net.features(images)[0], loaded.features(images)[0], strict=True):
+        reference = fold_batchnorm(net)  # the same computation path as the loaded net: bitwise
+        assert torch.equal(reference(images), loaded(images))
+        for a, b in zip(reference.features(images)[0], loaded.features(images)[0], strict=True):
             assert torch.equal(a, b)
+
+    old_layout = {**config, "normalization": "none"}  # weights of the earlier, BatchNorm-free net
+    save_weights(tmp_path / "old.safetensors", load_weights(tmp_path / "n.safetensors")[0],
+                 {"kind": "semantic_net", "config": old_layout})
+    with pytest.raises(ValueError, match="normalization 'none'.*retrain"):
+        classifier.load_semantic_net(tmp_path / "old.safetensors")
 
     sidecar = {"kind": "tokenizer", "config": config}
     save_weights(tmp_path / "x.safetensors", net.state_dict(), sidecar)
@@ -224,5 +297,5 @@ def test_parameter_count_is_reported() -> None:
     net = SemanticNet((16, 32, 64, 128, 128), num_classes=10)
     convs = [(3, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64)]
     convs += [(64, 128), (128, 128), (128, 128), (128, 128)]
-    expected = sum(9 * i * o + o for i, o in convs) + 128 * 10 + 10
+    expected = sum(9 * i * o + 2 * o for i, o in convs) + 128 * 10 + 10  # no conv bias; BN scale + shift
     assert count_parameters(net) == expected

@@ -18,7 +18,8 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snake
 def tiny_params() -> dict:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["synthetic"].update(train_images=200, val_images=60)
-    raw["semantic"].update(iterations=40, batch_size=32, warmup_steps=5, eval_every=20, checkpoint_every=20)
+    raw["semantic"].update(iterations=40, batch_size=32, warmup_steps=5, eval_every=20, checkpoint_every=20,
+                           min_val_accuracy=0.0)  # 40 steps train a plumbing test, not a usable net
     return raw
 
 
@@ -88,6 +89,28 @@ def test_foundation_targets_build_and_rerun_only_what_params_changed(tmp_path):
     params["data"]["synthetic"]["seed"] = 7  # a data parameter: data and everything on it rerun
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert planned_jobs(tmp_path, *FOUNDATION_TARGETS) == {"prepare_data", "train_semantic"}
+
+
+@pytest.mark.slow
+def test_a_semantic_network_below_its_gate_stops_the_workflow(tmp_path):
+    params = tiny_pipeline_params()
+    params["semantic"]["min_val_accuracy"] = 1.0  # 40 steps on 200 images cannot reach it
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    target = "models/tokenizer/phase1/alpha0.0/seed0/tokenizer.safetensors"
+    result = run_snakemake(tmp_path, target, "--cores", "2", check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "logs/train_semantic.log").read_text()
+    assert "quality gate failed: the semantic network's validation accuracy is 0." in log
+    assert "below semantic.min_val_accuracy = 1." in log and "Try:" in log and "semantic.lr" in log
+    assert not (tmp_path / "models/semantic/net.safetensors").exists()
+    assert not (tmp_path / "models/tokenizer").exists()  # nothing downstream ran
+    assert (tmp_path / "data/shapes32/train/manifest.json").exists()  # what was written is kept
+
+    params["semantic"]["min_val_accuracy"] = 0.0  # the gate is not part of the run: no retraining
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_snakemake(tmp_path, "results/metrics/semantic.json", "--cores", "2")
+    metrics = json.loads((tmp_path / "results/metrics/semantic.json").read_text())
+    assert metrics["resumed_from_step"] == 40
 
 
 def test_invalid_params_stop_the_workflow_before_any_job(tmp_path):

@@ -7,6 +7,7 @@ the same choices (one place decides what "auto" means and when bf16 autocast is 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import subprocess
 from collections.abc import Iterator
@@ -116,3 +117,52 @@ def torch_threads(num_threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor block of /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    info: dict[str, str] = {}
+    for line in text.split("\n\n")[0].splitlines():
+        key, _, value = line.partition(":")
+        info[key.strip()] = value.strip()
+    return info
+
+
+def machine_info() -> dict[str, object]:
+    """What a timing or a float result depends on: CPU model and capability, cores, torch.
+
+    Virtual machines often report a generic model name ("Intel(R) Xeon(R) Processor"), so the
+    family / model / stepping numbers and the instruction-set flags that change kernels (AVX2,
+    AVX-512, native bf16, AMX) are recorded too.
+    """
+    import platform
+
+    info = _cpuinfo()
+    flags = set(info.get("flags", "").split())
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    return {
+        "cpu_model": info.get("model name") or platform.processor() or "unknown",
+        "cpu_family_model_stepping": "/".join(
+            info.get(k, "?") for k in ("cpu family", "model", "stepping")
+        ),
+        "cpu_flags": sorted(f for f in wanted if f in flags),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def cpu_description() -> str:
+    """One line naming the CPU (for benchmark output)."""
+    m = machine_info()
+    return (
+        f"CPU {m['cpu_model']} (family/model/stepping {m['cpu_family_model_stepping']}), "
+        f"{m['cores']} cores, torch capability {m['cpu_capability']}, flags "
+        f"{','.join(m['cpu_flags']) or 'none'}"  # type: ignore[arg-type]
+    )
