@@ -148,12 +148,15 @@ def test_frechet_distance_matches_the_formula_on_random_features():
 def test_semantic_features_through_cleanfid_equal_the_net_called_directly(semantic_net, store):
     images = random_images(7)
     network = semantic_feature_network(semantic_net)
-    feats = features_of_images(images, network, batch_size=7)  # one batch: bitwise comparable
+    feats = features_of_images(images, network, batch_size=7)
     with torch.no_grad():
         taps, logits = semantic_net.features(to_model_input(images, CPU))
     expected = taps[-1].mean(dim=(2, 3)).numpy()
     assert feats.shape == (7, 16) and feats.dtype == np.float32
-    np.testing.assert_array_equal(feats, expected)
+    # Two computation paths (clean-fid's batching and input conversion vs a direct call): equal up
+    # to float32 rounding accumulated over the net's 11 layers, not bitwise (on an AVX2-only CPU
+    # the two differ by 2.4e-7 in most elements; float32 eps is 1.2e-7).
+    np.testing.assert_allclose(feats, expected, rtol=64 * np.finfo(np.float32).eps, atol=1e-6)
     # Other batchings (an array in chunks, an iterable of batches, a store) give the same up to
     # the batch-size dependence of the convolution kernels.
     for other in (
@@ -405,7 +408,7 @@ def test_reconstruction_refuses_a_reference_of_another_network(tokenizer, semant
     reference = compute_reference(store, semantic_feature_network(semantic_net), name="val")
     other = copy.deepcopy(semantic_net)
     with torch.no_grad():
-        other.stages[0][0].bias.add_(0.1)
+        other.head.bias.add_(0.1)
     with pytest.raises(ValueError, match="another feature network"):
         evaluate_reconstruction(
             tokenizer, store, batch_size=8, device="cpu",

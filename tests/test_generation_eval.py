@@ -40,11 +40,12 @@ from seqgan.evaluate.generation import (
 )
 from seqgan.evaluate.tokens import write_token_split
 from seqgan.nets.factory import build_tokenizer
-from seqgan.nets.semantic import CONVS_PER_STAGE, SemanticNet
+from seqgan.nets.semantic import CONVS_PER_STAGE, NORMALIZATION, SemanticNet
 from seqgan.nets.vqgan import load_phase1_state
 from seqgan.report.fig1 import check_same_tokens, fig1_panels, plot_fig1, psnr_table
 from seqgan.report.sample_grids import image_mosaic, plot_sample_grid, sample_grid_rows
 from seqgan.train.checkpoint import save_weights
+from seqgan.train.classifier import load_semantic_net
 from seqgan.train.tokenizer import WEIGHTS_KIND, tokenizer_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +94,8 @@ def tiny_semantic(seed: int) -> SemanticNet:
 
 def save_semantic(net: SemanticNet, path: Path) -> Path:
     sidecar = {"kind": "semantic_net",
-               "config": {"widths": WIDTHS, "num_classes": NUM_CLASSES, "convs_per_stage": list(CONVS_PER_STAGE)}}
+               "config": {"widths": WIDTHS, "num_classes": NUM_CLASSES, "convs_per_stage": list(CONVS_PER_STAGE),
+                          "normalization": NORMALIZATION}}
     save_weights(path, net.state_dict(), sidecar)
     return path
 
@@ -104,8 +106,8 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("generation")
     write_synthetic_split(root / "train", NUM_REF, RES, NUM_CLASSES, seed=3, split="train")
     store = open_image_store(root / "train")
-    net = tiny_semantic(1)
-    weights = save_semantic(net, root / "semantic.safetensors")
+    weights = save_semantic(tiny_semantic(1), root / "semantic.safetensors")
+    net = load_semantic_net(weights)  # as the commands load it (eval mode, BatchNorm folded)
     network = semantic_feature_network(net, weights_file=weights)
     reference = compute_reference(store, network, name="tiny/train", batch_size=16)
     save_reference(root / "train.npz", reference.mu, reference.sigma, reference.meta)

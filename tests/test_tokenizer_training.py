@@ -28,7 +28,7 @@ from seqgan.config import Params, validate_params
 from seqgan.data.store import open_image_store
 from seqgan.data.synthetic import write_synthetic_split
 from seqgan.losses.perceptual import SemanticPerceptualLoss
-from seqgan.nets.semantic import CONVS_PER_STAGE, SemanticNet
+from seqgan.nets.semantic import CONVS_PER_STAGE, NORMALIZATION, SemanticNet
 from seqgan.train import tokenizer as tok
 from seqgan.train.checkpoint import load_resume_state, load_weights, save_weights
 from seqgan.train.classifier import to_model_input
@@ -107,6 +107,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "widths": [4, 4, 8, 8, 8],
             "num_classes": NUM_CLASSES,
             "convs_per_stage": list(CONVS_PER_STAGE),
+            "normalization": NORMALIZATION,
         },
     }
     save_weights(root / "semantic.safetensors", net.state_dict(), sidecar)
