@@ -50,7 +50,7 @@ localrules:
 # Every figure, table and metric of the params in use (the rule files above add theirs).
 DEFAULT_TARGETS += [
     f"{RESULTS_DIR}/fig2_val_loss.pdf",
-    *[f"{RESULTS_DIR}/metrics/tokenizer/phase1/{v}/seed{s}.json" for v in PHASE1_VARIANTS for s in EXPERIMENT_SEEDS],
+    *[f"{RESULTS_DIR}/metrics/tokenizer/phase1/{v}/seed{s}.json" for v in TOKENIZER_VARIANTS for s in EXPERIMENT_SEEDS],
     f"{RESULTS_DIR}/metrics/tokenizer/phase2.json",
 ]
 

@@ -16,7 +16,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from seqgan.config import Params, ParamsError, load_params, params_hash, with_seed
+from seqgan.config import (
+    NO_ENTROPY_VARIANT,
+    Params,
+    ParamsError,
+    load_params,
+    no_entropy_alpha,
+    params_hash,
+    with_seed,
+    without_entropy_regulariser,
+)
 from seqgan.io import atomic_write_text
 
 if TYPE_CHECKING:  # torch is imported lazily: `seqgan validate-params` must start fast
@@ -166,7 +175,13 @@ def phase1_variant(alpha: float | None) -> str:
 
 
 def parse_phase1_variant(params: Params, variant: str) -> tuple[float, bool]:
-    """``alpha0.5`` -> (0.5, perceptual on); ``control`` -> (0.0, perceptual off)."""
+    """``alpha0.5`` -> (0.5, perceptual on); ``control`` -> (0.0, perceptual off); ``noentropy`` ->
+    (the sweep's smallest alpha, perceptual on; trained with
+    :func:`seqgan.config.without_entropy_regulariser`)."""
+    if variant == NO_ENTROPY_VARIANT:
+        if not params.tokenizer.control_no_entropy:
+            raise SystemExit("error: tokenizer.control_no_entropy is false; there is no noentropy tokenizer")
+        return no_entropy_alpha(params), True
     if variant == "control":
         if not params.tokenizer.control_no_perceptual:
             raise SystemExit("error: tokenizer.control_no_perceptual is false; there is no control tokenizer")
@@ -217,6 +232,8 @@ def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     manifest = json.loads((data_dir / "train" / "manifest.json").read_text())
     if args.phase == 1:
         alpha, perceptual = parse_phase1_variant(params, args.variant)
+        if args.variant == NO_ENTROPY_VARIANT:
+            params = without_entropy_regulariser(params)
         init = Path(params.tokenizer.phase1.init_from) if params.tokenizer.phase1.init_from else None
         settings = {k: params.raw["tokenizer"][k] for k in ("architecture", "quantizer", "loss", "gan", "phase1")}
     else:

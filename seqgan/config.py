@@ -187,6 +187,7 @@ class TokenizerParams:
     loss: TokenizerLossParams
     alphas: tuple[float, ...]
     control_no_perceptual: bool
+    control_no_entropy: bool
     gan: GanParams
     phase1: Phase1Params
     phase2: Phase2Params
@@ -272,6 +273,9 @@ class VerdictParams:
     histogram_tv_factor: float
     fid_spread_factor: float
     full_usage: float
+    interval_confidence: float
+    tokenizer_min_psnr: float
+    tokenizer_min_usage: float
 
 
 @dataclass(frozen=True)
@@ -366,6 +370,11 @@ def cross_field_problems(p: Params) -> list[str]:
             f"tokenizer.phase2.attention.heads = {heads}: must divide every decoder channel count "
             f"{list(arch.level_channels)}"
         )
+    if p.tokenizer.control_no_entropy and p.tokenizer.quantizer.entropy_weight <= 0:
+        problems.append(
+            "tokenizer.control_no_entropy = true: needs tokenizer.quantizer.entropy_weight > 0 "
+            "(otherwise every tokenizer is already without the regulariser)"
+        )
     if p.tokenizer.phase2.from_alpha not in p.tokenizer.alphas:
         problems.append(
             f"tokenizer.phase2.from_alpha = {p.tokenizer.phase2.from_alpha}: must be one of "
@@ -436,6 +445,29 @@ def with_seed(params: Params, seed: int) -> Params:
         )
     raw = copy.deepcopy(params.raw)
     raw["run"]["seed"] = int(seed)
+    return validate_params(raw)
+
+
+NO_ENTROPY_VARIANT = "noentropy"
+
+
+def no_entropy_alpha(params: Params) -> float:
+    """The alpha of the ``noentropy`` control: the sweep's smallest (0 in every shipped config), so
+    the control is the closest to a plain VQGAN, as the paper's Table 5 baseline is."""
+    return min(params.tokenizer.alphas)
+
+
+def without_entropy_regulariser(params: Params) -> Params:
+    """The params of the ``noentropy`` control: ``tokenizer.quantizer.entropy_weight`` = 0, nothing else.
+
+    Derived, not a second params file: the control must differ from its alpha's tokenizer in exactly one value,
+    and its sidecar then records that value (entropy_weight 0) like any other setting.
+    """
+    if not params.tokenizer.control_no_entropy:
+        raise ParamsError("params", ["tokenizer.control_no_entropy is false: there is no noentropy tokenizer"])
+    raw = copy.deepcopy(params.raw)
+    raw["tokenizer"]["quantizer"]["entropy_weight"] = 0.0
+    raw["tokenizer"]["control_no_entropy"] = False  # the derived params describe the control run itself
     return validate_params(raw)
 
 

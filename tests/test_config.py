@@ -17,7 +17,9 @@ from seqgan.config import (
     load_params,
     load_schema,
     lookup,
+    no_entropy_alpha,
     validate_params,
+    without_entropy_regulariser,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,6 +132,7 @@ def test_all_problems_reported_together(raw):
         (lambda r: (r["transformer"].update(conditional=True, num_classes=1), r["data"].update(source="folder"), r["data"]["folder"].update(train_dir="raw")), "transformer.num_classes = 1: a conditional model needs >= 2 classes"),
         (lambda r: r["data"].update(source="folder"), "data.folder.train_dir = '': required when data.source = folder"),
         (lambda r: r["semantic"].update(backbone="vgg16"), "evaluation.fid_network = semantic: needs semantic.backbone = embedded"),
+        (lambda r: r["tokenizer"]["quantizer"].update(entropy_weight=0.0), "tokenizer.control_no_entropy = true: needs tokenizer.quantizer.entropy_weight > 0"),
     ],
 )
 def test_cross_field_rules(raw, mutate, expected):
@@ -137,6 +140,22 @@ def test_cross_field_rules(raw, mutate, expected):
     problems = problems_of(raw)
     assert len(problems) == 1
     assert problems[0].startswith(expected), problems[0]
+
+
+def test_the_no_entropy_control_differs_from_its_alpha_in_the_entropy_weight_only(raw):
+    raw["tokenizer"]["alphas"] = [0.5, 1.0]
+    raw["tokenizer"]["phase2"]["from_alpha"] = 1.0
+    params = validate_params(raw, "test.yaml")
+    assert no_entropy_alpha(params) == 0.5
+    control = without_entropy_regulariser(params)
+    assert control.tokenizer.quantizer.entropy_weight == 0.0 and not control.tokenizer.control_no_entropy
+    changed = copy.deepcopy(control.raw)
+    changed["tokenizer"]["quantizer"]["entropy_weight"] = raw["tokenizer"]["quantizer"]["entropy_weight"]
+    changed["tokenizer"]["control_no_entropy"] = True
+    assert changed == params.raw
+    raw["tokenizer"]["control_no_entropy"] = False
+    with pytest.raises(ParamsError, match="control_no_entropy is false"):
+        without_entropy_regulariser(validate_params(raw, "test.yaml"))
 
 
 def test_non_mapping_missing_file_and_bad_yaml(tmp_path):

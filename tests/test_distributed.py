@@ -239,6 +239,7 @@ def tokenizer_raw() -> dict[str, Any]:
     t["phase1"].update(batch_size=16, iterations=12, lr=3e-3, end_lr=1e-3, lr_decay="cosine",
                        checkpoint_every=6, log_every=1)
     t["control_no_perceptual"] = True
+    t["control_no_entropy"] = False  # entropy_weight 0: every tokenizer here is without the regulariser
     return raw
 
 

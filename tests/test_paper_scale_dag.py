@@ -143,12 +143,15 @@ def test_default_target_holds_every_figure_and_table(name: str, plans: dict[str,
 def test_job_counts_follow_the_params(name: str, plans: dict[str, Plan]) -> None:
     plan, raw = plans[name], plans[name].raw
     counts = plan.rules()
-    runs = len(variants(raw)) * len(raw["evaluation"]["experiment_seeds"])
+    seeds = len(raw["evaluation"]["experiment_seeds"])
+    runs = len(variants(raw)) * seeds
+    # the no-entropy control is a tokenizer with metrics only: no tokens, no transformer
+    no_entropy = seeds if raw["tokenizer"]["control_no_entropy"] else 0
     assert counts["prepare_data"] == 2
-    assert counts["tokenizer_phase1"] == runs
+    assert counts["tokenizer_phase1"] == runs + no_entropy
     assert counts["encode_tokens"] == 2 * runs  # train and val tokens of every phase-1 run
     assert counts["tokenizer_phase2"] == 1
-    assert counts["eval_tokenizer"] == runs + 1
+    assert counts["eval_tokenizer"] == runs + no_entropy + 1
     assert counts["eval_samples"] == counts["sample"] >= len(raw["evaluation"]["sampling_seeds"])
     size = raw["transformer"]["models"][0]
     for objective in raw["transformer"]["objectives"]:

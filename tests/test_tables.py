@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +20,7 @@ from seqgan.config import validate_params
 from seqgan.report import claims as C
 from seqgan.report.artefacts import RUN_SECTIONS, ArtefactLayout
 from seqgan.report.audit import audit, flagged
-from seqgan.report.stats import paired_differences, spread, strictly_decreasing
+from seqgan.report.stats import paired_differences, paired_interval, spread
 from seqgan.report.tables import build_table, table_inputs, table_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,7 +107,9 @@ def embedded_params(**changes):
     base = {"tokenizer.alphas": [0.0, 0.5, 1.0], "tokenizer.control_no_perceptual": True,
             "tokenizer.phase2.from_alpha": 1.0, "transformer.objectives": ["ar"], "transformer.models": ["base"],
             "transformer.conditional": False, "evaluation.experiment_seeds": [0, 1, 2],
-            "evaluation.sampling_seeds": [0, 1], "run.seed": 0, "tokenizer.quantizer.entropy_weight": 0.01}
+            "evaluation.sampling_seeds": [0, 1], "run.seed": 0, "tokenizer.quantizer.entropy_weight": 0.01,
+            "tokenizer.control_no_entropy": True, "evaluation.verdicts.tokenizer_min_psnr": 15.0,
+            "evaluation.verdicts.tokenizer_min_usage": 0.25}
     base.update(changes)
     return params_from(ROOT / "params.yaml", **base)
 
@@ -133,13 +136,32 @@ def test_spread_is_mean_sample_std_and_range():
         spread([])
 
 
-def test_paired_differences_and_ordering():
+def test_paired_differences_and_their_t_interval():
     by_seed = {1: {"alpha0.0": 4.1, "alpha1.0": 3.9}, 0: {"alpha0.0": 4.0, "alpha1.0": 3.95}}
     diffs = paired_differences(by_seed, "alpha1.0", "alpha0.0")
     assert list(diffs) == [0, 1]
     assert diffs[0] == pytest.approx(-0.05) and diffs[1] == pytest.approx(-0.2)
-    assert strictly_decreasing([3.0, 2.9, 2.8]) and not strictly_decreasing([3.0, 3.0, 2.8])
-    assert not strictly_decreasing([2.9, 2.8, 2.85])
+
+    interval = paired_interval({0: -0.2, 1: -0.25, 2: -0.15}, 0.95)
+    half = 4.302652729911275 * 0.05 / math.sqrt(3)  # t_0.975 with 2 degrees of freedom (tables)
+    assert interval.mean == pytest.approx(-0.2)
+    assert interval.low == pytest.approx(-0.2 - half) and interval.high == pytest.approx(-0.2 + half)
+    assert interval.describe() == "-0.200, 95% interval [-0.324, -0.076] (n = 3)"
+    wider = paired_interval({0: -0.2, 1: -0.25, 2: -0.15}, 0.99)
+    assert wider.low < interval.low and wider.high > interval.high
+    one = paired_interval({0: -0.3}, 0.95)
+    assert one.low is None and one.high is None and C.paired_verdict(one) == C.UNDECIDED
+
+
+def test_paired_verdict_rule():
+    def verdict(*diffs):
+        return C.paired_verdict(paired_interval(dict(enumerate(diffs)), 0.95))
+
+    assert verdict(-0.2, -0.25, -0.15) == C.HOLDS
+    assert verdict(0.2, 0.25, 0.15) == C.DOES_NOT_HOLD  # the interval excludes the paper's direction
+    assert verdict(-0.2, -0.25, 0.01) == C.UNDECIDED  # one seed disagrees
+    assert verdict(-0.2, -0.01, -0.001) == C.UNDECIDED  # every seed agrees, the interval crosses zero
+    assert verdict(0.01, -0.2, 0.02) == C.UNDECIDED
 
 
 # ----------------------------------------------------------------------------------------------
@@ -326,12 +348,12 @@ ALPHAS = ("alpha0.0", "alpha0.5", "alpha1.0")
 
 def write_claim_inputs(f: Fakes, *, losses=None, control_loss=4.5, gen_fids=(30.0, 25.0, 20.0), confident=0.8,
                        usage=1.0, p1_fid=20.0, p2_fid=18.0, p1_psnr=17.0, p2_psnr=18.0, p1_rfid=10.0, p2_rfid=8.0,
-                       tv=0.05, floor=0.05, sampling_seeds=(0, 1)):
+                       tv=0.05, floor=0.05, sampling_seeds=(0, 1), no_entropy_usage=(0.4, 0.5, 0.45)):
     """A full claims input tree for embedded_params(): 3 experiment seeds, 2 sampling seeds, AR base.
 
     Generation FIDs are ``value + sampling seed``: with seeds 0 and 1 every set's std over sampling
     seeds is 0.707, so the resolution margin (fid_spread_factor 2.0) is 1.414."""
-    losses = losses or {0: (4.2, 4.1, 4.0), 1: (4.3, 4.15, 4.05), 2: (4.25, 4.2, 4.1)}
+    losses = losses or {0: (4.2, 4.1, 4.0), 1: (4.3, 4.18, 4.05), 2: (4.25, 4.16, 4.1)}
     for seed, values in losses.items():
         for variant, loss in zip(ALPHAS, values, strict=True):
             f.transformer("ar", "base", variant, seed, loss=loss, unigram=5.0 + loss / 10)
@@ -339,6 +361,7 @@ def write_claim_inputs(f: Fakes, *, losses=None, control_loss=4.5, gen_fids=(30.
                         rfid=p1_rfid if variant == "alpha1.0" else 12.0)
         f.transformer("ar", "base", "control", seed, loss=control_loss)
         f.tokenizer("control", seed, usage=usage)
+        f.tokenizer("noentropy", seed, usage=no_entropy_usage[seed], psnr=17.5)
     f.phase2(rfid=p2_rfid, psnr=p2_psnr, usage=usage)
     view = dict(confident=confident, tv=tv, floor=floor)
     for sampling_seed in sampling_seeds:
@@ -359,26 +382,42 @@ def claims_by_number(tmp_path, params=None, **scenario):
 def test_claims_inputs_list_every_file_read(tmp_path):
     claims, f = claims_by_number(tmp_path)
     inputs = set(C.claims_inputs(embedded_params(), f.layout))
-    assert len(inputs) == 3 * 4 * 2 + 2 * 4 + 2 + 1  # (tokenizer metrics + AR sidecar) x variants x seeds, gen, phase 2
+    # (tokenizer metrics + AR sidecar) x variants x seeds, no-entropy metrics x seeds, gen, phase 2
+    assert len(inputs) == 3 * 4 * 2 + 3 + 2 * 4 + 2 + 1
     for claim in claims.values():
         assert set(claim.sources) <= inputs
 
 
-def test_claim2_holds_when_the_alpha_ordering_holds_in_every_seed(tmp_path):
+def test_claim2_holds_when_every_paired_interval_is_below_zero(tmp_path):
     claims, _ = claims_by_number(tmp_path, gen_fids=(30.0, 25.0, 0.0), p1_fid=20.0)
     claim = claims[2]
     loss_part, gen_part = claim.parts
     assert loss_part.verdict == C.HOLDS and gen_part.verdict == C.HOLDS and claim.verdict == C.HOLDS
     text = "\n".join(loss_part.evidence)
-    # paired alpha1.0 - alpha0.0 per seed: -0.2, -0.25, -0.15 -> mean -0.2, std 0.05
-    assert "-0.200 +- 0.050 (min -0.250, max -0.150, n = 3)" in text
+    # paired alpha1.0 - alpha0.0 per seed: -0.2, -0.25, -0.15 -> mean -0.2, std 0.05, t-interval (2 dof)
+    assert "| alpha1.0 - alpha0.0 | -0.200 | -0.250 | -0.150 | -0.200, 95% interval [-0.324, -0.076] (n = 3) | yes | holds |" in text
+    assert "| alpha0.5 - alpha0.0 |" in text and "| alpha1.0 - alpha0.5 |" in text
+    assert "| control - alpha0.0 |" in text and "(context)" in text  # the control beside, no verdict
     assert not any("control" in c and "below every alpha" in c for c in claim.caveats)
 
 
-def test_claim2_does_not_hold_when_one_seed_breaks_the_ordering(tmp_path):
-    losses = {0: (4.2, 4.1, 4.0), 1: (4.3, 4.35, 4.05), 2: (4.25, 4.2, 4.1)}
+def test_claim2_is_undecided_when_one_seed_disagrees(tmp_path):
+    losses = {0: (4.2, 4.1, 4.0), 1: (4.3, 4.35, 4.05), 2: (4.25, 4.16, 4.1)}  # seed 1: alpha 0.5 above 0.0
+    claims, _ = claims_by_number(tmp_path, losses=losses)
+    assert claims[2].parts[0].verdict == C.UNDECIDED and claims[2].verdict == C.UNDECIDED
+    assert "| alpha0.5 - alpha0.0 | -0.100 | 0.050 |" in "\n".join(claims[2].parts[0].evidence)
+
+
+def test_claim2_does_not_hold_when_the_interval_excludes_the_papers_direction(tmp_path):
+    losses = {0: (4.0, 4.1, 4.2), 1: (4.05, 4.18, 4.3), 2: (4.1, 4.16, 4.25)}  # larger alpha, higher loss
     claims, _ = claims_by_number(tmp_path, losses=losses)
     assert claims[2].parts[0].verdict == C.DOES_NOT_HOLD and claims[2].verdict == C.DOES_NOT_HOLD
+
+
+def test_claim2_with_one_seed_is_undecided(tmp_path):
+    claims, _ = claims_by_number(tmp_path, params=embedded_params(**{"evaluation.experiment_seeds": [0]}))
+    assert claims[2].parts[0].verdict == C.UNDECIDED
+    assert "(n = 1, no interval)" in "\n".join(claims[2].parts[0].evidence)
 
 
 def test_claim2_adds_the_control_caveat_when_the_control_is_lowest(tmp_path):
@@ -485,12 +524,43 @@ def test_one_sampling_seed_gives_no_generation_verdict(tmp_path):
     assert claims[2].parts[0].verdict == C.HOLDS  # the loss half does not depend on sampling seeds
 
 
-def test_claim3_usage_verdicts_and_the_missing_ablation(tmp_path):
+def test_claim3_usage_verdicts_and_the_entropy_ablation(tmp_path):
     claims, _ = claims_by_number(tmp_path, usage=0.995)
     usage_part, raise_part = claims[3].parts
-    assert usage_part.verdict == C.HOLDS and raise_part.verdict == C.NOT_RUN and claims[3].verdict == C.NOT_RUN
+    # the no-entropy control's low usage is the ablation, not a failure of "usage about 100 %"
+    assert usage_part.verdict == C.HOLDS and raise_part.verdict == C.HOLDS and claims[3].verdict == C.HOLDS
+    text = "\n".join(raise_part.evidence)
+    assert "| 0 | 0.995 | 0.400 | 0.595 |" in text and "| 2 | 0.995 | 0.450 | 0.545 |" in text
     claims, _ = claims_by_number(tmp_path / "low", usage=0.6)
     assert claims[3].parts[0].verdict == C.DOES_NOT_HOLD and claims[3].verdict == C.DOES_NOT_HOLD
+    # the regulariser lowers usage in every seed / in one seed only
+    claims, _ = claims_by_number(tmp_path / "lower", usage=0.6, no_entropy_usage=(0.7, 0.8, 0.65))
+    assert claims[3].parts[1].verdict == C.DOES_NOT_HOLD
+    claims, _ = claims_by_number(tmp_path / "mixed", usage=0.6, no_entropy_usage=(0.7, 0.5, 0.5))
+    assert claims[3].parts[1].verdict == C.UNDECIDED
+    # no control trained: not run, and its files are not inputs
+    params = embedded_params(**{"tokenizer.control_no_entropy": False})
+    claims, f = claims_by_number(tmp_path / "none", params=params, usage=0.995)
+    assert claims[3].parts[1].verdict == C.NOT_RUN and claims[3].verdict == C.NOT_RUN
+    assert not any("noentropy" in s for s in C.claims_inputs(params, f.layout))
+
+
+def test_tokenizers_below_a_floor_are_flagged(tmp_path):
+    claims, _ = claims_by_number(tmp_path, usage=0.995)
+    assert not any("floor" in c for c in claims[2].caveats)
+    params = embedded_params(**{"evaluation.verdicts.tokenizer_min_psnr": 17.2})
+    claims, _ = claims_by_number(tmp_path / "psnr", params=params, usage=0.995)
+    flagged = [c for c in claims[2].caveats if "floor" in c]
+    # alpha1.0 (p1_psnr) and the control have PSNR 17.0, the other alphas 17.5: two flags per seed
+    assert len(flagged) == 6 and all("PSNR 17.00 dB < " in c for c in flagged)
+    assert sorted(c.split(": ")[1].split(" (")[0] for c in flagged) == sorted(
+        f"{v} seed {s}" for v in ("alpha1.0", "control") for s in (0, 1, 2))
+    usage_text = "\n".join(claims[3].parts[0].evidence)
+    assert "noentropy seed 0" not in usage_text  # usage 0.4 is above the 0.25 usage floor
+    params = embedded_params(**{"evaluation.verdicts.tokenizer_min_usage": 0.42})
+    claims, _ = claims_by_number(tmp_path / "usage", params=params, usage=0.995)
+    usage_text = "\n".join(claims[3].parts[0].evidence)
+    assert "noentropy seed 0" in usage_text and "codebook usage 0.400 < evaluation.verdicts.tokenizer_min_usage 0.42" in usage_text
 
 
 def test_claims_1_and_4_on_the_phase2_decoder(tmp_path):
@@ -510,6 +580,8 @@ def test_combine_precedence():
     assert C.combine([C.NOT_TESTABLE, C.DOES_NOT_HOLD]) == C.DOES_NOT_HOLD
     assert C.combine([C.HOLDS, C.NOT_TESTABLE]) == C.NOT_TESTABLE
     assert C.combine([C.HOLDS, C.HOLDS]) == C.HOLDS
+    assert C.combine([C.HOLDS, C.UNDECIDED]) == C.UNDECIDED
+    assert C.combine([C.UNDECIDED, C.NOT_TESTABLE]) == C.NOT_TESTABLE
 
 
 def test_claims_cli_writes_rules_evidence_and_verdicts(tmp_path):
@@ -521,7 +593,7 @@ def test_claims_cli_writes_rules_evidence_and_verdicts(tmp_path):
     assert cli.main(["claims", "--params", str(params_file), "--results-dir", str(f.layout.results),
                      "--models-dir", str(f.layout.models), "--out", str(out)]) == 0
     text = out.read_text()
-    assert "## How verdicts are derived" in text and "ordering in every seed" in text
+    assert "## How verdicts are derived" in text and "paired per-seed differences with a 95%" in text
     v = embedded_params().evaluation.verdicts
     assert f"histogram_tv_factor = {v.histogram_tv_factor}" in text and f"fid_spread_factor =\n{v.fid_spread_factor}" in text
     assert f"<= {v.histogram_tv_factor} x `classifier.histogram_noise_floor.mean`" in text

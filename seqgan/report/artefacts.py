@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from seqgan.config import Params, lookup
+from seqgan.config import NO_ENTROPY_VARIANT, Params, lookup
 
 Decoder = Literal["phase1", "phase2"]
 
@@ -109,6 +109,16 @@ class ProducedRuns:
     def variants(self) -> tuple[str, ...]:
         names = tuple(variant_name(a) for a in self.alphas)
         return names + (("control",) if self.params.tokenizer.control_no_perceptual else ())
+
+    @property
+    def no_entropy_variant(self) -> str | None:
+        """The alpha-0 tokenizer trained without the entropy regulariser (claim 3), when the params make it."""
+        return NO_ENTROPY_VARIANT if self.params.tokenizer.control_no_entropy else None
+
+    @property
+    def tokenizer_variants(self) -> tuple[str, ...]:
+        """Every phase-1 tokenizer with metrics: the transformer variants plus the no-entropy control."""
+        return self.variants + ((self.no_entropy_variant,) if self.no_entropy_variant else ())
 
     @property
     def phase2_source(self) -> str:

@@ -36,13 +36,23 @@ from torch import Tensor, nn
 
 from seqgan.data.store import ImageStore, open_image_store
 from seqgan.nets.common import count_parameters
-from seqgan.nets.semantic import CONVS_PER_STAGE, NORMALIZATION, SemanticNet, fold_batchnorm
+from seqgan.nets.semantic import (
+    CONVS_PER_STAGE,
+    NORMALIZATION,
+    SemanticNet,
+    fold_batchnorm,
+)
 from seqgan.train.checkpoint import load_weights, save_weights
 from seqgan.train.gates import require_at_least
 from seqgan.train.live import MetricLogger, open_live
 from seqgan.train.loop import StepSampler, TrainLoop, check_finite, cosine_schedule
 from seqgan.train.loop import progress as progress_bar
-from seqgan.train.runtime import autocast_context, resolve_device, seed_everything
+from seqgan.train.runtime import (
+    autocast_context,
+    compute_record,
+    resolve_device,
+    seed_everything,
+)
 
 WEIGHTS_KIND = "semantic_net"
 # Images used to estimate the input normalisation (evenly spaced over the split); a fixed
@@ -317,6 +327,7 @@ def train_semantic_classifier(
             "schedule": "linear warm-up, cosine decay to 0",
             "loss": "cross-entropy",
             "device": str(dev),
+            "compute": compute_record(dev),
             "train_dir": str(train_dir),
             "val_dir": str(val_dir),
         },

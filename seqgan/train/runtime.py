@@ -158,6 +158,22 @@ def machine_info() -> dict[str, object]:
     }
 
 
+def compute_record(device: torch.device, memory_format: torch.memory_format | None = None) -> dict[str, object]:
+    """How a network was computed, for its sidecar: precision, memory format, threads, machine.
+
+    Results must never depend silently on the machine: CPU runs are fp32 whatever the CPU offers
+    (:func:`autocast_context`), and the record says so beside the CPU's capability.
+    """
+    record: dict[str, object] = {
+        "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+        "threads": torch.get_num_threads(),
+        "machine": machine_info(),
+    }
+    if memory_format is not None:
+        record["memory_format"] = str(memory_format).removeprefix("torch.")
+    return record
+
+
 def cpu_description() -> str:
     """One line naming the CPU (for benchmark output)."""
     m = machine_info()

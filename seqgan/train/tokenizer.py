@@ -41,8 +41,9 @@ Choices the paper leaves open, and why:
   from it in the last bit. No quantizer or entropy term enters the phase-2 loss.
 - Data: the global batch of step ``s`` is ``StepSampler(len, batch, run.seed).indices(s)``, so a
   resumed run sees the same images; images are ``to_model_input`` ([-1, 1]).
-- Device: ``run.device``; bf16 autocast and channels_last on CUDA, plain fp32 on CPU (bit-exact
-  resume on CPU at a fixed thread count; tested).
+- Device: ``run.device``; channels_last on every device; bf16 autocast on CUDA, fp32 on CPU
+  (CPU bf16 autocast measured slower, even with native AVX-512 bf16; bit-exact resume on CPU at a
+  fixed thread count; tested). The sidecar records the precision and memory format.
 - Distributed: under ``torchrun`` (WORLD_SIZE > 1; ``run.gpus_per_job`` > 1 in the workflow)
   every rank takes a contiguous 1/world slice of the same global batch; the trainable modules (the
   tokenizer in phase 1, the decoder in phase 2, the discriminator) are wrapped in
@@ -120,7 +121,12 @@ from seqgan.train.loop import (
     cosine_schedule,
 )
 from seqgan.train.loop import progress as progress_bar
-from seqgan.train.runtime import autocast_context, resolve_device, seed_everything
+from seqgan.train.runtime import (
+    autocast_context,
+    compute_record,
+    resolve_device,
+    seed_everything,
+)
 
 __all__ = [
     "USAGE_EVAL_IMAGES",
@@ -491,12 +497,14 @@ class TokenizerRun:
         self.settings = phase_settings(params, phase)
         self.ctx = ctx
         self.device = ctx.device
-        memory_format = (
-            torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
-        )
+        # channels_last everywhere: convolutions dominate a step and run faster in NHWC on CUDA
+        # and on CPU alike (benchmarks/bench_cpu.py measures the ratio on the machine at hand).
+        memory_format = torch.channels_last
         self.memory_format = memory_format
         self.tokenizer = tokenizer.to(self.device, memory_format=memory_format)
-        self.perceptual = perceptual.to(self.device) if perceptual is not None else None
+        self.perceptual = (
+            perceptual.to(self.device, memory_format=memory_format) if perceptual is not None else None
+        )
         trainable = self.tokenizer if phase == 1 else self.tokenizer.decoder
         self.trainable: nn.Module = ctx.wrap(trainable)
         self.opt_g = make_adam(
@@ -839,6 +847,7 @@ def _sidecar(
             if settings.lr_decay == "cosine"
             else "constant lr",
             "device": str(run.device),
+            "compute": compute_record(run.device, run.memory_format),
             "world_size": run.ctx.world_size,
             "train_dir": str(train_dir),
             "semantic_weights": str(semantic_weights) if semantic_weights else None,

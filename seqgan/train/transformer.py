@@ -120,7 +120,12 @@ from seqgan.train.distributed import (
 from seqgan.train.live import MetricLogger, open_live
 from seqgan.train.loop import StepSampler, TrainLoop
 from seqgan.train.loop import progress as progress_bar
-from seqgan.train.runtime import autocast_context, resolve_device, seed_everything
+from seqgan.train.runtime import (
+    autocast_context,
+    compute_record,
+    resolve_device,
+    seed_everything,
+)
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -710,6 +715,7 @@ def _sidecar(
             ),
             "schedule_description": schedule,
             "device": str(run.device),
+            "compute": compute_record(run.device),
             "world_size": run.ctx.world_size,
             "train_tokens": str(train_tokens),
             "val_tokens": str(val_tokens),

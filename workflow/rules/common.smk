@@ -108,13 +108,17 @@ PHASE1_VARIANTS = [f"alpha{a}" for a in config["tokenizer"]["alphas"]]
 if config["tokenizer"]["control_no_perceptual"]:
     PHASE1_VARIANTS.append("control")
 VARIANT_PATTERN = "|".join(v.replace(".", r"\.") for v in PHASE1_VARIANTS)
+# Tokenizer-only controls (no tokens, no transformers): the smallest-alpha tokenizer without the entropy
+# regulariser, the other half of Table 5's usage comparison (claim 3).
+TOKENIZER_VARIANTS = PHASE1_VARIANTS + (["noentropy"] if config["tokenizer"]["control_no_entropy"] else [])
+TOKENIZER_VARIANT_PATTERN = "|".join(v.replace(".", r"\.") for v in TOKENIZER_VARIANTS)
 # Repeats of the alpha experiment: every phase-1 tokenizer, its tokens and its transformers exist once
 # per training seed ("seed{S}" path level); run.seed (one of them) is the primary run that phase 2,
 # sampling and the single-run figures use.
 RUN_SEED = config["run"]["seed"]
 EXPERIMENT_SEEDS = config["evaluation"]["experiment_seeds"]
 SEED_PATTERN = "|".join(str(s) for s in EXPERIMENT_SEEDS)
-TOKENIZER_PATTERN = f"phase1/({VARIANT_PATTERN})/seed({SEED_PATTERN})|phase2"
+TOKENIZER_PATTERN = f"phase1/({TOKENIZER_VARIANT_PATTERN})/seed({SEED_PATTERN})|phase2"
 PHASE2_SOURCE = (
     f"{MODELS_DIR}/tokenizer/phase1/alpha{config['tokenizer']['phase2']['from_alpha']}/seed{RUN_SEED}/tokenizer.safetensors"
 )

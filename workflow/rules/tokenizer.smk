@@ -38,7 +38,7 @@ rule tokenizer_phase1:
         semantic=lambda wc: {} if wc.variant == "control" else config["semantic"],
         semantic_arg=phase1_semantic_arg,
     wildcard_constraints:
-        variant=VARIANT_PATTERN,
+        variant=TOKENIZER_VARIANT_PATTERN,
         seed=SEED_PATTERN,
     threads: 1
     resources:
