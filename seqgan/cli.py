@@ -729,6 +729,61 @@ def cmd_claims(args: argparse.Namespace) -> None:
         print(f"claim {claim.number}: {claim.verdict}")
 
 
+def cmd_reference_run(args: argparse.Namespace) -> None:
+    from seqgan.report.reference_run import (
+        ReferenceRunError,
+        collect_reference,
+        run_reference,
+    )
+
+    try:
+        if args.collect_only:
+            ref = collect_reference(Path(args.params), Path.cwd(), Path(args.out))
+        else:
+            ref = run_reference(Path(args.params), Path.cwd(), Path(args.out), force=args.force)
+    except ReferenceRunError as exc:
+        raise SystemExit(f"error: reference-run: {exc}") from None
+    print(f"{ref.root}: reference written; next: `seqgan readme-tables` and commit {ref.root}")
+
+
+def cmd_compare_reference(args: argparse.Namespace) -> None:
+    from seqgan.report.compare_reference import compare_with_reference
+    from seqgan.report.reference_layout import MissingReferenceError, ReferenceLayout
+
+    params = load_params(args.params)
+    try:
+        comparison, text = compare_with_reference(params, args.params, _artefact_layout(args),
+                                                  ReferenceLayout(Path(args.reference)))
+    except (MissingReferenceError, ValueError) as exc:
+        raise SystemExit(f"error: compare-reference: {exc}") from None
+    atomic_write_text(args.out, text)
+    print(text)
+    if not comparison.agrees:
+        raise SystemExit(f"compare-reference: {len(comparison.disagreements)} difference(s) from {args.reference} "
+                         f"(see {args.out}): " + "; ".join(comparison.disagreements))
+
+
+def cmd_readme_tables(args: argparse.Namespace) -> None:
+    from seqgan.report.readme_tables import generated_readme, readme_diff
+
+    readme = Path(args.readme)
+    try:
+        current, generated = generated_readme(Path(args.reference), readme)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"error: readme-tables: {exc}") from None
+    if args.check:
+        if current != generated:
+            print(readme_diff(current, generated, str(readme)))
+            raise SystemExit(f"readme-tables: {readme} differs from what {args.reference} generates; "
+                             "run `seqgan readme-tables` and commit the README")
+        print(f"{readme}: generated sections match {args.reference}")
+        return
+    if current != generated:
+        atomic_write_text(readme, generated)
+    print(f"{readme}: generated sections {'rewritten' if current != generated else 'already up to date'} "
+          f"from {args.reference}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seqgan", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -867,6 +922,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_artefacts(with_params(add("claims", cmd_claims, "the paper's four claims with the reproduced evidence and verdicts")))
     p.add_argument("--out", required=True, help="Markdown file (results/claims.md)")
+
+    p = with_params(add("reference-run", cmd_reference_run,
+                        "run the main job and the default target from nothing, timed, and collect the reference"))
+    p.add_argument("--out", default="results/reference", help="reference directory (default: results/reference)")
+    p.add_argument("--force", action="store_true",
+                   help="start even though workflow outputs exist (clears logs/benchmarks; the timings then cover "
+                        "only the jobs that still run)")
+    p.add_argument("--collect-only", action="store_true",
+                   help="do not run Snakemake: collect the reference from the finished run in this directory")
+
+    p = with_artefacts(with_params(add("compare-reference", cmd_compare_reference,
+                                       "this run's numbers and claim verdicts against the reference run's")))
+    p.add_argument("--reference", default="results/reference", help="reference directory (default: results/reference)")
+    p.add_argument("--out", default="results/compare_reference.md", help="Markdown report (default: %(default)s)")
+
+    p = add("readme-tables", cmd_readme_tables, "rewrite the README's generated sections from the reference run")
+    p.add_argument("--reference", default="results/reference", help="reference directory (default: results/reference)")
+    p.add_argument("--readme", default="README.md", help="README to rewrite (default: README.md)")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 with a diff when the README is stale")
 
     p = add("fetch-weights", cmd_fetch_weights, "download VGG16 and Inception weights (needs network)")
     p.add_argument("--only", action="append", choices=["vgg16", "inception"], help="fetch only this one (repeatable)")

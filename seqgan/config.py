@@ -276,6 +276,8 @@ class VerdictParams:
     interval_confidence: float
     tokenizer_min_psnr: float
     tokenizer_min_usage: float
+    reference_tolerance_sigmas: float
+    reference_tolerance_floor: float
 
 
 @dataclass(frozen=True)

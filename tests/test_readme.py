@@ -1,9 +1,20 @@
-"""The README opens with exactly the two commands the project promises, and CI runs the second."""
+"""The README opens with exactly the two commands the project promises, CI runs the second, and its
+generated tables are what results/reference generates."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+import pytest
+
+from seqgan.report.readme_tables import (
+    SECTIONS,
+    end_marker,
+    generated_readme,
+    readme_diff,
+    start_marker,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,3 +37,19 @@ def test_ci_runs_the_readme_test_command():
     tests = _opening_commands()[1]
     ci = (ROOT / ".ci" / "run").read_text()
     assert tests in ci
+
+
+def test_readme_has_each_generated_section_once():
+    text = (ROOT / "README.md").read_text()
+    for name in SECTIONS:
+        assert text.count(start_marker(name)) == 1 and text.count(end_marker(name)) == 1
+        assert text.index(start_marker(name)) < text.index(end_marker(name))
+
+
+def test_readme_tables_are_generated_from_the_reference_run():
+    """Exactly what `seqgan readme-tables` writes from results/reference (once a reference run exists)."""
+    reference = ROOT / "results" / "reference"
+    if not (reference / "run.json").is_file():
+        pytest.skip("no reference run yet (results/reference/run.json): `seqgan reference-run` makes it")
+    current, generated = generated_readme(reference, ROOT / "README.md")
+    assert current == generated, "README.md is stale; run `seqgan readme-tables`:\n" + readme_diff(current, generated)

@@ -72,6 +72,9 @@ class ArtefactLayout:
     results: Path
     models: Path
 
+    def semantic_metrics(self) -> Path:
+        return self.results / "metrics" / "semantic.json"
+
     def tokenizer_metrics(self, variant: str, seed: int) -> Path:
         return self.results / "metrics" / "tokenizer" / "phase1" / variant / f"seed{seed}.json"
 

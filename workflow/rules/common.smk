@@ -8,6 +8,9 @@ SEQGAN = f'"{sys.executable}" -m seqgan'
 DATA_DIR = f"data/{config['data']['name']}"
 MODELS_DIR = "models"
 RESULTS_DIR = "results"
+# Every rule (except `all`) records its wall seconds, peak memory and CPU seconds in
+# logs/benchmarks/<rule>/<its log path's wildcards>.tsv (Snakemake's benchmark columns s, max_rss,
+# cpu_time, ...); `seqgan reference-run` gathers them. logs/ is no DVC out and git-ignored.
 
 # Training jobs (tokenizer.smk, transformer.smk) run on run.gpus_per_job GPUs: a plain process, or
 # torchrun with one DistributedDataParallel rank per GPU (seqgan/train/distributed.py). The count

@@ -11,6 +11,8 @@ rule prepare_data:
         data=config["data"],
     wildcard_constraints:
         split="train|val",
+    benchmark:
+        "logs/benchmarks/prepare_data/{split}.tsv",
     log:
         "logs/prepare_data/{split}.log",
     shell:

@@ -36,6 +36,8 @@ rule fig3_visualization:
         batch=config["evaluation"]["batch_size"],
         variants=" ".join(f"--variant {v} {tok} {tr}" for v, tok, tr in fig3_runs()),
     threads: 1
+    benchmark:
+        "logs/benchmarks/fig3_visualization.tsv",
     log:
         "logs/fig3_visualization.log",
     shell:
@@ -70,6 +72,8 @@ rule fig6b_alpha_sweep:
         transformer_seed=RUN_SEED,
         rfid=" ".join(f"--rfid {v} {s} {f}" for v, s, f in FIG6B_RFID),
         generation=" ".join(f"--generation {o} {v} {n} {f}" for o, v, n, f in FIG6B_GENERATION),
+    benchmark:
+        "logs/benchmarks/fig6b_alpha_sweep.tsv",
     log:
         "logs/fig6b_alpha_sweep.log",
     shell:

@@ -46,6 +46,8 @@ rule eval_samples:
         **SAMPLE_WILDCARDS,
         seed=r"\d+",
     threads: 1
+    benchmark:
+        "logs/benchmarks/eval_samples/{objective}/{size}/{variant}/{decoder}/seed{seed}.tsv",
     log:
         "logs/eval_samples/{objective}/{size}/{variant}/{decoder}/seed{seed}.log",
     shell:
@@ -76,6 +78,8 @@ rule sample_grid:
         seed=SAMPLING_SEEDS[0],
     wildcard_constraints:
         **SAMPLE_WILDCARDS,
+    benchmark:
+        "logs/benchmarks/sample_grid/{objective}_{size}_{variant}_{decoder}.tsv",
     log:
         "logs/sample_grid/{objective}_{size}_{variant}_{decoder}.log",
     shell:
@@ -101,6 +105,8 @@ rule fig1_phase2_decoder:
         objective=FIG1_OBJECTIVE,
         seed=SAMPLING_SEEDS[0],
     threads: 1
+    benchmark:
+        "logs/benchmarks/fig1_phase2_decoder.tsv",
     log:
         "logs/fig1_phase2_decoder.log",
     shell:

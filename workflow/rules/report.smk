@@ -14,6 +14,8 @@ rule model_sizes:
         attention=config["tokenizer"]["phase2"]["attention"],
         gan=config["tokenizer"]["gan"]["disc_channels"],
         transformer=[config["transformer"]["sizes"], config["transformer"]["num_classes"], config["transformer"]["conditional"]],
+    benchmark:
+        "logs/benchmarks/model_sizes.tsv",
     log:
         "logs/model_sizes.log",
     shell:
@@ -52,6 +54,8 @@ rule fig2_val_loss:
         csv=f"{RESULTS_DIR}/fig2_val_loss.csv",
     params:
         runs=fig2_run_args,
+    benchmark:
+        "logs/benchmarks/fig2_val_loss.tsv",
     log:
         "logs/fig2_val_loss.log",
     shell:

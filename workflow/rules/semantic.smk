@@ -18,6 +18,8 @@ rule train_semantic:
         seed=config["run"]["seed"],
     resources:
         gpu=1,  # one process always: a 10-class classifier gains nothing from DDP (none implemented)
+    benchmark:
+        "logs/benchmarks/train_semantic.tsv",
     log:
         "logs/train_semantic.log",
     shell:

@@ -36,6 +36,8 @@ rule paper_table:
         runs=REPORTED_RUNS,
     wildcard_constraints:
         table="|".join(TABLE_NAMES),
+    benchmark:
+        "logs/benchmarks/paper_table/{table}.tsv",
     log:
         "logs/paper_table/{table}.log",
     shell:
@@ -53,6 +55,8 @@ rule hparam_audit:
         md=f"{RESULTS_DIR}/tables/hparam_audit.md",
     params:
         audited={section: config[section] for section in ("data", "tokenizer", "transformer")},
+    benchmark:
+        "logs/benchmarks/hparam_audit.tsv",
     log:
         "logs/hparam_audit.log",
     shell:
@@ -69,6 +73,8 @@ rule claims:
     params:
         runs=REPORTED_RUNS,
         verdicts=config["evaluation"]["verdicts"],
+    benchmark:
+        "logs/benchmarks/claims.tsv",
     log:
         "logs/claims.log",
     shell:

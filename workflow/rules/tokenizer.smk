@@ -43,6 +43,8 @@ rule tokenizer_phase1:
     threads: 1
     resources:
         gpu=TRAIN_GPUS,
+    benchmark:
+        "logs/benchmarks/tokenizer_phase1/{variant}/seed{seed}.tsv",
     log:
         "logs/tokenizer_phase1/{variant}/seed{seed}.log",
     shell:
@@ -71,6 +73,8 @@ rule tokenizer_phase2:
     threads: 1
     resources:
         gpu=TRAIN_GPUS,
+    benchmark:
+        "logs/benchmarks/tokenizer_phase2.tsv",
     log:
         "logs/tokenizer_phase2.log",
     shell:
@@ -94,6 +98,8 @@ rule fid_reference:
     wildcard_constraints:
         split="train|val",
     threads: 1
+    benchmark:
+        "logs/benchmarks/fid_reference/{split}.tsv",
     log:
         "logs/fid_reference/{split}.log",
     shell:
@@ -117,6 +123,8 @@ rule eval_tokenizer:
     wildcard_constraints:
         tokenizer=TOKENIZER_PATTERN,
     threads: 1
+    benchmark:
+        "logs/benchmarks/eval_tokenizer/{tokenizer}.tsv",
     log:
         "logs/eval_tokenizer/{tokenizer}.log",
     shell:
@@ -140,6 +148,8 @@ rule encode_tokens:
         seed=SEED_PATTERN,
         split="train|val",
     threads: 1
+    benchmark:
+        "logs/benchmarks/encode_tokens/{variant}/seed{seed}/{split}.tsv",
     log:
         "logs/encode_tokens/{variant}/seed{seed}/{split}.log",
     shell:

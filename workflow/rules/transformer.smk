@@ -35,6 +35,8 @@ rule train_ar:
     threads: 1
     resources:
         gpu=TRAIN_GPUS,
+    benchmark:
+        "logs/benchmarks/train_ar/{size}/{variant}/seed{seed}.tsv",
     log:
         "logs/train_ar/{size}/{variant}/seed{seed}.log",
     shell:
@@ -50,6 +52,8 @@ use rule train_ar as train_nar with:
         shared=TRANSFORMER_SHARED,
         objective=config["transformer"]["nar"],
         name="nar",
+    benchmark:
+        "logs/benchmarks/train_nar/{size}/{variant}/seed{seed}.tsv",
     log:
         "logs/train_nar/{size}/{variant}/seed{seed}.log",
 
@@ -83,6 +87,8 @@ rule sample:
         decoder="phase1|phase2",
         seed=r"\d+",
     threads: 1
+    benchmark:
+        "logs/benchmarks/sample/{objective}/{size}/{variant}/{decoder}/seed{seed}.tsv",
     log:
         "logs/sample/{objective}/{size}/{variant}/{decoder}/seed{seed}.log",
     shell:

@@ -1,0 +1,177 @@
+"""`seqgan compare-reference`: this run's numbers against the reference run's, each within a tolerance
+derived from the reference's own spread over experiment seeds.
+
+A rerun on another machine (other float rounding, other thread count) follows other training
+trajectories, so equality is not expected; what is expected is that the mean over seeds moves by no
+more than seed noise explains. Two n-seed means differ by chance with standard error
+``std * sqrt(1/n_ref + 1/n_this)`` (``sqrt(2/n)`` for equal n); a number *agrees* when its means
+differ by at most ``k`` of those (``evaluation.verdicts.reference_tolerance_sigmas``). Numbers
+without a spread (one run, e.g. the semantic network, or seeds that happen to agree exactly) get a
+floor: ``reference_tolerance_floor`` times the reference value's magnitude. Each claim's verdict
+must be the same. A number present in one run only is reported as such, never skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from seqgan.config import Params, VerdictParams, params_hash
+from seqgan.report.artefacts import ArtefactLayout
+from seqgan.report.numbers import Number, RunNumbers, collect_numbers
+from seqgan.report.reference_layout import ReferenceLayout
+
+AGREE = "agree"
+DIFFER = "differ"
+ONLY_REFERENCE = "absent from this run"
+ONLY_THIS = "absent from the reference"
+SAME = "same"
+
+
+def tolerance(std_ref: float | None, n_ref: int, n_this: int, mean_ref: float, sigmas: float, floor: float) -> float:
+    """``max(k * std_ref * sqrt(1/n_ref + 1/n_this), floor * |mean_ref|)``; a missing std counts as 0."""
+    from_spread = sigmas * (std_ref or 0.0) * math.sqrt(1 / n_ref + 1 / n_this)
+    return max(from_spread, floor * abs(mean_ref))
+
+
+@dataclass(frozen=True)
+class NumberComparison:
+    name: str
+    reference: Number | None
+    this: Number | None
+    tolerance: float | None  # None when one side is absent
+
+    @property
+    def difference(self) -> float | None:
+        if self.reference is None or self.this is None:
+            return None
+        return self.this.spread.mean - self.reference.spread.mean
+
+    @property
+    def status(self) -> str:
+        if self.this is None:
+            return ONLY_REFERENCE
+        if self.reference is None:
+            return ONLY_THIS
+        assert self.difference is not None and self.tolerance is not None
+        return AGREE if abs(self.difference) <= self.tolerance else DIFFER
+
+
+@dataclass(frozen=True)
+class VerdictComparison:
+    claim: int
+    reference: str | None
+    this: str | None
+
+    @property
+    def status(self) -> str:
+        if self.this is None:
+            return ONLY_REFERENCE
+        if self.reference is None:
+            return ONLY_THIS
+        return SAME if self.this == self.reference else DIFFER
+
+
+@dataclass(frozen=True)
+class Comparison:
+    numbers: list[NumberComparison]
+    verdicts: list[VerdictComparison]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def disagreements(self) -> list[str]:
+        """One line per number or verdict that is not the same (the reasons for exit status 1)."""
+        lines = [f"{c.name}: {c.status}" for c in self.numbers if c.status != AGREE]
+        lines += [f"claim {v.claim} verdict: {v.status} ({v.reference} -> {v.this})"
+                  for v in self.verdicts if v.status != SAME]
+        return lines
+
+    @property
+    def agrees(self) -> bool:
+        return not self.disagreements
+
+
+def compare_runs(reference: RunNumbers, this: RunNumbers, verdicts: VerdictParams) -> Comparison:
+    """Every number of either run (reference order first) and every claim verdict, compared."""
+    rows = []
+    for name in dict.fromkeys([*reference.numbers, *this.numbers]):
+        ref, now = reference.numbers.get(name), this.numbers.get(name)
+        tol = None
+        if ref is not None and now is not None:
+            s = ref.spread
+            tol = tolerance(s.std, s.count, now.spread.count, s.mean, verdicts.reference_tolerance_sigmas,
+                            verdicts.reference_tolerance_floor)
+        rows.append(NumberComparison(name, ref, now, tol))
+    claims = sorted(set(reference.claims) | set(this.claims))
+    verdict_rows = [VerdictComparison(c, reference.claims[c].verdict if c in reference.claims else None,
+                                      this.claims[c].verdict if c in this.claims else None) for c in claims]
+    notes = [f"missing in this run: {m}" for m in this.missing]
+    notes += [f"missing in the reference run: {m}" for m in reference.missing]
+    return Comparison(rows, verdict_rows, notes)
+
+
+def _value(n: Number | None) -> str:
+    if n is None:
+        return "-"
+    s = n.spread
+    if s.std is None:
+        return f"{s.mean:.4g} (n = 1)"
+    return f"{s.mean:.4g} +- {s.std:.2g} (n = {s.count})"
+
+
+def comparison_markdown(comparison: Comparison, verdicts: VerdictParams, reference_dir: str,
+                        identity: list[str]) -> str:
+    """results/compare_reference.md: one row per number, then one per claim, then what differs."""
+    k, floor = verdicts.reference_tolerance_sigmas, verdicts.reference_tolerance_floor
+    lines = [
+        f"# This run against the reference run ({reference_dir})",
+        "",
+        *identity,
+        "",
+        f"Tolerance: max({k} x std_ref x sqrt(1/n_ref + 1/n_this), {floor} x |reference|) "
+        "(`evaluation.verdicts.reference_tolerance_sigmas`, `reference_tolerance_floor`); values are means "
+        "+- sample std over experiment seeds.",
+        "",
+        "| number | reference | this run | difference | tolerance | outcome |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in comparison.numbers:
+        diff = "-" if c.difference is None else f"{c.difference:+.3g}"
+        tol = "-" if c.tolerance is None else f"{c.tolerance:.3g}"
+        lines.append(f"| {c.name} | {_value(c.reference)} | {_value(c.this)} | {diff} | {tol} | {c.status} |")
+    lines += ["", "| claim | reference verdict | this run's verdict | outcome |", "|---|---|---|---|"]
+    lines += [f"| {v.claim} | {v.reference or '-'} | {v.this or '-'} | {v.status} |" for v in comparison.verdicts]
+    lines.append("")
+    if comparison.notes:
+        lines += [*[f"- {n}" for n in comparison.notes], ""]
+    if comparison.agrees:
+        lines.append(f"Every number agrees and every verdict is the same ({len(comparison.numbers)} numbers, "
+                     f"{len(comparison.verdicts)} claims).")
+    else:
+        lines += [f"{len(comparison.disagreements)} difference(s):", "",
+                  *[f"- {d}" for d in comparison.disagreements]]
+    return "\n".join(lines) + "\n"
+
+
+def identity_lines(reference_info: dict, this_params_hash: str, params_file: str) -> list[str]:
+    """Which code and params each side ran; a params difference is said first (it explains differences)."""
+    ref_hash = reference_info.get("params_hash")
+    lines = [f"Reference: git {reference_info.get('git_revision')}, params hash {ref_hash}, "
+             f"{reference_info.get('date')}. This run: params hash {this_params_hash} ({params_file})."]
+    if ref_hash != this_params_hash:
+        lines.append(f"**The params differ from the reference's** ({this_params_hash} vs {ref_hash}): "
+                     "numbers that depend on the changed keys are expected to differ.")
+    return lines
+
+
+def compare_with_reference(params: Params, params_file: str, layout: ArtefactLayout,
+                           reference: ReferenceLayout) -> tuple[Comparison, str]:
+    """This run's numbers (read through ``layout``) against ``reference``: the comparison and its Markdown.
+
+    Raises :class:`seqgan.report.reference_layout.MissingReferenceError` or ValueError for a missing or
+    unreadable reference."""
+    info, expected = reference.run_info(), reference.numbers()
+    comparison = compare_runs(expected, collect_numbers(params, layout), params.evaluation.verdicts)
+    text = comparison_markdown(comparison, params.evaluation.verdicts, str(reference.root),
+                               identity_lines(info, params_hash(params.raw), params_file))
+    return comparison, text

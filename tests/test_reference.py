@@ -1,0 +1,481 @@
+"""The reference run, compare-reference and the README's generated tables, on fake artefacts (seconds).
+
+The fake run tree is test_tables.Fakes' claims inputs (every file claims.md reads, with the keys the
+real producers record) plus what a reference collects beside them: Fig. 2's table, paper tables,
+the semantic network's metrics and Snakemake benchmark files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from test_tables import Fakes, embedded_params, write_claim_inputs
+
+from seqgan import cli
+from seqgan.report import claims as C
+from seqgan.report import reference_run as R
+from seqgan.report.compare_reference import (
+    AGREE,
+    DIFFER,
+    ONLY_REFERENCE,
+    SAME,
+    compare_runs,
+    tolerance,
+)
+from seqgan.report.numbers import collect_numbers, numbers_from_json, numbers_to_json
+from seqgan.report.readme_tables import (
+    end_marker,
+    generated_readme,
+    render_sections,
+    start_marker,
+)
+from seqgan.report.reference_layout import ReferenceLayout
+from seqgan.report.stats import spread
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("alpha0.0", "alpha0.5", "alpha1.0", "control", "noentropy")
+BENCH_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+# (benchmark path below logs/benchmarks, wall seconds, max_rss MB or None (NA), cpu seconds or None)
+BENCHMARKS = (
+    ("prepare_data/train.tsv", 1.5, 150.0, 1.4),
+    ("prepare_data/val.tsv", 0.5, None, None),  # ended before the first sample: NA
+    ("tokenizer_phase1/alpha0.0/seed0.tsv", 100.0, 400.0, 98.0),
+    ("tokenizer_phase1/alpha1.0/seed0.tsv", 104.0, 420.5, 101.0),
+    ("tokenizer_phase1/control/seed0.tsv", 90.0, 380.0, 88.0),
+    ("eval_tokenizer/phase1/alpha0.0/seed0.tsv", 7.0, 300.0, 6.5),
+    ("fig2_val_loss.tsv", 2.0, 200.0, 1.9),
+)
+MACHINE = {"cpu_model": "Test CPU 9000", "cpu_family_model_stepping": "6/85/7", "cpu_flags": ["avx2"],
+           "cpu_capability": "AVX2", "native_bf16": False, "cores": 2, "torch": "2.0.test", "python": "3.12.0"}
+
+
+@pytest.fixture(autouse=True)
+def fixed_machine(monkeypatch):
+    """run.json's machine and code identity, fixed so rendered tables are reproducible."""
+    monkeypatch.setattr(R, "_machine", lambda: dict(MACHINE))
+    monkeypatch.setattr(R, "_git_revision", lambda: "abc1234")
+
+
+def params_file(tmp_path: Path, **changes) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(embedded_params(**changes).raw, sort_keys=False))
+    return path
+
+
+def write_run_tree(root: Path, **scenario) -> Fakes:
+    """A finished default target under ``root``: artefacts, tables, benchmarks, sidecar compute records."""
+    f = Fakes(root)
+    write_claim_inputs(f, **scenario)
+    results = f.layout.results
+    f._write(f.layout.semantic_metrics(), {"val_accuracy": 0.99, "count": 1000})
+    (results / "claims.md").write_text("# claims\n")
+    (results / "fig2_val_loss.csv").write_text("variant,final_val_loss\nalpha0.0,4.2\n")
+    (results / "tables").mkdir(parents=True, exist_ok=True)
+    for name in ("table5_codebook", "model_sizes"):
+        (results / "tables" / f"{name}.md").write_text(f"# {name}\n")
+        (results / "tables" / f"{name}.csv").write_text("row,column\n")
+    sidecar = f.layout.transformer_sidecar("ar", "base", "alpha0.0", 0)
+    record = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**record, "compute": {"precision": "fp32", "threads": 1}}))
+    for rel, seconds, rss, cpu in BENCHMARKS:
+        path = root / "logs" / "benchmarks" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fmt = lambda v: "NA" if v is None else f"{v:.2f}"
+        path.write_text(BENCH_HEADER + f"{seconds:.4f}\t0:00:{int(seconds):02d}\t{fmt(rss)}\t{fmt(rss)}\t"
+                        f"{fmt(rss)}\t{fmt(rss)}\t0.1\t0.2\t{fmt(cpu)}\t{fmt(cpu)}\n")
+    return f
+
+
+def make_reference(tmp_path: Path, **scenario) -> tuple[Path, Path, Fakes]:
+    """(project root, params file, fakes) with results/reference collected from the fake tree."""
+    root = tmp_path / "run"
+    f = write_run_tree(root, **scenario)
+    params = params_file(tmp_path)
+    R.collect_reference(params, root, root / "results" / "reference")
+    return root, params, f
+
+
+# ----------------------------------------------------------------------------------------------
+# collect_numbers
+# ----------------------------------------------------------------------------------------------
+
+
+def test_collect_numbers_reads_every_variant_per_seed(tmp_path):
+    f = Fakes(tmp_path)
+    write_claim_inputs(f)
+    f._write(f.layout.semantic_metrics(), {"val_accuracy": 0.99})
+    params = embedded_params()
+    run = collect_numbers(params, f.layout)
+    n = run.numbers
+
+    for variant in VARIANTS:
+        for metric in ("psnr", "codebook_usage", "codebook_perplexity", "rfid", "semantic_accuracy_reconstructed"):
+            assert set(n[f"tokenizer/{variant}/{metric}"].values) == {0, 1, 2}
+    assert n["tokenizer/alpha1.0/psnr"].values == {0: 17.0, 1: 17.0, 2: 17.0}
+    assert n["tokenizer/alpha0.5/psnr"].spread.mean == pytest.approx(17.5)
+    usage = n["tokenizer/noentropy/codebook_usage"]
+    assert usage.values == {0: 0.4, 1: 0.5, 2: 0.45}
+    assert usage.spread.std == pytest.approx(0.05) and usage.spread.mean == pytest.approx(0.45)
+
+    loss = n["transformer/ar/base/alpha0.5/final_val_loss"]
+    assert loss.values == {0: 4.1, 1: 4.18, 2: 4.16} and loss.unit == "nats/token"
+    assert loss.spread.std == pytest.approx(spread([4.1, 4.18, 4.16]).std)
+    assert n["transformer/ar/base/alpha0.0/unigram_cross_entropy"].values == pytest.approx({0: 5.42, 1: 5.43, 2: 5.425})
+    assert "transformer/ar/base/noentropy/final_val_loss" not in n  # a tokenizer-only control
+    assert n["semantic/val_accuracy"].values == {0: 0.99}
+
+    # claim 2: alpha1.0 - alpha0.0 per seed -0.2, -0.25, -0.15 with the t-interval of claims.md
+    paired = n["claim2/ar/base/alpha1.0 - alpha0.0/paired_difference"]
+    assert paired.values == pytest.approx({0: -0.2, 1: -0.25, 2: -0.15})
+    assert paired.interval.confidence == 0.95
+    half = 4.302652729911275 * 0.05 / math.sqrt(3)  # t_0.975 with 2 degrees of freedom
+    assert (paired.interval.low, paired.interval.high) == pytest.approx((-0.2 - half, -0.2 + half))
+    assert {k for k in n if k.startswith("claim2/")} == {
+        f"claim2/ar/base/{p}/paired_difference"
+        for p in ("alpha1.0 - alpha0.0", "alpha0.5 - alpha0.0", "alpha1.0 - alpha0.5")}
+
+    expected = {c.number: c.verdict for c in C.evaluate_claims(params, f.layout)}
+    assert {k: v.verdict for k, v in run.claims.items()} == expected and run.missing == ()
+    assert str(f.layout.tokenizer_metrics("alpha0.5", 1)) in n["tokenizer/alpha0.5/psnr"].sources
+
+    again = numbers_from_json(numbers_to_json(run))
+    assert again == run  # numbers.json keeps every per-seed value exactly
+
+
+def test_collect_numbers_reports_missing_artefacts_instead_of_failing(tmp_path):
+    f = Fakes(tmp_path)
+    write_claim_inputs(f)
+    gone = f.layout.tokenizer_metrics("alpha0.5", 1)
+    gone.unlink()
+    run = collect_numbers(embedded_params(), f.layout)
+    assert run.numbers["tokenizer/alpha0.5/psnr"].values == {0: 17.5, 2: 17.5}  # seed 1 left out
+    assert str(gone) in run.missing
+    assert run.claims == {} and any(m.startswith("claims (no verdicts)") for m in run.missing)
+    assert "semantic/val_accuracy" not in run.numbers  # no semantic.json written
+
+
+# ----------------------------------------------------------------------------------------------
+# Tolerance and comparison
+# ----------------------------------------------------------------------------------------------
+
+
+def test_tolerance_is_k_standard_errors_of_a_difference_of_means_with_a_floor():
+    # 3 x 0.1 x sqrt(2/3): the standard error of the difference of two 3-seed means, times k
+    assert tolerance(0.1, 3, 3, 5.0, 3.0, 0.01) == pytest.approx(3 * 0.1 * math.sqrt(2 / 3))
+    assert tolerance(0.1, 2, 4, 5.0, 2.0, 0.0) == pytest.approx(2 * 0.1 * math.sqrt(1 / 2 + 1 / 4))
+    assert tolerance(None, 1, 1, 0.99, 3.0, 0.01) == pytest.approx(0.0099)  # no spread: the floor
+    assert tolerance(1e-6, 3, 3, -200.0, 3.0, 0.01) == pytest.approx(2.0)  # a tiny spread: the floor still holds
+    assert tolerance(None, 1, 1, 0.0, 3.0, 0.01) == 0.0
+
+
+def test_a_run_agrees_with_itself(tmp_path):
+    f = Fakes(tmp_path)
+    write_claim_inputs(f)
+    params = embedded_params()
+    run = collect_numbers(params, f.layout)
+    comparison = compare_runs(run, run, params.evaluation.verdicts)
+    assert comparison.agrees and comparison.disagreements == []
+    assert {c.status for c in comparison.numbers} == {AGREE} and len(comparison.numbers) == len(run.numbers)
+    assert {v.status for v in comparison.verdicts} == {SAME} and len(comparison.verdicts) == 4
+
+
+def _shifted(run, name, delta):
+    number = run.numbers[name]
+    moved = dataclasses.replace(number, values={s: v + delta for s, v in number.values.items()})
+    return dataclasses.replace(run, numbers={**run.numbers, name: moved})
+
+
+def test_a_number_moved_beyond_its_tolerance_differs(tmp_path):
+    f = Fakes(tmp_path)
+    write_claim_inputs(f)
+    params = embedded_params()
+    v = params.evaluation.verdicts
+    run = collect_numbers(params, f.layout)
+    name = "transformer/ar/base/alpha0.5/final_val_loss"
+    s = run.numbers[name].spread
+    limit = tolerance(s.std, 3, 3, s.mean, v.reference_tolerance_sigmas, v.reference_tolerance_floor)
+    assert limit == pytest.approx(3.0 * s.std * math.sqrt(2 / 3))  # the spread, not the floor (0.04)
+
+    inside = {c.name: c for c in compare_runs(run, _shifted(run, name, 0.99 * limit), v).numbers}
+    assert inside[name].status == AGREE
+    beyond = compare_runs(run, _shifted(run, name, 1.01 * limit), v)
+    rows = {c.name: c for c in beyond.numbers}
+    assert rows[name].status == DIFFER and rows[name].difference == pytest.approx(1.01 * limit)
+    assert not beyond.agrees and beyond.disagreements == [f"{name}: differ"]
+    # a number without spread: the floor decides
+    flat = "tokenizer/alpha1.0/psnr"  # 17.0 in every seed: std 0, tolerance 0.01 x 17.0
+    assert compare_runs(run, _shifted(run, flat, 0.17 * 1.01), v).disagreements == [f"{flat}: differ"]
+    assert compare_runs(run, _shifted(run, flat, 0.17 * 0.99), v).agrees
+
+
+def test_a_changed_verdict_and_absent_numbers_are_reported(tmp_path):
+    f = Fakes(tmp_path)
+    write_claim_inputs(f)
+    params = embedded_params()
+    run = collect_numbers(params, f.layout)
+    changed = dataclasses.replace(run.claims[2], verdict=C.DOES_NOT_HOLD)
+    flipped = dataclasses.replace(run, claims={**run.claims, 2: changed})
+    comparison = compare_runs(run, flipped, params.evaluation.verdicts)
+    assert [v.status for v in comparison.verdicts] == [SAME, DIFFER, SAME, SAME]
+    assert comparison.disagreements == [f"claim 2 verdict: differ ({run.claims[2].verdict} -> does not hold)"]
+
+    name = "tokenizer/control/rfid"
+    partial = dataclasses.replace(run, numbers={k: n for k, n in run.numbers.items() if k != name}, claims={})
+    comparison = compare_runs(run, partial, params.evaluation.verdicts)
+    assert {c.name: c.status for c in comparison.numbers}[name] == ONLY_REFERENCE
+    assert f"{name}: {ONLY_REFERENCE}" in comparison.disagreements
+    assert {v.status for v in comparison.verdicts} == {ONLY_REFERENCE}
+
+
+def test_compare_reference_cli_exit_status_and_report(tmp_path, capsys):
+    root, params, f = make_reference(tmp_path)
+    out = root / "results" / "compare_reference.md"
+    args = ["compare-reference", "--params", str(params), "--reference", str(root / "results" / "reference"),
+            "--results-dir", str(f.layout.results), "--models-dir", str(f.layout.models), "--out", str(out)]
+    assert cli.main(args) == 0
+    text = out.read_text()
+    same = "4.147 +- 0.042 (n = 3)"
+    assert f"| transformer/ar/base/alpha0.5/final_val_loss | {same} | {same} | +0 |" in text
+    assert "| 2 | " in text and "Every number agrees and every verdict is the same" in text
+
+    # every seed's alpha0.5 loss 0.3 higher: beyond 3 standard errors (0.10), and claim 2's verdict changes
+    for seed, loss in {0: 4.1, 1: 4.18, 2: 4.16}.items():
+        f.transformer("ar", "base", "alpha0.5", seed, loss=loss + 0.3, unigram=5.0 + loss / 10)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(args)
+    assert "transformer/ar/base/alpha0.5/final_val_loss: differ" in str(exc.value.code)
+    assert "claim 2 verdict: differ (holds -> does not hold)" in str(exc.value.code)
+    text = out.read_text()
+    assert re.search(r"\| transformer/ar/base/alpha0\.5/final_val_loss \| .* \| \+0\.3 \| 0\.1\d* \| differ \|", text)
+
+    with pytest.raises(SystemExit, match="no run.json in the reference directory .*seqgan reference-run"):
+        cli.main([*args[:4], str(tmp_path / "nowhere"), *args[5:]])
+
+
+# ----------------------------------------------------------------------------------------------
+# Reference run: refusal, the timed run, collection
+# ----------------------------------------------------------------------------------------------
+
+
+def test_reference_run_refuses_to_start_over_existing_outputs(tmp_path):
+    root = tmp_path / "clone"
+    (root / "data" / "raw" / "imagenet").mkdir(parents=True)  # input images: not an output
+    (root / "results" / "reference").mkdir(parents=True)  # the committed reference: not an output
+    calls = []
+
+    def runner(command, cwd):
+        calls.append(command)
+        return 1  # stops after the first call: this test only checks what happens before
+
+    with pytest.raises(R.ReferenceRunError, match="main_job failed"):
+        R.run_reference(params_file(tmp_path), root, root / "results" / "reference", run_command=runner)
+    assert len(calls) == 1  # nothing existing: it started
+
+    for made in ("models/semantic", "results/metrics", "data/shapes32", "logs/benchmarks/x"):
+        (root / made).mkdir(parents=True)
+        calls.clear()
+        with pytest.raises(R.ReferenceRunError, match=f"outputs already exist .*{made.split('/')[0]}.*--force"):
+            R.run_reference(params_file(tmp_path), root, root / "results" / "reference", run_command=runner)
+        assert calls == []
+    assert [str(p.relative_to(root)) for p in R.existing_outputs(root, root / "results" / "reference")] == [
+        "data/shapes32", "models/semantic", "results/metrics", "logs/benchmarks"]
+
+
+def test_reference_run_cli_refuses_in_a_used_checkout(tmp_path, monkeypatch):
+    (tmp_path / "models" / "semantic").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="error: reference-run: workflow outputs already exist .*models"):
+        cli.main(["reference-run", "--params", str(params_file(tmp_path))])
+
+
+def test_reference_run_times_both_snakemake_calls_then_collects(tmp_path):
+    root = tmp_path / "clone"
+    root.mkdir()
+    calls = []
+
+    def runner(command, cwd):
+        calls.append((list(command), cwd))
+        if len(calls) == 1:
+            write_run_tree(root)
+        return 0
+
+    ref = R.run_reference(params_file(tmp_path), root, root / "results" / "reference", run_command=runner)
+    assert [c for c, _ in calls] == [[sys.executable, "-m", "snakemake", "results/fig2_val_loss.pdf", "--cores", "all"],
+                                     [sys.executable, "-m", "snakemake", "--cores", "all"]]
+    assert {cwd for _, cwd in calls} == {root}
+    info = ref.run_info()
+    assert info["main_job"]["command"] == "python -m snakemake results/fig2_val_loss.pdf --cores all"
+    assert info["default_target"]["command"] == "python -m snakemake --cores all"
+    assert info["main_job"]["wall_seconds"] >= 0 and info["default_target"]["wall_seconds"] >= 0
+    assert info["forced"] is False
+
+
+def test_collect_only_writes_every_reference_file(tmp_path, monkeypatch):
+    root, params, f = make_reference(tmp_path)
+    ref = ReferenceLayout(root / "results" / "reference")
+    out = ref.root
+    assert (out / "claims.md").read_text() == "# claims\n"
+    assert (out / "fig2_val_loss.csv").read_text() == (root / "results" / "fig2_val_loss.csv").read_text()
+    assert sorted(p.name for p in (out / "tables").iterdir()) == [
+        "model_sizes.csv", "model_sizes.md", "table5_codebook.csv", "table5_codebook.md"]
+    for variant in VARIANTS:
+        for seed in (0, 1, 2):
+            copied = out / "metrics" / "tokenizer" / "phase1" / variant / f"seed{seed}.json"
+            assert copied.read_bytes() == f.layout.tokenizer_metrics(variant, seed).read_bytes()
+    assert (out / "metrics" / "tokenizer" / "phase2.json").is_file()
+    assert json.loads((out / "metrics" / "semantic.json").read_text())["val_accuracy"] == 0.99
+
+    timings = (out / "timings.csv").read_text().splitlines()
+    assert timings[0] == "rule,wildcards,seconds,max_rss_mb,cpu_seconds,started"
+    rows = {tuple(line.split(",")[:2]): line.split(",")[2:5] for line in timings[1:]}
+    assert len(rows) == len(BENCHMARKS)
+    assert rows[("tokenizer_phase1", "alpha1.0/seed0")] == ["104.0", "420.5", "101.0"]
+    assert rows[("prepare_data", "val")] == ["0.5", "", ""]  # NA: not measured, not zero
+    assert rows[("fig2_val_loss", "")] == ["2.0", "200.0", "1.9"]
+    stages = {s.rule: s for s in ref.stages()}
+    phase1 = stages["tokenizer_phase1"]
+    assert (phase1.jobs, phase1.median_seconds, phase1.max_seconds) == (3, 100.0, 104.0)
+    assert phase1.total_cpu_seconds == pytest.approx(98.0 + 101.0 + 88.0) and phase1.peak_rss_mb == 420.5
+    assert (stages["prepare_data"].total_cpu_seconds, stages["prepare_data"].peak_rss_mb) == (1.4, 150.0)
+
+    info = ref.run_info()
+    assert info["machine"] == MACHINE and info["torch"] == "2.0.test" and info["threads_per_job"] == [1]
+    assert info["git_revision"] == "abc1234" and info["params_name"] == "embedded"
+    from seqgan.config import load_params, params_hash
+    assert info["params_hash"] == params_hash(load_params(params).raw)
+    assert info["main_job"]["wall_seconds"] is None  # collect-only: nothing was timed
+    assert ref.numbers() == collect_numbers(load_params(params), f.layout)
+
+    # a second collection keeps an earlier run's wall times and drops files no longer produced
+    info["main_job"]["wall_seconds"], info["default_target"]["wall_seconds"] = 500.0, 600.0
+    ref.run_json.write_text(json.dumps(info))
+    (root / "results" / "tables" / "model_sizes.md").unlink()
+    R.collect_reference(params, root, out)
+    assert ref.run_info()["main_job"]["wall_seconds"] == 500.0
+    assert not (out / "tables" / "model_sizes.md").exists()
+
+    monkeypatch.chdir(root)
+    shutil.rmtree(root / "results" / "metrics" / "tokenizer")
+    with pytest.raises(SystemExit, match="incomplete, missing: .*metrics/tokenizer.*snakemake --cores all"):
+        cli.main(["reference-run", "--params", str(params), "--collect-only"])
+
+
+# ----------------------------------------------------------------------------------------------
+# README tables
+# ----------------------------------------------------------------------------------------------
+
+
+def fake_readme(path: Path) -> Path:
+    path.write_text("# Title\n\nprose before\n\n" + start_marker("timings") + "\nold\n" + end_marker("timings")
+                    + "\n\nmiddle prose\n\n" + start_marker("results") + "\n" + end_marker("results") + "\n\nafter\n")
+    return path
+
+
+def test_readme_tables_render_the_reference(tmp_path):
+    root, _, _ = make_reference(tmp_path)
+    info = json.loads((root / "results" / "reference" / "run.json").read_text())
+    info["main_job"]["wall_seconds"], info["default_target"]["wall_seconds"] = 508.0, 664.0
+    (root / "results" / "reference" / "run.json").write_text(json.dumps(info))
+    readme = fake_readme(root / "README.md")
+    assert cli.main(["readme-tables", "--reference", str(root / "results" / "reference"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nprose before\n\n") and "middle prose" in text and text.endswith("\n\nafter\n")
+    assert "\nold\n" not in text
+    timings = text.split(start_marker("timings"))[1].split(end_marker("timings"))[0]
+    assert "Generated by `seqgan readme-tables` from `results/reference`" in timings
+    assert "Test CPU 9000" in timings and "capability AVX2" in timings and "torch 2.0.test" in timings
+    assert "1 torch thread(s) per job" in timings
+    assert "| main job, `python -m snakemake results/fig2_val_loss.pdf --cores all` | **8.5 min (508 s)** |" in timings
+    assert "| both, from nothing | **19.5 min (1172 s)** |" in timings
+    assert "| tokenizer_phase1 | 3 | 100.0 | 104.0 | 287 | 420 |" in timings
+    assert "| prepare_data | 2 | 1.0 | 1.5 | 1 | 150 |" in timings
+
+    results = text.split(start_marker("results"))[1].split(end_marker("results"))[0]
+    header = next(line for line in results.splitlines() if line.startswith("| tokenizer |"))
+    assert header.split(" | ")[1:3] == ["AR base final val CE (nats/token)", "unigram CE of its tokens"]
+    alpha05 = next(line for line in results.splitlines() if line.startswith("| alpha0.5 |"))
+    loss = spread([4.1, 4.18, 4.16])
+    assert alpha05.split(" | ")[1] == f"{loss.mean:.3f} +- {loss.std:.3f}"
+    assert alpha05.split(" | ")[4] == "1.000 +- 0.000"  # codebook usage
+    assert next(line for line in results.splitlines() if line.startswith("| noentropy |")).split(" | ")[1] == "-"
+    assert "Semantic network, validation accuracy: 0.990 (n = 1)." in results
+    assert "| 2. A larger semantic ratio alpha" in results and "| **holds** |" in results
+    assert "| AR base | alpha1.0 - alpha0.0 | -0.200, -0.250, -0.150 | -0.200 | [-0.324, -0.076] |" in results
+
+    assert cli.main(["readme-tables", "--check", "--reference", str(root / "results" / "reference"),
+                     "--readme", str(readme)]) == 0
+
+
+def test_readme_check_fails_on_a_stale_readme(tmp_path, capsys):
+    root, _, _ = make_reference(tmp_path)
+    readme = fake_readme(root / "README.md")
+    reference = str(root / "results" / "reference")
+    with pytest.raises(SystemExit, match="differs from what .* generates"):
+        cli.main(["readme-tables", "--check", "--reference", reference, "--readme", str(readme)])
+    assert "-old\n" in capsys.readouterr().out  # the diff names the stale line
+    assert readme.read_text().count("\nold\n") == 1  # --check changes nothing
+    cli.main(["readme-tables", "--reference", reference, "--readme", str(readme)])
+    readme.write_text(readme.read_text().replace("| alpha0.5 |", "| alpha 0.5 (edited) |"))
+    with pytest.raises(SystemExit):
+        cli.main(["readme-tables", "--check", "--reference", reference, "--readme", str(readme)])
+
+
+def test_readme_without_reference_and_without_markers(tmp_path):
+    sections = render_sections(tmp_path / "none", "results/reference")
+    assert set(sections) == {"timings", "results"}
+    assert all("No reference run is recorded yet" in s for s in sections.values())
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="README.md: needs exactly one <!-- generated:timings -->"):
+        generated_readme(tmp_path / "none", readme)
+
+
+# ----------------------------------------------------------------------------------------------
+# Workflow, git and DVC wiring
+# ----------------------------------------------------------------------------------------------
+
+
+def _rule_blocks() -> dict[str, str]:
+    blocks = {}
+    for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        parts = re.split(r"^(?:rule (\w+):|use rule \w+ as (\w+) with:)\n", path.read_text(), flags=re.MULTILINE)
+        for i in range(1, len(parts), 3):
+            blocks[parts[i] or parts[i + 1]] = parts[i + 2]
+    return blocks
+
+
+def test_every_rule_has_a_benchmark_beside_its_log():
+    blocks = _rule_blocks()
+    assert len(blocks) >= 20 and "train_nar" in blocks
+    for rule, body in blocks.items():
+        log = re.search(r'^    log:\n        "logs/([^"]+)\.log",', body, flags=re.MULTILINE)
+        bench = re.search(r'^    benchmark:\n        "([^"]+)",', body, flags=re.MULTILINE)
+        assert log and bench, f"rule {rule}: needs log: and benchmark:"
+        assert bench.group(1) == f"logs/benchmarks/{log.group(1)}.tsv", rule
+        assert log.group(1).split("/")[0] == rule, rule  # so the benchmark path names its rule
+
+
+def test_results_reference_is_committed_and_nobody_s_output():
+    rules = (ROOT / "workflow" / "rules").glob("*.smk")
+    markers = ("results/reference", "RESULTS_DIR}/reference")
+    assert not any(marker in path.read_text() for path in rules for marker in markers)
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    paths = [next(iter(item)) if isinstance(item, dict) else item
+             for stage in dvc["stages"].values() for key in ("outs", "deps", "metrics", "plots")
+             for item in stage.get("do", stage).get(key, [])]
+    assert paths and not [p for p in paths if p.rstrip("/") in ("results", "results/reference")
+                          or p.startswith("results/reference")]
+    assert "/results/reference/" in (ROOT / ".dvcignore").read_text().splitlines()
+    if shutil.which("git") and (ROOT / ".git").exists():
+        ignored = subprocess.run(["git", "check-ignore", "-q", "results/reference/run.json"], cwd=ROOT, check=False)
+        assert ignored.returncode == 1  # not ignored
+        assert subprocess.run(["git", "check-ignore", "-q", "results/claims.md"], cwd=ROOT, check=False).returncode == 0
