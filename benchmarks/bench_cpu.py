@@ -1,6 +1,6 @@
 """CPU speed levers of the embedded default, each measured against the current path in one run.
 
-    .venv/bin/python benchmarks/bench_cpu.py [--threads 1] [--repeats 3] [--steps 12]
+    .venv/bin/python benchmarks/bench_cpu.py [--threads 1] [--repeats 3] [--steps 12] [--stages ar ...]
 
 For every training stage of the main job, one lever at a time is timed beside the path the code
 takes now, interleaved (current, lever, current, lever, ...) so that a shared, noisy machine slows
@@ -184,17 +184,18 @@ def ar_builders(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]:
     ids = torch.randint(0, arch.codebook_size, (base.transformer.ar.batch_size, side * side),
                         generator=torch.Generator().manual_seed(0))
 
-    def build(dropout: float, autocast: Callable) -> Callable[[], None]:
+    def build(dropout: float, autocast: Callable, compiled: bool = False) -> Callable[[], None]:
         changed = copy.deepcopy(raw)
         changed["transformer"]["sizes"]["base"]["dropout"] = dropout
         params = validate_params(changed, "params.yaml (bench)")
         torch.manual_seed(0)
         model = build_transformer(params, "base", "ar")
         opt = make_optimizer(model, params)
+        forward = torch.compile(model) if compiled else model
 
         def step() -> None:
             with autocast():
-                loss = objective_loss(model, ids, None, None)
+                loss = objective_loss(forward, ids, None, None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -206,6 +207,7 @@ def ar_builders(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]:
         f"dropout {current}, fp32": lambda: build(current, fp32),
         f"dropout {0.1 if current == 0 else 0.0}, fp32": lambda: build(0.1 if current == 0 else 0.0, fp32),
         f"dropout {current}, bf16 autocast": lambda: build(current, bf16),
+        f"dropout {current}, fp32, torch.compile": lambda: build(current, fp32, True),
     }
 
 
@@ -214,20 +216,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--stages", nargs="+", choices=["tokenizer", "semantic", "ar"],
+                        default=["tokenizer", "semantic", "ar"], help="which stages to measure")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{cpu_description()}; torch {torch.__version__}; {args.threads} thread(s); "
           f"load average {os.getloadavg()[0]:.2f}")
     raw = raw_params()
-    compare("tokenizer phase-1 step (alpha 1, params.yaml architecture and batch)", tokenizer_builders(raw),
-            "channels_last, fp32", args.repeats, args.steps)
-    train, frozen = semantic_builders(raw)
-    compare("semantic network training step", train, "training step (BatchNorm)", args.repeats, args.steps)
-    compare("semantic network frozen forward (perceptual target, FID features)", frozen,
-            "frozen forward, BatchNorm folded", args.repeats, args.steps)
-    ar = ar_builders(raw)
-    compare("AR transformer step (params.yaml base size and AR batch)", ar, next(iter(ar)), args.repeats,
-            args.steps)
+    if "tokenizer" in args.stages:
+        compare("tokenizer phase-1 step (alpha 1, params.yaml architecture and batch)", tokenizer_builders(raw),
+                "channels_last, fp32", args.repeats, args.steps)
+    if "semantic" in args.stages:
+        train, frozen = semantic_builders(raw)
+        compare("semantic network training step", train, "training step (BatchNorm)", args.repeats, args.steps)
+        compare("semantic network frozen forward (perceptual target, FID features)", frozen,
+                "frozen forward, BatchNorm folded", args.repeats, args.steps)
+    if "ar" in args.stages:
+        ar = ar_builders(raw)
+        compare("AR transformer step (params.yaml base size and AR batch)", ar, next(iter(ar)), args.repeats,
+                args.steps)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,7 @@ def cmd_train_semantic(args: argparse.Namespace) -> None:
     from seqgan.train.runtime import resolve_device
 
     params = load_params(args.params)
+    _set_threads(args.threads)
     sem = params.semantic
     if sem.backbone != "embedded":
         raise SystemExit("error: semantic.backbone is not 'embedded'; nothing to train (vgg16 is pretrained)")
@@ -740,7 +741,8 @@ def cmd_reference_run(args: argparse.Namespace) -> None:
         if args.collect_only:
             ref = collect_reference(Path(args.params), Path.cwd(), Path(args.out))
         else:
-            ref = run_reference(Path(args.params), Path.cwd(), Path(args.out), force=args.force)
+            ref = run_reference(Path(args.params), Path.cwd(), Path(args.out), force=args.force,
+                                threads=args.threads)
     except ReferenceRunError as exc:
         raise SystemExit(f"error: reference-run: {exc}") from None
     print(f"{ref.root}: reference written; next: `seqgan readme-tables` and commit {ref.root}")
@@ -806,15 +808,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["train", "val"], required=True)
     p.add_argument("--out", required=True, help="split directory, e.g. data/shapes32/train")
 
-    p = with_params(add("train-semantic", cmd_train_semantic, "train the embedded default's semantic network"))
+    def with_threads(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+        return p
+
+    p = with_threads(with_params(add("train-semantic", cmd_train_semantic, "train the embedded default's semantic network")))
     p.add_argument("--data", required=True, help="dataset directory holding train/ and val/")
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--metrics", required=True, help="JSON file for the validation accuracy and run facts")
     p.add_argument("--log-dir", required=True, help="directory for the training curve and DVCLive logs")
-
-    def with_threads(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-        return p
 
     p = with_threads(with_params(add("train-tokenizer", cmd_train_tokenizer, "train a phase-1 or phase-2 tokenizer")))
     p.add_argument("--phase", type=int, choices=[1, 2], required=True)
@@ -931,6 +933,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "only the jobs that still run)")
     p.add_argument("--collect-only", action="store_true",
                    help="do not run Snakemake: collect the reference from the finished run in this directory")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per job for every rule that takes --threads (Snakemake --set-threads; "
+                        "default: the workflow's one), e.g. 2 to see how another float rounding moves the numbers")
 
     p = with_artefacts(with_params(add("compare-reference", cmd_compare_reference,
                                        "this run's numbers and claim verdicts against the reference run's")))

@@ -319,6 +319,17 @@ def test_reference_run_times_both_snakemake_calls_then_collects(tmp_path):
     assert info["forced"] is False
 
 
+def test_reference_run_with_threads_sets_every_threaded_rule(tmp_path):
+    commands = R.snakemake_commands(2)
+    for command in commands.values():
+        assert command[command.index("--set-threads") + 1:] == [f"{rule}=2" for rule in R.THREADED_RULES]
+    assert R.snakemake_commands(None)["default_target"] == [sys.executable, "-m", "snakemake", "--cores", "all"]
+    # the list is exactly the rules whose command hands Snakemake's thread count to torch
+    blocks = _rule_blocks()
+    threaded = {rule for rule, block in blocks.items() if "--threads {threads}" in block}
+    assert set(R.THREADED_RULES) == threaded | {"train_nar"}  # train_nar inherits train_ar's command
+
+
 def test_collect_only_writes_every_reference_file(tmp_path, monkeypatch):
     root, params, f = make_reference(tmp_path)
     ref = ReferenceLayout(root / "results" / "reference")
@@ -376,8 +387,31 @@ def test_collect_only_writes_every_reference_file(tmp_path, monkeypatch):
 
 def fake_readme(path: Path) -> Path:
     path.write_text("# Title\n\nprose before\n\n" + start_marker("timings") + "\nold\n" + end_marker("timings")
-                    + "\n\nmiddle prose\n\n" + start_marker("results") + "\n" + end_marker("results") + "\n\nafter\n")
+                    + "\n\nmiddle prose\n\n" + start_marker("results") + "\n" + end_marker("results")
+                    + "\n\n" + start_marker("semantic_recipe") + "\n" + end_marker("semantic_recipe") + "\n\nafter\n")
     return path
+
+
+RECIPE_COLUMNS = "lr,iterations,seed,threads,val_accuracy,val_loss,first_step_above_half,diverged,wall_seconds\n"
+
+
+def test_readme_semantic_recipe_section_renders_the_recorded_sweep(tmp_path):
+    root, _, _ = make_reference(tmp_path)
+    reference = root / "results" / "reference"
+    readme = fake_readme(root / "README.md")
+    cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
+    section = readme.read_text().split(start_marker("semantic_recipe"))[1].split(end_marker("semantic_recipe"))[0]
+    assert "No recipe measurement is recorded" in section
+    (reference / "semantic_sweep.csv").write_text(
+        RECIPE_COLUMNS + "0.0005,600,0,1,0.1,2.30258,stall,True,40.0\n0.004,600,0,1,0.997,0.02375,200,False,45.0\n")
+    (reference / "semantic_seeds.csv").write_text(
+        RECIPE_COLUMNS + "0.004,600,0,1,0.997,0.02375,200,False,45.0\n0.004,600,1,2,0.981,0.05,200,False,30.0\n")
+    cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
+    section = readme.read_text().split(start_marker("semantic_recipe"))[1].split(end_marker("semantic_recipe"))[0]
+    assert "| 0.0005 | 600 | 0 | 1 | 0.100 | 2.3026 | stall | diverged (chance) |" in section
+    assert "| 0.004 | 600 | 1 | 2 | 0.981 | 0.0500 | 200 | trains |" in section
+    assert "lowest validation accuracy 0.981" in section
+    assert cli.main(["readme-tables", "--check", "--reference", str(reference), "--readme", str(readme)]) == 0
 
 
 def test_readme_tables_render_the_reference(tmp_path):
@@ -396,8 +430,8 @@ def test_readme_tables_render_the_reference(tmp_path):
     assert "1 torch thread(s) per job" in timings
     assert "| main job, `python -m snakemake results/fig2_val_loss.pdf --cores all` | **8.5 min (508 s)** |" in timings
     assert "| both, from nothing | **19.5 min (1172 s)** |" in timings
-    assert "| tokenizer_phase1 | 3 | 100.0 | 104.0 | 287 | 420 |" in timings
-    assert "| prepare_data | 2 | 1.0 | 1.5 | 1 | 150 |" in timings
+    assert "| tokenizer_phase1 | 3 | 100.0 | 104.0 | 294 | 420 |" in timings  # wall seconds summed
+    assert "| prepare_data | 2 | 1.0 | 1.5 | 2 | 150 |" in timings
 
     results = text.split(start_marker("results"))[1].split(end_marker("results"))[0]
     header = next(line for line in results.splitlines() if line.startswith("| tokenizer |"))
@@ -431,7 +465,7 @@ def test_readme_check_fails_on_a_stale_readme(tmp_path, capsys):
 
 def test_readme_without_reference_and_without_markers(tmp_path):
     sections = render_sections(tmp_path / "none", "results/reference")
-    assert set(sections) == {"timings", "results"}
+    assert set(sections) == {"timings", "results", "semantic_recipe"}
     assert all("No reference run is recorded yet" in s for s in sections.values())
     readme = tmp_path / "README.md"
     readme.write_text("# no markers\n")

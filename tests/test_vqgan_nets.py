@@ -320,6 +320,7 @@ def test_quantizer_ids_are_nearest_codes():
     ref = torch.cdist(flat, vq.codebook).argmin(1).view(3, 5, 4)
     assert torch.equal(ids, ref)
     assert torch.allclose(z_q, vq.lookup(ids), atol=1e-6)
+    assert torch.equal(vq.nearest_ids(z), ids)  # the encoding path: the same ids, no losses
 
 
 def test_quantizer_straight_through_gradient_is_identity():

@@ -101,7 +101,7 @@ def encode_split(
     chunks: list[np.ndarray] = []
     with eval_mode(tokenizer), progress_bar(n, progress, "encode") as bar:
         for images in store_batches(store, batch_size, n):
-            _, ids, _ = tokenizer.encode(to_model_input(images, dev))  # (B, h, w) int64
+            ids = tokenizer.encode_ids(to_model_input(images, dev))  # (B, h, w) int64
             ids = ids.cpu().numpy()
             if ids.size and (ids.min() < 0 or ids.max() >= k):
                 raise ValueError(f"tokenizer produced ids outside [0, {k})")

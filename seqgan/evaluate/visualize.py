@@ -94,7 +94,7 @@ def _encode_and_predict(
         raise ValueError(f"images must be (B, H, W, 3) uint8, got {images.shape} {images.dtype}")
     if labels is not None:
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long, device=dev)
-    _, ids, _ = tokenizer.encode(to_model_input(images, dev))  # (B, h, w)
+    ids = tokenizer.encode_ids(to_model_input(images, dev))  # (B, h, w)
     b, h, w = ids.shape
     if h * w != transformer.config.seq_len:
         raise ValueError(

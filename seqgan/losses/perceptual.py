@@ -52,11 +52,15 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import torch
-import torchvision
 from torch import Tensor, nn
 
 from seqgan.nets.backbone import TAP_NAMES, FeatureBackbone
+
+if TYPE_CHECKING:  # torchvision costs 1.4 s of import per job; only the VGG16 backbone needs it
+    import torchvision
 
 NORM_EPS = 1e-10  # lpips.normalize_tensor's epsilon, kept identical for bit-level agreement
 

@@ -110,14 +110,26 @@ class VectorQuantizer(nn.Module):
         """ids (B, H, W) -> code vectors (B, C, H, W)."""
         return self.embedding(ids).permute(0, 3, 1, 2).contiguous()
 
-    def forward(self, z_e: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor], dict[str, Tensor]]:
-        b, c, h, w = z_e.shape
+    def _flat_distances(self, z_e: Tensor) -> tuple[Tensor, Tensor]:
+        """z_e (B, C, H, W) -> (flat (N = B*H*W, C), squared distances (N, K) in float32)."""
+        c = z_e.shape[1]
         if c != self.code_dim:
             raise ValueError(f"expected {self.code_dim} channels, got {c}")
-        flat = z_e.permute(0, 2, 3, 1).reshape(-1, c)  # (N = B*H*W, C)
+        flat = z_e.permute(0, 2, 3, 1).reshape(-1, c)  # (N, C)
         # distances in float32 even under autocast (argmin and softmax are precision sensitive)
         with _no_autocast(flat.device.type):
-            d = self.distances(flat.float())  # (N, K)
+            return flat, self.distances(flat.float())
+
+    def nearest_ids(self, z_e: Tensor) -> Tensor:
+        """z_e (B, C, H, W) -> ids (B, H, W) of the nearest codes: ``forward``'s ids without its losses
+        and statistics (the (N, K) softmax of the entropy term is most of an encoding pass's quantizer
+        cost). Same computation as ``forward`` up to the argmin, so the same ids."""
+        b, _, h, w = z_e.shape
+        return self._flat_distances(z_e)[1].argmin(dim=1).view(b, h, w)
+
+    def forward(self, z_e: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        b, c, h, w = z_e.shape
+        flat, d = self._flat_distances(z_e)  # (N, C), (N, K)
         ids_flat = d.argmin(dim=1)  # (N,)
         z_q_flat = self.embedding(ids_flat)  # (N, C)
 

@@ -290,6 +290,11 @@ class VQTokenizer(nn.Module):
         z_q, ids, losses, _ = self.encode_with_stats(x)
         return z_q, ids, losses
 
+    def encode_ids(self, x: Tensor) -> Tensor:
+        """Images (B, 3, H, W) -> code ids (B, H/f, W/f): what a transformer trains on, without the
+        quantizer's losses and statistics (the same ids as ``encode``)."""
+        return self.quantizer.nearest_ids(self.encoder(x))
+
     def decode(self, z_q: Tensor) -> Tensor:
         return self.decoder(z_q)
 

@@ -92,7 +92,7 @@ def fig1_panels(
     val_images = np.asarray(val_images)
     phase1.to(dev)
     with eval_mode(phase1):
-        _, val_ids, _ = phase1.encode(to_model_input(val_images, dev))  # (m, h, w)
+        val_ids = phase1.encode_ids(to_model_input(val_images, dev))  # (m, h, w)
     val_ids = val_ids.cpu().numpy()
     val1, val2 = decode_ids(phase1, val_ids, dev), decode_ids(phase2, val_ids, dev)
     return Fig1Panels(

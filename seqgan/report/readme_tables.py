@@ -9,6 +9,7 @@ runs it whenever a reference exists). Without a reference the sections hold only
 
 from __future__ import annotations
 
+import csv
 import difflib
 import os
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from seqgan.report.numbers import PAIRED_DIFFERENCE, Number, RunNumbers, number_
 from seqgan.report.reference_layout import ReferenceLayout
 from seqgan.report.timings import StageTiming
 
-SECTIONS = ("timings", "results")
+SECTIONS = ("timings", "results", "semantic_recipe")
 
 # Results columns per tokenizer variant: (metric, header, decimals); the transformer columns come first.
 TOKENIZER_COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -82,12 +83,13 @@ def render_timings(info: dict[str, Any], stages: Sequence[StageTiming], source: 
         f"| default target, `{default['command']}`, after the main job | {_wall(default.get('wall_seconds'))} |",
         f"| both, from nothing | **{_wall(both)}** |",
         "",
-        "By stage (Snakemake's benchmark files, logs/benchmarks/; rules in the order they first started; CPU "
-        "seconds summed over the rule's jobs):",
+        "By stage (Snakemake's benchmark files, logs/benchmarks/; rules in the order they first started; wall "
+        "seconds of each job, two one-thread jobs at a time; Snakemake's sampled CPU time undercounts and is "
+        "kept in stages.csv only):",
         "",
-        "| stage (rule) | jobs | seconds, median | seconds, max | CPU seconds, total | peak RSS (MB) |",
+        "| stage (rule) | jobs | seconds, median | seconds, max | seconds, total | peak RSS (MB) |",
         "|---|---:|---:|---:|---:|---:|",
-        *[f"| {s.rule} | {s.jobs} | {s.median_seconds:.1f} | {s.max_seconds:.1f} | {_opt(s.total_cpu_seconds, 0)} | "
+        *[f"| {s.rule} | {s.jobs} | {s.median_seconds:.1f} | {s.max_seconds:.1f} | {s.total_seconds:.0f} | "
           f"{_opt(s.peak_rss_mb, 0)} |" for s in stages],
     ]
     return "\n".join(lines)
@@ -171,6 +173,42 @@ def render_results(numbers: RunNumbers, source: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
+# The semantic network's recipe (benchmarks/semantic_recipe.py)
+# ----------------------------------------------------------------------------------------------
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _recipe_row(row: dict[str, str]) -> str:
+    outcome = ("diverged (chance)" if row["diverged"] == "True"
+               else "stalled (never above 0.5)" if row["first_step_above_half"] == "stall" else "trains")
+    return (f"| {float(row['lr']):g} | {row['iterations']} | {row['seed']} | {row['threads']} | "
+            f"{float(row['val_accuracy']):.3f} | {float(row['val_loss']):.4f} | {row['first_step_above_half']} | "
+            f"{outcome} |")
+
+
+def render_semantic_recipe(sweep: Path, seeds: Path, source: str) -> str:
+    """The learning-rate sweep and the seed / thread check of the semantic network, as recorded."""
+    header = ["| lr | steps | seed | threads | val accuracy | val loss | first step with val acc >= 0.5 | outcome |",
+              "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [_note(source), ""]
+    if sweep.is_file():
+        lines += [f"Learning-rate sweep (`{sweep.name}`; params.yaml's recipe, only the learning rate changed):", "",
+                  *header, *[_recipe_row(r) for r in _csv_rows(sweep)], ""]
+    if seeds.is_file():
+        rows = _csv_rows(seeds)
+        lowest = min(float(r["val_accuracy"]) for r in rows)
+        lines += [f"The chosen recipe over seeds and torch thread counts (`{seeds.name}`; lowest validation accuracy "
+                  f"{lowest:.3f}):", "", *header, *[_recipe_row(r) for r in rows], ""]
+    if len(lines) == 2:
+        lines.append("No recipe measurement is recorded (benchmarks/semantic_recipe.py --out).")
+    return "\n".join(lines).rstrip("\n")
+
+
+# ----------------------------------------------------------------------------------------------
 # The README
 # ----------------------------------------------------------------------------------------------
 
@@ -182,7 +220,8 @@ def render_sections(reference: Path, source: str) -> dict[str, str]:
         empty = _note(source) + " No reference run is recorded yet (`seqgan reference-run`)."
         return {name: empty for name in SECTIONS}
     return {"timings": render_timings(ref.run_info(), ref.stages(), source),
-            "results": render_results(ref.numbers(), f"{source}/numbers.json")}
+            "results": render_results(ref.numbers(), f"{source}/numbers.json"),
+            "semantic_recipe": render_semantic_recipe(ref.semantic_sweep_csv, ref.semantic_seeds_csv, source)}
 
 
 def replace_sections(text: str, sections: dict[str, str], readme: str = "README.md") -> str:

@@ -51,6 +51,16 @@ class ReferenceLayout:
         return self.root / "fig2_val_loss.csv"
 
     @property
+    def semantic_sweep_csv(self) -> Path:
+        """benchmarks/semantic_recipe.py sweep --out: the learning-rate sweep of the semantic network."""
+        return self.root / "semantic_sweep.csv"
+
+    @property
+    def semantic_seeds_csv(self) -> Path:
+        """benchmarks/semantic_recipe.py seeds --out: the chosen recipe over seeds and thread counts."""
+        return self.root / "semantic_seeds.csv"
+
+    @property
     def tables(self) -> Path:
         return self.root / "tables"
 

@@ -37,6 +37,11 @@ from seqgan.report.timings import (
 )
 
 MAIN_TARGET = "results/fig2_val_loss.pdf"
+# Rules whose command runs torch with ``--threads {threads}`` (1 each in the workflow): ``--threads N``
+# sets them all to N, to show how much a thread count's float rounding moves the numbers.
+THREADED_RULES = ("train_semantic", "tokenizer_phase1", "tokenizer_phase2", "fid_reference", "eval_tokenizer",
+                  "encode_tokens", "train_ar", "train_nar", "sample", "eval_samples", "fig1_phase2_decoder",
+                  "fig3_visualization")
 # Workflow outputs whose presence means "not from nothing" (data/raw holds a user's input images).
 OUTPUT_DIRS = ("data", "models", "results")
 INPUT_DIRS = (Path("data") / "raw",)
@@ -46,11 +51,16 @@ class ReferenceRunError(RuntimeError):
     """The reference run cannot start or its artefacts are incomplete; the message says what to do."""
 
 
-def snakemake_commands() -> dict[str, list[str]]:
-    """The two timed calls: the main job (README's first command), then the default target."""
+def snakemake_commands(threads: int | None = None) -> dict[str, list[str]]:
+    """The two timed calls: the main job (README's first command), then the default target.
+
+    ``threads``: torch threads per job for every rule of :data:`THREADED_RULES` (``--set-threads``);
+    None keeps the workflow's one thread per job.
+    """
     snakemake = [sys.executable, "-m", "snakemake"]
-    return {"main_job": [*snakemake, MAIN_TARGET, "--cores", "all"],
-            "default_target": [*snakemake, "--cores", "all"]}
+    extra = [] if threads is None else ["--set-threads", *[f"{rule}={threads}" for rule in THREADED_RULES]]
+    return {"main_job": [*snakemake, MAIN_TARGET, "--cores", "all", *extra],
+            "default_target": [*snakemake, "--cores", "all", *extra]}
 
 
 def existing_outputs(root: Path, out: Path) -> list[Path]:
@@ -79,7 +89,7 @@ def _run_subprocess(command: Sequence[str], cwd: Path) -> int:
     return subprocess.run(list(command), cwd=cwd, check=False).returncode
 
 
-def run_reference(params_file: Path, root: Path, out: Path, *, force: bool = False,
+def run_reference(params_file: Path, root: Path, out: Path, *, force: bool = False, threads: int | None = None,
                   run_command: Callable[[Sequence[str], Path], int] = _run_subprocess) -> ReferenceLayout:
     """Run the main job and the default target from nothing, timing each, then collect into ``out``.
 
@@ -95,7 +105,7 @@ def run_reference(params_file: Path, root: Path, out: Path, *, force: bool = Fal
     if existing:
         shutil.rmtree(root / BENCHMARK_DIR, ignore_errors=True)  # stale timings of earlier runs
     measured: dict[str, Any] = {"forced": bool(existing)}
-    for step, command in snakemake_commands().items():
+    for step, command in snakemake_commands(threads).items():
         print(f"reference-run: {step}: {' '.join(command)}", flush=True)
         start = time.monotonic()
         status = run_command(command, root)

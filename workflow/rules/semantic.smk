@@ -16,6 +16,11 @@ rule train_semantic:
     params:
         semantic=config["semantic"],
         seed=config["run"]["seed"],
+    # One thread like every training job: Snakemake runs the control tokenizer beside it, and the
+    # thread count is part of what a CPU run's float rounding depends on.
+    threads: 1
+    # First on the critical path: every alpha tokenizer waits for it.
+    priority: 30
     resources:
         gpu=1,  # one process always: a 10-class classifier gains nothing from DDP (none implemented)
     benchmark:
@@ -24,5 +29,5 @@ rule train_semantic:
         "logs/train_semantic.log",
     shell:
         "{SEQGAN} train-semantic --params {PARAMS_FILE} --data {DATA_DIR} --out {output.weights} "
-        "--metrics {output.metrics} --log-dir {RESULTS_DIR}/curves/semantic > {log} 2>&1"
+        "--metrics {output.metrics} --log-dir {RESULTS_DIR}/curves/semantic --threads {threads} > {log} 2>&1"
 

@@ -41,6 +41,7 @@ rule tokenizer_phase1:
         variant=TOKENIZER_VARIANT_PATTERN,
         seed=SEED_PATTERN,
     threads: 1
+    priority: 20  # the longest jobs: start them before anything that can wait
     resources:
         gpu=TRAIN_GPUS,
     benchmark:
@@ -148,6 +149,7 @@ rule encode_tokens:
         seed=SEED_PATTERN,
         split="train|val",
     threads: 1
+    priority: 15  # seconds, and a transformer waits for it; after the long tokenizer jobs
     benchmark:
         "logs/benchmarks/encode_tokens/{variant}/seed{seed}/{split}.tsv",
     log:

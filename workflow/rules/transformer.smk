@@ -33,6 +33,7 @@ rule train_ar:
         size="base|large",
         seed=SEED_PATTERN,
     threads: 1
+    priority: 10  # after the tokenizers, before metrics and figures
     resources:
         gpu=TRAIN_GPUS,
     benchmark:
