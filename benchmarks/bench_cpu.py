@@ -17,6 +17,10 @@ Levers (what the code does now is marked ``[current]`` in the output):
 * AR transformer step (params.yaml's base size and AR batch): dropout 0.1 vs 0.0 (with dropout
   the attention runs through SDPA's math path and draws Bernoulli masks); fp32 vs bf16 autocast.
 
+``breakdown``: where a tokenizer step and an AR step go -- each part (encoder, quantizer, decoder,
+the perceptual term's semantic-net passes, the optimizer; AR forward, backward, optimizer) timed on
+its own with the real modules; its ratio is its share of the whole step.
+
 The decision for each lever is the code's, not this script's: it reports ratios only. Thread
 counts and concurrent jobs are compared by the reference run's per-rule benchmark files (Snakemake
 runs two one-thread jobs at a time on a 2-core machine).
@@ -92,11 +96,11 @@ def compare(name: str, builders: dict[str, Callable[[], Callable[[], None]]], cu
     print(f"\n{name}")
     for label in builders:
         if label in failed:
-            print(f"  {label:<34} failed here ({failed[label]})")
+            print(f"  {label:<56} failed here ({failed[label]})")
             continue
         med = statistics.median(times[label])
         mark = " [current]" if label == current else ""
-        print(f"  {label:<34} {med:8.1f} ms/step   ratio {med / base:5.2f}{mark}")
+        print(f"  {label:<56} {med:8.1f} ms/step   ratio {med / base:5.2f}{mark}")
 
 
 def tokenizer_builders(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]:
@@ -137,6 +141,80 @@ def tokenizer_builders(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]
         "channels_last, bf16 autocast": lambda: build(torch.channels_last, bf16, False),
         "channels_last, fp32, torch.compile": lambda: build(torch.channels_last, fp32, True),
     }
+
+
+def tokenizer_breakdown(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]:
+    """Where a phase-1 step (alpha 1) goes: each part forward + backward on its own, with the real
+    modules and batch. The parts sum to about one train_step (reported beside them)."""
+    params = validate_params(raw, "params.yaml (bench)")
+    images, _ = generate_images(params.tokenizer.phase1.batch_size, params.data.resolution,
+                                params.data.synthetic.num_classes, seed=0, split="bench")
+    seed_everything(0)
+    tok = tokenizer_training.prepare_tokenizer(params, 1, None).to(memory_format=torch.channels_last).train()
+    net = fold_batchnorm(SemanticNet(params.semantic.widths, params.data.synthetic.num_classes).eval())
+    net.requires_grad_(False)
+    perceptual = SemanticPerceptualLoss(net, 1.0, None, params.tokenizer.loss.logit_weight)
+    perceptual.to(memory_format=torch.channels_last)
+    x = to_model_input(images, CPU).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        z = tok.encoder(x)
+        z_q = tok.quantizer(z)[0]
+        recon = tok.decoder(z_q)
+    opt = tokenizer_training.make_adam(list(tok.parameters()), tokenizer_training.phase_settings(params, 1))
+
+    def encoder() -> None:
+        tok.encoder(x).sum().backward()
+
+    def quantizer() -> None:
+        _, _, losses, _ = tok.quantizer(z.detach().requires_grad_())
+        sum(losses.values()).backward()
+
+    def decoder() -> None:
+        tok.decoder(z_q.detach()).sum().backward()
+
+    def perceptual_term() -> None:
+        perceptual(recon.detach().requires_grad_(), x)["total"].backward()
+
+    def optimizer() -> None:
+        for p in tok.parameters():
+            p.grad = torch.zeros_like(p)
+        opt.step()
+
+    whole = tokenizer_builders(raw)["channels_last, fp32"]
+    return {"whole train_step [current]": whole,
+            "encoder forward + backward": lambda: encoder,
+            "quantizer (distances, losses) + backward": lambda: quantizer,
+            "decoder forward + backward": lambda: decoder,
+            "perceptual term (semantic net: target, recon + backward)": lambda: perceptual_term,
+            "Adam step": lambda: optimizer}
+
+
+def ar_breakdown(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]:
+    """Where an AR step goes: forward (loss), backward, AdamW step, each timed on its own."""
+    params = validate_params(raw, "params.yaml (bench)")
+    arch = params.tokenizer.architecture
+    side = params.data.resolution // 2 ** (len(arch.channel_mult) - 1)
+    ids = torch.randint(0, arch.codebook_size, (params.transformer.ar.batch_size, side * side),
+                        generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = build_transformer(params, "base", "ar")
+    opt = make_optimizer(model, params)
+
+    def forward() -> None:
+        with torch.no_grad():
+            objective_loss(model, ids, None, None)
+
+    def forward_backward() -> None:
+        objective_loss(model, ids, None, None).backward()
+
+    def optimizer() -> None:
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        opt.step()
+
+    whole = next(iter(ar_builders(raw).values()))
+    return {"whole step [current]": whole, "forward (no grad)": lambda: forward,
+            "forward + backward": lambda: forward_backward, "AdamW step": lambda: optimizer}
 
 
 def semantic_builders(raw: dict) -> tuple[dict, dict]:
@@ -216,8 +294,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--stages", nargs="+", choices=["tokenizer", "semantic", "ar"],
-                        default=["tokenizer", "semantic", "ar"], help="which stages to measure")
+    parser.add_argument("--stages", nargs="+", choices=["tokenizer", "semantic", "ar", "breakdown"],
+                        default=["tokenizer", "semantic", "ar", "breakdown"], help="which stages to measure")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{cpu_description()}; torch {torch.__version__}; {args.threads} thread(s); "
@@ -235,6 +313,13 @@ def main() -> None:
         ar = ar_builders(raw)
         compare("AR transformer step (params.yaml base size and AR batch)", ar, next(iter(ar)), args.repeats,
                 args.steps)
+    if "breakdown" in args.stages:
+        parts = tokenizer_breakdown(raw)
+        compare("where a tokenizer phase-1 step goes (ratio: share of the whole step)", parts, next(iter(parts)),
+                args.repeats, args.steps)
+        parts = ar_breakdown(raw)
+        compare("where an AR step goes (ratio: share of the whole step)", parts, next(iter(parts)),
+                args.repeats, args.steps)
 
 
 if __name__ == "__main__":

@@ -406,7 +406,7 @@ def cmd_fig2(args: argparse.Namespace) -> None:
     runs = [Fig2Run(variant, objective, Path(curve), Path(sidecar), Path(metrics))
             for variant, objective, curve, sidecar, metrics in args.run]
     note = f"{params.run.name}, {params.transformer.models[0]} size, seed {params.run.seed}"
-    table = plot_fig2(runs, Path(args.out), title_note=note)
+    table = plot_fig2(runs, Path(args.out), title_note=note, floors=params.evaluation.verdicts)
     atomic_write_text(Path(args.out).with_suffix(".csv"), table.to_csv(index=False))
     print(table.drop(columns=["sources"]).to_string(index=False))
 
@@ -749,7 +749,10 @@ def cmd_reference_run(args: argparse.Namespace) -> None:
 
 
 def cmd_compare_reference(args: argparse.Namespace) -> None:
-    from seqgan.report.compare_reference import compare_with_reference
+    from seqgan.report.compare_reference import (
+        compare_with_reference,
+        comparison_summary,
+    )
     from seqgan.report.reference_layout import MissingReferenceError, ReferenceLayout
 
     params = load_params(args.params)
@@ -759,6 +762,8 @@ def cmd_compare_reference(args: argparse.Namespace) -> None:
     except (MissingReferenceError, ValueError) as exc:
         raise SystemExit(f"error: compare-reference: {exc}") from None
     atomic_write_text(args.out, text)
+    atomic_write_text(Path(args.out).with_suffix(".json"),
+                      json.dumps(comparison_summary(comparison, args.reference), indent=2) + "\n")
     print(text)
     if not comparison.agrees:
         raise SystemExit(f"compare-reference: {len(comparison.disagreements)} difference(s) from {args.reference} "
@@ -940,7 +945,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_artefacts(with_params(add("compare-reference", cmd_compare_reference,
                                        "this run's numbers and claim verdicts against the reference run's")))
     p.add_argument("--reference", default="results/reference", help="reference directory (default: results/reference)")
-    p.add_argument("--out", default="results/compare_reference.md", help="Markdown report (default: %(default)s)")
+    p.add_argument("--out", default="results/compare_reference.md",
+                   help="Markdown report (default: %(default)s); a JSON summary is written beside it")
 
     p = add("readme-tables", cmd_readme_tables, "rewrite the README's generated sections from the reference run")
     p.add_argument("--reference", default="results/reference", help="reference directory (default: results/reference)")

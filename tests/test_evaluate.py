@@ -166,9 +166,10 @@ def test_semantic_features_through_cleanfid_equal_the_net_called_directly(semant
         np.testing.assert_allclose(other, expected, rtol=1e-5, atol=1e-6)
     with torch.no_grad():
         taps, _ = semantic_net.features(to_model_input(np.array(store.images), CPU))
+    # Batches of 10 through clean-fid vs one direct pass of 24: two paths, the tolerance as above.
     np.testing.assert_allclose(
         features_of_store(store, network, batch_size=10), taps[-1].mean(dim=(2, 3)).numpy(),
-        rtol=1e-6, atol=1e-6,
+        rtol=64 * np.finfo(np.float32).eps, atol=1e-6,
     )
     probs = class_probabilities_of_images(images, network)
     np.testing.assert_allclose(probs, torch.softmax(logits, 1).numpy(), rtol=1e-5, atol=1e-7)
@@ -373,24 +374,29 @@ def test_reconstruction_metrics(tokenizer, semantic_net, store):
 
     # Every number against a direct computation.
     originals = np.array(store.images)
-    # In the metric's batches of 10: oneDNN picks kernels by batch size and thread count, and an
-    # FID this close to 0 magnifies a one-level rounding flip of a reconstructed pixel.
-    recon = np.concatenate([reconstruct_batch(tokenizer, originals[i:i + 10], "cpu")
-                            for i in range(0, len(originals), 10)])
+    # In the metric's batches of 10 (10 + 10 + 4): oneDNN picks kernels by batch size and thread
+    # count, and an FID this close to 0 magnifies a one-level rounding flip of a reconstructed pixel.
+    batches = [slice(i, i + 10) for i in range(0, len(originals), 10)]
+    recon = np.concatenate([reconstruct_batch(tokenizer, originals[b], "cpu") for b in batches])
     assert recon.dtype == np.uint8 and recon.shape == originals.shape
     assert metrics["psnr"] == pytest.approx(float(psnr(recon, originals).mean()))
     assert metrics["rfid"] == pytest.approx(
         fid_from_features(features_of_images(recon, network, batch_size=10), reference), rel=1e-6
     )
     with torch.no_grad():
+        # Code ids and argmax classes are discrete outputs of float convolutions: computed in the
+        # metric's own batches (the same path, so exact), not in one pass, where a near-tie could
+        # flip an id or a class on another CPU and change a count or an accuracy by 1/24.
         tokenizer.eval()
-        ids = tokenizer.encode(to_model_input(originals, CPU))[1]
+        ids = torch.cat([tokenizer.encode(to_model_input(originals[b], CPU))[1] for b in batches])
         tokenizer.train()
         counts = np.bincount(ids.reshape(-1).numpy(), minlength=16)
-        x, xr = to_model_input(originals, CPU), to_model_input(recon, CPU)
         labels = torch.from_numpy(store.labels)
-        acc_recon = (semantic_net(xr).argmax(1) == labels).float().mean().item()
-        acc_orig = (semantic_net(x).argmax(1) == labels).float().mean().item()
+        hits_recon = torch.cat([semantic_net(to_model_input(recon[b], CPU)).argmax(1) for b in batches])
+        hits_orig = torch.cat([semantic_net(to_model_input(originals[b], CPU)).argmax(1) for b in batches])
+        acc_recon = (hits_recon == labels).float().mean().item()
+        acc_orig = (hits_orig == labels).float().mean().item()
+        x, xr = to_model_input(originals, CPU), to_model_input(recon, CPU)
         perceptual = distance.fn(xr, x).mean().item()
     p = counts[counts > 0] / counts.sum()
     assert metrics["codebook_used_codes"] == int((counts > 0).sum()) > 1
@@ -421,14 +427,24 @@ def test_reconstruction_refuses_a_reference_of_another_network(tokenizer, semant
 # --------------------------------------------------------------------------------------------
 
 
-def test_encode_split_equals_per_image_encode(tokenizer, store):
+def test_encode_split_equals_encode_of_its_batches(tokenizer, store):
     ids = encode_split(tokenizer, store, batch_size=7, device="cpu")
     assert ids.dtype == np.uint16 and ids.shape == (NUM_IMAGES, 8, 8)
     tokenizer.eval()
+    flips = 0
     with torch.no_grad():
         for i in (0, 6, 7, NUM_IMAGES - 1):
-            one = tokenizer.encode(to_model_input(np.array(store.images[i : i + 1]), CPU))[1][0]
-            np.testing.assert_array_equal(ids[i], one.numpy())
+            # Exact against encode() of the batch of 7 that encode_split put image i in: the same
+            # convolutions on the same batch, and the same distances up to the argmin.
+            start = i // 7 * 7
+            batch = np.array(store.images[start : start + 7])
+            same_batch = tokenizer.encode(to_model_input(batch, CPU))[1][i - start]
+            np.testing.assert_array_equal(ids[i], same_batch.numpy())
+            # Alone (batch of 1) the kernels differ, so an id at a near-tie may flip: an image's
+            # ids do not depend on its batch-mates up to at most a few such flips.
+            alone = tokenizer.encode(to_model_input(batch[i - start : i - start + 1], CPU))[1][0]
+            flips += int((ids[i] != alone.numpy()).sum())
+    assert flips <= 2  # of 4 x 64 ids
     big = copy.deepcopy(tokenizer)
     big.quantizer.codebook_size = 65537
     with pytest.raises(ValueError, match="uint16"):

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from seqgan import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _write_run(root: Path, variant: str, objective: str, offset: float) -> list[str]:
+def _write_run(root: Path, variant: str, objective: str, offset: float, psnr: float = 25.0) -> list[str]:
     run_dir = root / objective / variant
     run_dir.mkdir(parents=True)
     curve = run_dir / "curve.csv"
@@ -22,7 +23,7 @@ def _write_run(root: Path, variant: str, objective: str, offset: float) -> list[
     sidecar = run_dir / "model.json"
     sidecar.write_text(json.dumps({"metrics": {"unigram_cross_entropy": 5.1 + offset}}))
     metrics = run_dir / "tokenizer.json"
-    metrics.write_text(json.dumps({"codebook_perplexity": 100.0 - offset, "codebook_usage": 0.9, "psnr": 20.0,
+    metrics.write_text(json.dumps({"codebook_perplexity": 100.0 - offset, "codebook_usage": 0.9, "psnr": psnr,
                                    "rfid": 3.0, "classifier_accuracy_reconstructed": 0.8,
                                    "classifier_accuracy_original": 0.99}))
     return ["--run", variant, objective, str(curve), str(sidecar), str(metrics)]
@@ -43,3 +44,14 @@ def test_fig2_table_is_read_from_the_recorded_files(tmp_path):
     assert table.loc["control", "codebook_perplexity"] == pytest.approx(100.5)
     assert table.loc["alpha0.0", "final_step"] == 30
     assert "curve.csv" in table.loc["alpha0.0", "sources"]
+
+
+def test_fig2_flags_a_tokenizer_below_a_quality_floor(tmp_path):
+    args = _write_run(tmp_path, "alpha0.0", "ar", 0.3) + _write_run(tmp_path, "alpha1.0", "ar", 0.0, psnr=12.5)
+    out = tmp_path / "fig2_val_loss.pdf"
+    assert cli.main(["fig2", "--params", str(ROOT / "params.yaml"), *args, "--out", str(out)]) == 0
+    table = pd.read_csv(out.with_suffix(".csv"), keep_default_na=False).set_index("variant")
+    floor = yaml.safe_load((ROOT / "params.yaml").read_text())["evaluation"]["verdicts"]["tokenizer_min_psnr"]
+    assert 12.5 < floor < 25.0  # the test's two tokenizers sit on either side of params.yaml's floor
+    assert table.loc["alpha0.0", "below_floor"] == ""
+    assert table.loc["alpha1.0", "below_floor"] == f"PSNR 12.50 dB < evaluation.verdicts.tokenizer_min_psnr {floor}"

@@ -55,17 +55,29 @@ def make_variant(params, variant: str, seed: int) -> Fig3Variant:
     return Fig3Variant(variant, tokenizer.eval(), transformer.eval(), f"tok_{variant}", f"ar_{variant}")
 
 
-def direct_accuracy(variant: Fig3Variant, images: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def direct_accuracy(
+    variant: Fig3Variant, images: np.ndarray, labels: np.ndarray | None, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-image top-1 accuracy written out without the pipeline: encode, run [cond] + s_0..s_{N-2}
-    through the model, argmax, compare with s."""
+    through the model, argmax, compare with s.
+
+    In the pipeline's batches (``batch_size`` consecutive images): code ids and argmax predictions
+    are discrete outputs of float kernels chosen by batch size, so a one-pass computation could flip
+    a near-tie on another CPU; batch by batch both sides run the same computation, exactly."""
+    model = variant.transformer
+    hits, flats = [], []
     with torch.no_grad():
-        _, ids, _ = variant.tokenizer.encode(to_model_input(images, torch.device("cpu")))
-        flat = ids.reshape(len(images), -1)  # (B, N)
-        model = variant.transformer
-        prefix = model.condition_tokens(len(images), None if labels is None else torch.as_tensor(labels))
-        logits = model.forward_tokens(torch.cat([prefix, flat[:, :-1]], dim=1))  # (B, N, K)
-        hits = (logits.argmax(-1) == flat).double().numpy()
-    return hits.mean(axis=1), np.bincount(flat.reshape(-1).numpy(), minlength=model.config.vocab_size)
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size]
+            _, ids, _ = variant.tokenizer.encode(to_model_input(batch, torch.device("cpu")))
+            flat = ids.reshape(len(batch), -1)  # (B, N)
+            batch_labels = None if labels is None else torch.as_tensor(labels[start : start + batch_size])
+            prefix = model.condition_tokens(len(batch), batch_labels)
+            logits = model.forward_tokens(torch.cat([prefix, flat[:, :-1]], dim=1))  # (B, N, K)
+            hits.append((logits.argmax(-1) == flat).double().numpy())
+            flats.append(flat.reshape(-1).numpy())
+    counts = np.bincount(np.concatenate(flats), minlength=model.config.vocab_size)
+    return np.concatenate(hits).mean(axis=1), counts
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +113,9 @@ def test_fig3_accuracy_equals_a_direct_computation(result, split):
     assert [v.variant for v in res.variants] == ["alpha0.0", "alpha1.0", "control"]  # alphas, then control
     by_name = {v.variant: v for v in variants}
     for v in res.variants:
-        expected, counts = direct_accuracy(by_name[v.variant], images, None)
-        # the whole split in batches of 3 (3 + 3 + 1 images) and the 3 shown images: one number each
+        expected, counts = direct_accuracy(by_name[v.variant], images, None, batch_size=3)
+        # the whole split in batches of 3 (3 + 3 + 1 images) and the 3 shown images (one batch, the
+        # first of the split's): one number each
         np.testing.assert_allclose(v.split_accuracy, expected, atol=1e-6)
         np.testing.assert_allclose(v.shown["token_accuracy"], expected[:3], atol=1e-6)
         np.testing.assert_array_equal(v.code_counts, counts)
@@ -118,7 +131,7 @@ def test_fig3_conditional_transformer_gets_the_image_labels(split):
     with torch.random.fork_rng():
         variant = make_variant(params, "alpha0.5", 5)
     res = compute_fig3([variant], images, labels, class_names=CLASSES, split="val", num_images=2, batch_size=4)
-    expected, _ = direct_accuracy(variant, images, labels)
+    expected, _ = direct_accuracy(variant, images, labels, batch_size=4)
     np.testing.assert_allclose(res.variants[0].split_accuracy, expected, atol=1e-6)
     assert res.class_names == [CLASSES[labels[0]], CLASSES[labels[1]]]
 

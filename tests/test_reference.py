@@ -85,7 +85,9 @@ def write_run_tree(root: Path, **scenario) -> Fakes:
         (results / "tables" / f"{name}.csv").write_text("row,column\n")
     sidecar = f.layout.transformer_sidecar("ar", "base", "alpha0.0", 0)
     record = json.loads(sidecar.read_text())
-    sidecar.write_text(json.dumps({**record, "compute": {"precision": "fp32", "threads": 1}}))
+    # where the trainers record it: sidecar["training"]["compute"]
+    training = {**record.get("training", {}), "compute": {"precision": "fp32", "threads": 1}}
+    sidecar.write_text(json.dumps({**record, "training": training}))
     for rel, seconds, rss, cpu in BENCHMARKS:
         path = root / "logs" / "benchmarks" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -257,6 +259,19 @@ def test_compare_reference_cli_exit_status_and_report(tmp_path, capsys):
     text = out.read_text()
     assert re.search(r"\| transformer/ar/base/alpha0\.5/final_val_loss \| .* \| \+0\.3 \| 0\.1\d* \| differ \|", text)
 
+    # the JSON summary beside the report, and the README's thread-check section rendered from it
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["agrees"] is False and summary["number_outcomes"]["differ"] >= 1
+    assert {"claim": 2, "reference": "holds", "this": "does not hold", "outcome": "differ"} in summary["verdicts"]
+    reference = root / "results" / "reference"
+    (reference / "threads2").mkdir()
+    out.with_suffix(".json").rename(reference / "threads2" / "compare_reference.json")
+    readme = fake_readme(root / "README.md")
+    cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
+    section = readme.read_text().split(start_marker("threads"))[1].split(end_marker("threads"))[0]
+    assert "| 2 | holds | does not hold | differ |" in section
+    assert "- transformer/ar/base/alpha0.5/final_val_loss: differ" in section
+
     with pytest.raises(SystemExit, match="no run.json in the reference directory .*seqgan reference-run"):
         cli.main([*args[:4], str(tmp_path / "nowhere"), *args[5:]])
 
@@ -388,11 +403,28 @@ def test_collect_only_writes_every_reference_file(tmp_path, monkeypatch):
 def fake_readme(path: Path) -> Path:
     path.write_text("# Title\n\nprose before\n\n" + start_marker("timings") + "\nold\n" + end_marker("timings")
                     + "\n\nmiddle prose\n\n" + start_marker("results") + "\n" + end_marker("results")
-                    + "\n\n" + start_marker("semantic_recipe") + "\n" + end_marker("semantic_recipe") + "\n\nafter\n")
+                    + "\n\n" + start_marker("semantic_recipe") + "\n" + end_marker("semantic_recipe")
+                    + "\n\n" + start_marker("tokenizer_recipe") + "\n" + end_marker("tokenizer_recipe")
+                    + "\n\n" + start_marker("threads") + "\n" + end_marker("threads") + "\n\nafter\n")
     return path
 
 
 RECIPE_COLUMNS = "lr,iterations,seed,threads,val_accuracy,val_loss,first_step_above_half,diverged,wall_seconds\n"
+
+
+def test_readme_tokenizer_recipe_section_renders_the_recorded_trials(tmp_path):
+    root, _, _ = make_reference(tmp_path)
+    reference = root / "results" / "reference"
+    readme = fake_readme(root / "README.md")
+    header = ("trial,variant,seed,changes,iterations,batch_size,psnr,l1,codebook_usage,codebook_perplexity,"
+              "seconds_per_step,wall_seconds,threads,cpu\n")
+    (reference / "tokenizer_recipe.csv").write_text(
+        header + 'lr 1e-3,alpha1.0,0,"{""tokenizer.phase1.lr"": 0.001}",600,16,17.456,0.21,0.4453,106.7,0.1024,65.2,1,'
+        "Test CPU 9000\n")
+    cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
+    section = readme.read_text().split(start_marker("tokenizer_recipe"))[1].split(end_marker("tokenizer_recipe"))[0]
+    assert "Measured on Test CPU 9000, 1 torch thread(s) per trial" in section
+    assert "| lr 1e-3 | alpha1.0 | 16 x 600 | 17.46 | 0.445 | 107 | 0.102 |" in section
 
 
 def test_readme_semantic_recipe_section_renders_the_recorded_sweep(tmp_path):
@@ -465,7 +497,7 @@ def test_readme_check_fails_on_a_stale_readme(tmp_path, capsys):
 
 def test_readme_without_reference_and_without_markers(tmp_path):
     sections = render_sections(tmp_path / "none", "results/reference")
-    assert set(sections) == {"timings", "results", "semantic_recipe"}
+    assert set(sections) == {"timings", "results", "semantic_recipe", "tokenizer_recipe", "threads"}
     assert all("No reference run is recorded yet" in s for s in sections.values())
     readme = tmp_path / "README.md"
     readme.write_text("# no markers\n")

@@ -51,7 +51,6 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import torch

@@ -37,6 +37,7 @@ from seqgan.report.artefacts import (
     read_json,
     variant_name,
 )
+from seqgan.report.floors import tokenizer_floor_flags
 from seqgan.report.stats import (
     PairedInterval,
     Spread,
@@ -215,26 +216,13 @@ class _Inputs:
 
     def weak_tokenizers(self, variants: Sequence[str]) -> list[str]:
         """One line per (variant, seed) tokenizer below a floor of ``evaluation.verdicts``."""
-        v = self.params.evaluation.verdicts
         lines = []
         for seed in self.runs.experiment_seeds:
             for variant in variants:
                 path = self.layout.tokenizer_metrics(variant, seed)
-                lines += tokenizer_floor_flags(read_json(path), v.tokenizer_min_psnr, v.tokenizer_min_usage,
-                                               f"{variant} seed {seed} (`{path}`)")
+                lines += [f"{variant} seed {seed} (`{path}`): {flag}"
+                          for flag in tokenizer_floor_flags(read_json(path), self.params.evaluation.verdicts)]
         return lines
-
-
-def tokenizer_floor_flags(metrics: dict[str, Any], min_psnr: float, min_usage: float, name: str) -> list[str]:
-    """Why a tokenizer is too weak to carry a comparison (empty when it passes both floors)."""
-    flags = []
-    if float(metrics["psnr"]) < min_psnr:
-        flags.append(f"{name}: PSNR {float(metrics['psnr']):.2f} dB < evaluation.verdicts.tokenizer_min_psnr "
-                     f"{min_psnr}")
-    if float(metrics["codebook_usage"]) < min_usage:
-        flags.append(f"{name}: codebook usage {float(metrics['codebook_usage']):.3f} < "
-                     f"evaluation.verdicts.tokenizer_min_usage {min_usage}")
-    return flags
 
 
 def claims_inputs(params: Params, layout: ArtefactLayout) -> list[str]:

@@ -110,6 +110,17 @@ def compare_runs(reference: RunNumbers, this: RunNumbers, verdicts: VerdictParam
     return Comparison(rows, verdict_rows, notes)
 
 
+def comparison_summary(comparison: Comparison, reference_dir: str) -> dict:
+    """The comparison's outcome as JSON (written beside the Markdown; the README's thread check reads it)."""
+    counts: dict[str, int] = {}
+    for c in comparison.numbers:
+        counts[c.status] = counts.get(c.status, 0) + 1
+    return {"reference": reference_dir, "numbers": len(comparison.numbers), "number_outcomes": counts,
+            "verdicts": [{"claim": v.claim, "reference": v.reference, "this": v.this, "outcome": v.status}
+                         for v in comparison.verdicts],
+            "disagreements": comparison.disagreements, "agrees": comparison.agrees}
+
+
 def _value(n: Number | None) -> str:
     if n is None:
         return "-"

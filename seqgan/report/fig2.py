@@ -23,6 +23,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from seqgan.config import VerdictParams
+from seqgan.report.floors import tokenizer_floor_flags
+
 
 @dataclass(frozen=True)
 class Fig2Run:
@@ -45,8 +48,9 @@ def _json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def summary_row(run: Fig2Run) -> dict:
-    """Final numbers of one run, each with the file it came from."""
+def summary_row(run: Fig2Run, floors: VerdictParams | None = None) -> dict:
+    """Final numbers of one run, each with the file it came from; ``below_floor`` says why its
+    tokenizer is below a quality floor of ``floors`` (empty when it passes or no floors are given)."""
     curve = pd.read_csv(run.curve_csv)
     sidecar_metrics = _json(run.transformer_sidecar).get("metrics", {})
     tok = _json(run.tokenizer_metrics)
@@ -63,6 +67,7 @@ def summary_row(run: Fig2Run) -> dict:
         "rfid": tok.get("rfid"),
         "semantic_acc_reconstructed": tok.get("classifier_accuracy_reconstructed"),
         "semantic_acc_original": tok.get("classifier_accuracy_original"),
+        "below_floor": "; ".join(tokenizer_floor_flags(tok, floors)) if floors is not None else "",
         "sources": json.dumps(
             {k: str(v) for k, v in asdict(run).items() if k not in ("variant", "objective")}
         ),
@@ -73,10 +78,15 @@ def _variant_order(variant: str) -> tuple[int, float]:
     return (1, 0.0) if variant == "control" else (0, float(variant.removeprefix("alpha")))
 
 
-def plot_fig2(runs: Sequence[Fig2Run], out_pdf: Path, title_note: str = "") -> pd.DataFrame:
-    """Write ``out_pdf`` and a PNG beside it; return the summary table (also written as CSV)."""
+def plot_fig2(runs: Sequence[Fig2Run], out_pdf: Path, title_note: str = "",
+              floors: VerdictParams | None = None) -> pd.DataFrame:
+    """Write ``out_pdf`` and a PNG beside it; return the summary table (also written as CSV).
+
+    A run whose tokenizer is below a floor of ``floors`` (``evaluation.verdicts``) is marked with a
+    trailing "(!)" in the legend and the evidence panel, and the reason is written under the panel."""
     runs = sorted(runs, key=lambda r: (r.objective, _variant_order(r.variant)))
-    table = pd.DataFrame([summary_row(r) for r in runs])
+    table = pd.DataFrame([summary_row(r, floors) for r in runs])
+    weak = {(row.variant, row.objective): row.below_floor for row in table.itertuples() if row.below_floor}
     objectives = list(dict.fromkeys(r.objective for r in runs))
     fig, axes = plt.subplots(1, len(objectives) + 1, figsize=(5.2 * (len(objectives) + 1), 4.2))
     colours = _colours([r.variant for r in runs])
@@ -84,13 +94,14 @@ def plot_fig2(runs: Sequence[Fig2Run], out_pdf: Path, title_note: str = "") -> p
         for run in (r for r in runs if r.objective == objective):
             curve = pd.read_csv(run.curve_csv)
             style = "--" if run.variant == "control" else "-"
-            ax.plot(curve.step, curve.val_loss, style, color=colours[run.variant], label=run.label, lw=1.6)
+            label = run.label + (" (!)" if (run.variant, run.objective) in weak else "")
+            ax.plot(curve.step, curve.val_loss, style, color=colours[run.variant], label=label, lw=1.6)
         ax.set_xlabel("transformer iteration")
         ax.set_ylabel("validation cross-entropy (nats / token)")
         ax.set_title(f"{objective.upper()} transformer")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    _evidence_panel(axes[-1], table)
+    _evidence_panel(axes[-1], table, weak)
     fig.suptitle("Validation loss vs semantic ratio alpha (supplement Fig. 2)" + (f" - {title_note}" if title_note else ""), fontsize=10)
     fig.tight_layout()
     out_pdf = Path(out_pdf)
@@ -109,17 +120,22 @@ def _colours(variants: Sequence[str]) -> Mapping[str, tuple]:
     return out
 
 
-def _evidence_panel(ax, table: pd.DataFrame) -> None:
+def _evidence_panel(ax, table: pd.DataFrame, weak: Mapping[tuple[str, str], str]) -> None:
     """The numbers a reader needs to tell 'more semantic' from 'less texture' or 'fewer codes'."""
     ax.axis("off")
     columns = ["variant", "objective", "final_val_loss", "unigram_cross_entropy", "codebook_perplexity", "psnr", "semantic_acc_reconstructed"]
     headers = ["tokenizer", "obj", "val CE", "unigram CE", "perplexity", "PSNR", "sem. acc"]
-    cells = [[_fmt(row[c]) for c in columns] for _, row in table.iterrows()]
+    cells = [[_fmt(row[c]) + (" (!)" if c == "variant" and (row["variant"], row["objective"]) in weak else "")
+              for c in columns] for _, row in table.iterrows()]
     tab = ax.table(cellText=cells, colLabels=headers, loc="center", cellLoc="center")
     tab.auto_set_font_size(False)
     tab.set_fontsize(7.5)
     tab.scale(1.0, 1.3)
     ax.set_title("evidence beside each curve (final values)", fontsize=9)
+    if weak:
+        reasons = sorted({f"{variant}: {why}" for (variant, _), why in weak.items()})
+        ax.text(0.0, 0.02, "(!) tokenizer below a quality floor (flagged, still shown):\n" + "\n".join(reasons),
+                transform=ax.transAxes, fontsize=6.5, va="bottom", wrap=True)
 
 
 def _fmt(value) -> str:

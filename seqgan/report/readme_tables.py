@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from seqgan.report.numbers import PAIRED_DIFFERENCE, Number, RunNumbers, number_
 from seqgan.report.reference_layout import ReferenceLayout
 from seqgan.report.timings import StageTiming
 
-SECTIONS = ("timings", "results", "semantic_recipe")
+SECTIONS = ("timings", "results", "semantic_recipe", "tokenizer_recipe", "threads")
 
 # Results columns per tokenizer variant: (metric, header, decimals); the transformer columns come first.
 TOKENIZER_COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -208,6 +209,37 @@ def render_semantic_recipe(sweep: Path, seeds: Path, source: str) -> str:
     return "\n".join(lines).rstrip("\n")
 
 
+def render_tokenizer_recipe(trials: Path, source: str) -> str:
+    """The phase-1 trials of benchmarks/tokenizer_recipe.py, as recorded."""
+    lines = [_note(source), ""]
+    if not trials.is_file():
+        return "\n".join([*lines, "No tokenizer trials are recorded (benchmarks/tokenizer_recipe.py --out)."])
+    rows = _csv_rows(trials)
+    lines += [f"Measured on {rows[0]['cpu']}, {rows[0]['threads']} torch thread(s) per trial (`{trials.name}`):", "",
+              "| trial | tokenizer | batch x steps | PSNR (dB) | codebook usage | perplexity | s / step |",
+              "|---|---|---|---:|---:|---:|---:|",
+              *[f"| {r['trial']} | {r['variant']} | {r['batch_size']} x {r['iterations']} | {float(r['psnr']):.2f} | "
+                f"{float(r['codebook_usage']):.3f} | {float(r['codebook_perplexity']):.0f} | "
+                f"{float(r['seconds_per_step']):.3f} |" for r in rows]]
+    return "\n".join(lines)
+
+
+def render_threads(summary: Path, source: str) -> str:
+    """The reference's numbers and verdicts against the same commit run with two threads per job."""
+    lines = [_note(source), ""]
+    if not summary.is_file():
+        return "\n".join([*lines, "No two-thread run is recorded (see the commands above)."])
+    s = json.loads(summary.read_text())
+    outcomes = ", ".join(f"{n} {status}" for status, n in sorted(s["number_outcomes"].items()))
+    lines += [f"Two torch threads per job against the reference (`{summary.parent.name}/{summary.name}`): "
+              f"{s['numbers']} numbers ({outcomes}).", "",
+              "| claim | reference verdict | two threads | outcome |", "|---|---|---|---|",
+              *[f"| {v['claim']} | {v['reference']} | {v['this']} | {v['outcome']} |" for v in s["verdicts"]]]
+    if s["disagreements"]:
+        lines += ["", "Outside the tolerance or changed:", "", *[f"- {d}" for d in s["disagreements"]]]
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------------------------
 # The README
 # ----------------------------------------------------------------------------------------------
@@ -221,7 +253,9 @@ def render_sections(reference: Path, source: str) -> dict[str, str]:
         return {name: empty for name in SECTIONS}
     return {"timings": render_timings(ref.run_info(), ref.stages(), source),
             "results": render_results(ref.numbers(), f"{source}/numbers.json"),
-            "semantic_recipe": render_semantic_recipe(ref.semantic_sweep_csv, ref.semantic_seeds_csv, source)}
+            "semantic_recipe": render_semantic_recipe(ref.semantic_sweep_csv, ref.semantic_seeds_csv, source),
+            "tokenizer_recipe": render_tokenizer_recipe(ref.tokenizer_recipe_csv, source),
+            "threads": render_threads(ref.threads2_summary, source)}
 
 
 def replace_sections(text: str, sections: dict[str, str], readme: str = "README.md") -> str:

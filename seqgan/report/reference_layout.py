@@ -61,6 +61,16 @@ class ReferenceLayout:
         return self.root / "semantic_seeds.csv"
 
     @property
+    def tokenizer_recipe_csv(self) -> Path:
+        """benchmarks/tokenizer_recipe.py --out: trials of the phase-1 tokenizer recipe."""
+        return self.root / "tokenizer_recipe.csv"
+
+    @property
+    def threads2_summary(self) -> Path:
+        """compare-reference's JSON summary of the same commit run with two threads per job."""
+        return self.root / "threads2" / "compare_reference.json"
+
+    @property
     def tables(self) -> Path:
         return self.root / "tables"
 

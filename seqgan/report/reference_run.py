@@ -168,7 +168,8 @@ def threads_per_job(models: Path) -> list[int]:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        compute = record.get("compute") if isinstance(record, dict) else None
+        training = record.get("training") if isinstance(record, dict) else None
+        compute = training.get("compute") if isinstance(training, dict) else None  # sidecar["training"]["compute"]
         if isinstance(compute, dict) and isinstance(compute.get("threads"), int):
             threads.add(compute["threads"])
     return sorted(threads)
