@@ -303,6 +303,12 @@ def test_reference_run_refuses_to_start_over_existing_outputs(tmp_path):
         assert calls == []
     assert [str(p.relative_to(root)) for p in R.existing_outputs(root, root / "results" / "reference")] == [
         "data/shapes32", "models/semantic", "results/metrics", "logs/benchmarks"]
+    # a second reference elsewhere (e.g. --threads 2) starts beside the committed one
+    assert [str(p.relative_to(root)) for p in R.existing_outputs(root, root / "results" / "threads2")] == [
+        "data/shapes32", "models/semantic", "results/metrics", "logs/benchmarks"]
+    fresh = tmp_path / "fresh"
+    (fresh / "results" / "reference").mkdir(parents=True)
+    assert R.existing_outputs(fresh, fresh / "results" / "reference-threads2") == []
 
 
 def test_reference_run_cli_refuses_in_a_used_checkout(tmp_path, monkeypatch):
@@ -375,7 +381,9 @@ def test_collect_only_writes_every_reference_file(tmp_path, monkeypatch):
 
     info = ref.run_info()
     assert info["machine"] == MACHINE and info["torch"] == "2.0.test" and info["threads_per_job"] == [1]
-    assert info["git_revision"] == "abc1234" and info["params_name"] == "embedded"
+    # the code that trained the run (the sidecars' revision), not the code that collected it
+    assert info["git_revision"] == "fed9876" and info["collected_with"] == "abc1234"
+    assert info["params_name"] == "embedded"
     from seqgan.config import load_params, params_hash
     assert info["params_hash"] == params_hash(load_params(params).raw)
     assert info["main_job"]["wall_seconds"] is None  # collect-only: nothing was timed
@@ -474,7 +482,9 @@ def test_readme_tables_render_the_reference(tmp_path):
     assert alpha05.split(" | ")[4] == "1.000 +- 0.000"  # codebook usage
     assert next(line for line in results.splitlines() if line.startswith("| noentropy |")).split(" | ")[1] == "-"
     assert "Semantic network, validation accuracy: 0.990 (n = 1)." in results
-    assert "| 2. A larger semantic ratio alpha" in results and "| **holds** |" in results
+    claim2 = next(line for line in results.splitlines() if line.startswith("| 2. A larger semantic ratio alpha"))
+    assert "| **holds** |" in claim2
+    assert "the final validation loss decreases as alpha grows (paired per-seed differences): *holds*" in claim2
     assert "| AR base | alpha1.0 - alpha0.0 | -0.200, -0.250, -0.150 | -0.200 | [-0.324, -0.076] |" in results
 
     assert cli.main(["readme-tables", "--check", "--reference", str(root / "results" / "reference"),

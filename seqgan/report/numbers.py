@@ -88,6 +88,9 @@ class Number:
 class ClaimVerdict:
     statement: str
     verdict: str
+    # (part statement, part verdict) in claims.md's order: a claim "not testable" overall may hold a
+    # decided or undecided part (claim 2's validation loss beside its generation FID)
+    parts: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,8 @@ def collect_numbers(params: Params, layout: ArtefactLayout) -> RunNumbers:
     claims: dict[int, ClaimVerdict] = {}
     missing = list(reader.missing)
     try:
-        claims = {c.number: ClaimVerdict(c.statement, c.verdict) for c in evaluate_claims(params, layout)}
+        claims = {c.number: ClaimVerdict(c.statement, c.verdict, tuple((p.statement, p.verdict) for p in c.parts))
+                  for c in evaluate_claims(params, layout)}
     except (MissingArtefactError, KeyError) as exc:
         missing.append(f"claims (no verdicts): {exc.args[0] if exc.args else exc}")
     return RunNumbers({n.name: n for n in numbers}, claims, tuple(dict.fromkeys(missing)))
@@ -234,7 +238,8 @@ def numbers_to_json(run: RunNumbers) -> str:
                 "sources": list(n.sources)}
 
     doc = {"numbers": {name: entry(n) for name, n in run.numbers.items()},
-           "claims": {str(k): vars(v) for k, v in sorted(run.claims.items())},
+           "claims": {str(k): {"statement": v.statement, "verdict": v.verdict, "parts": [list(p) for p in v.parts]}
+                      for k, v in sorted(run.claims.items())},
            "missing": list(run.missing)}
     return json.dumps(doc, indent=2) + "\n"
 
@@ -249,7 +254,8 @@ def numbers_from_json(text: str, source: str = "numbers.json") -> RunNumbers:
             numbers[name] = Number(e["kind"], tuple(e["subject"]), e["metric"],
                                    {int(s): float(v) for s, v in e["values"].items()}, e["unit"],
                                    tuple(e.get("sources", ())), interval)
-        claims = {int(k): ClaimVerdict(v["statement"], v["verdict"]) for k, v in doc.get("claims", {}).items()}
+        claims = {int(k): ClaimVerdict(v["statement"], v["verdict"], tuple(tuple(p) for p in v.get("parts", ())))
+                  for k, v in doc.get("claims", {}).items()}
         return RunNumbers(numbers, claims, tuple(doc.get("missing", ())))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{source}: not a numbers file written by `seqgan reference-run` ({exc!r})") from None

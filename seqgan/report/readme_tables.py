@@ -29,7 +29,7 @@ TOKENIZER_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("codebook_usage", "codebook usage", 3),
     ("psnr", "PSNR (dB)", 2),
     ("semantic_accuracy_reconstructed", "semantic acc. on reconstructions", 3),
-    ("rfid", "rFID", 0),
+    ("rfid", "rFID", 1),
 )
 
 
@@ -167,8 +167,10 @@ def render_results(numbers: RunNumbers, source: str) -> str:
     if semantic is not None:
         lines += [f"Semantic network, validation accuracy: {_cell(semantic, 3)}.", ""]
     if numbers.claims:
-        lines += ["| claim | verdict |", "|---|---|",
-                  *[f"| {k}. {c.statement} | **{c.verdict}** |" for k, c in sorted(numbers.claims.items())], ""]
+        lines += ["| claim | verdict | its parts |", "|---|---|---|",
+                  *[f"| {k}. {c.statement} | **{c.verdict}** | "
+                    + "; ".join(f"{statement}: *{verdict}*" for statement, verdict in c.parts) + " |"
+                    for k, c in sorted(numbers.claims.items())], ""]
     lines += _claim2_table(numbers)
     return "\n".join(lines).rstrip("\n")
 

@@ -44,7 +44,9 @@ THREADED_RULES = ("train_semantic", "tokenizer_phase1", "tokenizer_phase2", "fid
                   "fig3_visualization")
 # Workflow outputs whose presence means "not from nothing" (data/raw holds a user's input images).
 OUTPUT_DIRS = ("data", "models", "results")
-INPUT_DIRS = (Path("data") / "raw",)
+# Not outputs either: the committed reference (a run with --out elsewhere, e.g. --threads 2, starts
+# beside it in a fresh clone).
+INPUT_DIRS = (Path("data") / "raw", Path("results") / "reference")
 
 
 class ReferenceRunError(RuntimeError):
@@ -64,7 +66,8 @@ def snakemake_commands(threads: int | None = None) -> dict[str, list[str]]:
 
 
 def existing_outputs(root: Path, out: Path) -> list[Path]:
-    """Workflow outputs (and benchmark files) already under ``root``, apart from the reference ``out``."""
+    """Workflow outputs (and benchmark files) already under ``root``, apart from the reference ``out``,
+    the committed reference and a user's raw data."""
     keep = {(root / p).resolve() for p in INPUT_DIRS} | {out.resolve()}
     found = []
     for name in OUTPUT_DIRS:
@@ -175,6 +178,20 @@ def threads_per_job(models: Path) -> list[int]:
     return sorted(threads)
 
 
+def trained_with(models: Path) -> list[str]:
+    """The git revisions recorded in the checkpoint sidecars (every distinct value): the code that
+    trained the run, whichever code later collects it (``--collect-only``)."""
+    revisions = set()
+    for path in models.rglob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and isinstance(record.get("git_revision"), str):
+            revisions.add(record["git_revision"])
+    return sorted(revisions)
+
+
 def _git_revision() -> str:
     from seqgan.train.runtime import git_revision
 
@@ -201,7 +218,8 @@ def run_info(params_file: Path, root: Path, measured: dict[str, Any]) -> dict[st
         "torch": machine.get("torch"),
         "threads_per_job": threads_per_job(root / "models"),
         "snakemake_cores": machine.get("cores"),
-        "git_revision": _git_revision(),
+        "git_revision": ", ".join(trained_with(root / "models")) or _git_revision(),
+        "collected_with": _git_revision(),
         "params_file": str(params_file),
         "params_name": params.run.name,
         "params_hash": params_hash(params.raw),
