@@ -269,7 +269,13 @@ def test_compare_reference_cli_exit_status_and_report(tmp_path, capsys):
     readme = fake_readme(root / "README.md")
     cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
     section = readme.read_text().split(start_marker("threads"))[1].split(end_marker("threads"))[0]
-    assert "| 2 | holds | does not hold | differ |" in section
+    assert "| 2 | holds | does not hold | differ |" in section and "wall time" not in section
+    two = json.loads((reference / "run.json").read_text())
+    two["main_job"]["wall_seconds"], two["default_target"]["wall_seconds"] = 451.0, 1200.0
+    (reference / "threads2" / "run.json").write_text(json.dumps(two))
+    cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
+    section = readme.read_text().split(start_marker("threads"))[1].split(end_marker("threads"))[0]
+    assert "| main job | not measured (`--collect-only`) | 7.5 min (451 s) |" in section
     assert "- transformer/ar/base/alpha0.5/final_val_loss: differ" in section
 
     with pytest.raises(SystemExit, match="no run.json in the reference directory .*seqgan reference-run"):

@@ -226,12 +226,21 @@ def render_tokenizer_recipe(trials: Path, source: str) -> str:
     return "\n".join(lines)
 
 
-def render_threads(summary: Path, source: str) -> str:
-    """The reference's numbers and verdicts against the same commit run with two threads per job."""
+def render_threads(summary: Path, source: str, reference_info: dict[str, Any] | None = None) -> str:
+    """The reference's numbers and verdicts against the same commit run with two threads per job, and
+    (when its run.json was copied beside the summary) the wall times of both: intra-op threads against
+    concurrent one-thread jobs."""
     lines = [_note(source), ""]
     if not summary.is_file():
         return "\n".join([*lines, "No two-thread run is recorded (see the commands above)."])
     s = json.loads(summary.read_text())
+    run_json = summary.parent / "run.json"
+    if run_json.is_file() and reference_info is not None:
+        two = json.loads(run_json.read_text())
+        lines += ["| wall time | one thread per job, two jobs at a time (reference) | two threads per job, one job "
+                  "at a time |", "|---|---|---|",
+                  *[f"| {step.replace('_', ' ')} | {_wall(reference_info[step].get('wall_seconds'))} | "
+                    f"{_wall(two[step].get('wall_seconds'))} |" for step in ("main_job", "default_target")], ""]
     outcomes = ", ".join(f"{n} {status}" for status, n in sorted(s["number_outcomes"].items()))
     lines += [f"Two torch threads per job against the reference (`{summary.parent.name}/{summary.name}`): "
               f"{s['numbers']} numbers ({outcomes}).", "",
@@ -257,7 +266,7 @@ def render_sections(reference: Path, source: str) -> dict[str, str]:
             "results": render_results(ref.numbers(), f"{source}/numbers.json"),
             "semantic_recipe": render_semantic_recipe(ref.semantic_sweep_csv, ref.semantic_seeds_csv, source),
             "tokenizer_recipe": render_tokenizer_recipe(ref.tokenizer_recipe_csv, source),
-            "threads": render_threads(ref.threads2_summary, source)}
+            "threads": render_threads(ref.threads2_summary, source, ref.run_info())}
 
 
 def replace_sections(text: str, sections: dict[str, str], readme: str = "README.md") -> str:
