@@ -187,7 +187,9 @@ def test_a_run_agrees_with_itself(tmp_path):
     comparison = compare_runs(run, run, params.evaluation.verdicts)
     assert comparison.agrees and comparison.disagreements == []
     assert {c.status for c in comparison.numbers} == {AGREE} and len(comparison.numbers) == len(run.numbers)
-    assert {v.status for v in comparison.verdicts} == {SAME} and len(comparison.verdicts) == 4
+    assert {v.status for v in comparison.verdicts} == {SAME}
+    # each claim's verdict and each of its parts' verdicts
+    assert len(comparison.verdicts) == sum(1 + len(c.parts) for c in run.claims.values()) == 4 + 8
 
 
 def _shifted(run, name, delta):
@@ -224,11 +226,15 @@ def test_a_changed_verdict_and_absent_numbers_are_reported(tmp_path):
     write_claim_inputs(f)
     params = embedded_params()
     run = collect_numbers(params, f.layout)
-    changed = dataclasses.replace(run.claims[2], verdict=C.DOES_NOT_HOLD)
+    loss_part = run.claims[2].parts[0]
+    changed = dataclasses.replace(run.claims[2], verdict=C.DOES_NOT_HOLD,
+                                  parts=((loss_part[0], C.UNDECIDED), *run.claims[2].parts[1:]))
     flipped = dataclasses.replace(run, claims={**run.claims, 2: changed})
     comparison = compare_runs(run, flipped, params.evaluation.verdicts)
-    assert [v.status for v in comparison.verdicts] == [SAME, DIFFER, SAME, SAME]
-    assert comparison.disagreements == [f"claim 2 verdict: differ ({run.claims[2].verdict} -> does not hold)"]
+    assert [(v.claim, v.part) for v in comparison.verdicts if v.status == DIFFER] == [(2, None), (2, loss_part[0])]
+    assert comparison.disagreements == [
+        f"claim 2 verdict: differ ({run.claims[2].verdict} -> does not hold)",
+        f"claim 2, part \"{loss_part[0]}\" verdict: differ ({loss_part[1]} -> undecided at this scale)"]
 
     name = "tokenizer/control/rfid"
     partial = dataclasses.replace(run, numbers={k: n for k, n in run.numbers.items() if k != name}, claims={})
@@ -262,7 +268,7 @@ def test_compare_reference_cli_exit_status_and_report(tmp_path, capsys):
     # the JSON summary beside the report, and the README's thread-check section rendered from it
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["agrees"] is False and summary["number_outcomes"]["differ"] >= 1
-    assert {"claim": 2, "reference": "holds", "this": "does not hold", "outcome": "differ"} in summary["verdicts"]
+    assert {"claim": 2, "part": None, "reference": "holds", "this": "does not hold", "outcome": "differ"} in summary["verdicts"]
     reference = root / "results" / "reference"
     (reference / "threads2").mkdir()
     out.with_suffix(".json").rename(reference / "threads2" / "compare_reference.json")

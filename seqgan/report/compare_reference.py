@@ -62,6 +62,11 @@ class VerdictComparison:
     claim: int
     reference: str | None
     this: str | None
+    part: str | None = None  # a part's statement; None for the claim's own verdict
+
+    @property
+    def label(self) -> str:
+        return f"claim {self.claim}" + (f", part \"{self.part}\"" if self.part else "")
 
     @property
     def status(self) -> str:
@@ -82,7 +87,7 @@ class Comparison:
     def disagreements(self) -> list[str]:
         """One line per number or verdict that is not the same (the reasons for exit status 1)."""
         lines = [f"{c.name}: {c.status}" for c in self.numbers if c.status != AGREE]
-        lines += [f"claim {v.claim} verdict: {v.status} ({v.reference} -> {v.this})"
+        lines += [f"{v.label} verdict: {v.status} ({v.reference} -> {v.this})"
                   for v in self.verdicts if v.status != SAME]
         return lines
 
@@ -103,8 +108,15 @@ def compare_runs(reference: RunNumbers, this: RunNumbers, verdicts: VerdictParam
                             verdicts.reference_tolerance_floor)
         rows.append(NumberComparison(name, ref, now, tol))
     claims = sorted(set(reference.claims) | set(this.claims))
-    verdict_rows = [VerdictComparison(c, reference.claims[c].verdict if c in reference.claims else None,
-                                      this.claims[c].verdict if c in this.claims else None) for c in claims]
+    verdict_rows = []
+    for c in claims:
+        ref_claim, this_claim = reference.claims.get(c), this.claims.get(c)
+        verdict_rows.append(VerdictComparison(c, ref_claim.verdict if ref_claim else None,
+                                              this_claim.verdict if this_claim else None))
+        ref_parts = dict(ref_claim.parts) if ref_claim else {}
+        this_parts = dict(this_claim.parts) if this_claim else {}
+        verdict_rows += [VerdictComparison(c, ref_parts.get(p), this_parts.get(p), p)
+                         for p in dict.fromkeys([*ref_parts, *this_parts])]
     notes = [f"missing in this run: {m}" for m in this.missing]
     notes += [f"missing in the reference run: {m}" for m in reference.missing]
     return Comparison(rows, verdict_rows, notes)
@@ -116,8 +128,8 @@ def comparison_summary(comparison: Comparison, reference_dir: str) -> dict:
     for c in comparison.numbers:
         counts[c.status] = counts.get(c.status, 0) + 1
     return {"reference": reference_dir, "numbers": len(comparison.numbers), "number_outcomes": counts,
-            "verdicts": [{"claim": v.claim, "reference": v.reference, "this": v.this, "outcome": v.status}
-                         for v in comparison.verdicts],
+            "verdicts": [{"claim": v.claim, "part": v.part, "reference": v.reference, "this": v.this,
+                          "outcome": v.status} for v in comparison.verdicts],
             "disagreements": comparison.disagreements, "agrees": comparison.agrees}
 
 
@@ -150,8 +162,9 @@ def comparison_markdown(comparison: Comparison, verdicts: VerdictParams, referen
         diff = "-" if c.difference is None else f"{c.difference:+.3g}"
         tol = "-" if c.tolerance is None else f"{c.tolerance:.3g}"
         lines.append(f"| {c.name} | {_value(c.reference)} | {_value(c.this)} | {diff} | {tol} | {c.status} |")
-    lines += ["", "| claim | reference verdict | this run's verdict | outcome |", "|---|---|---|---|"]
-    lines += [f"| {v.claim} | {v.reference or '-'} | {v.this or '-'} | {v.status} |" for v in comparison.verdicts]
+    lines += ["", "| claim (part) | reference verdict | this run's verdict | outcome |", "|---|---|---|---|"]
+    lines += [f"| {v.claim}{' - ' + v.part if v.part else ''} | {v.reference or '-'} | {v.this or '-'} | {v.status} |"
+              for v in comparison.verdicts]
     lines.append("")
     if comparison.notes:
         lines += [*[f"- {n}" for n in comparison.notes], ""]

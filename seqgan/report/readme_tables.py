@@ -244,8 +244,9 @@ def render_threads(summary: Path, source: str, reference_info: dict[str, Any] | 
     outcomes = ", ".join(f"{n} {status}" for status, n in sorted(s["number_outcomes"].items()))
     lines += [f"Two torch threads per job against the reference (`{summary.parent.name}/{summary.name}`): "
               f"{s['numbers']} numbers ({outcomes}).", "",
-              "| claim | reference verdict | two threads | outcome |", "|---|---|---|---|",
-              *[f"| {v['claim']} | {v['reference']} | {v['this']} | {v['outcome']} |" for v in s["verdicts"]]]
+              "| claim (part) | reference verdict | two threads | outcome |", "|---|---|---|---|",
+              *[f"| {v['claim']}{' - ' + v['part'] if v.get('part') else ''} | {v['reference']} | {v['this']} | "
+                f"{v['outcome']} |" for v in s["verdicts"]]]
     if s["disagreements"]:
         lines += ["", "Outside the tolerance or changed:", "", *[f"- {d}" for d in s["disagreements"]]]
     return "\n".join(lines)
