@@ -34,6 +34,15 @@ def tolerance(std_ref: float | None, n_ref: int, n_this: int, mean_ref: float, s
     return max(from_spread, floor * abs(mean_ref))
 
 
+def _absent(reference: object | None, this: object | None) -> str | None:
+    """Which side lacks the compared item, if either."""
+    if this is None:
+        return ONLY_REFERENCE
+    if reference is None:
+        return ONLY_THIS
+    return None
+
+
 @dataclass(frozen=True)
 class NumberComparison:
     name: str
@@ -49,10 +58,8 @@ class NumberComparison:
 
     @property
     def status(self) -> str:
-        if self.this is None:
-            return ONLY_REFERENCE
-        if self.reference is None:
-            return ONLY_THIS
+        if absent := _absent(self.reference, self.this):
+            return absent
         assert self.difference is not None and self.tolerance is not None
         return AGREE if abs(self.difference) <= self.tolerance else DIFFER
 
@@ -70,11 +77,7 @@ class VerdictComparison:
 
     @property
     def status(self) -> str:
-        if self.this is None:
-            return ONLY_REFERENCE
-        if self.reference is None:
-            return ONLY_THIS
-        return SAME if self.this == self.reference else DIFFER
+        return _absent(self.reference, self.this) or (SAME if self.this == self.reference else DIFFER)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -163,15 +163,22 @@ def _missing(root: Path, semantic_embedded: bool) -> list[str]:
     return missing
 
 
-def threads_per_job(models: Path) -> list[int]:
-    """Torch threads recorded in the checkpoint sidecars' compute records (every distinct value)."""
-    threads = set()
+def _sidecars(models: Path) -> Iterator[dict[str, Any]]:
+    """Every readable JSON object under ``models`` (the checkpoint sidecars)."""
     for path in models.rglob("*.json"):
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        training = record.get("training") if isinstance(record, dict) else None
+        if isinstance(record, dict):
+            yield record
+
+
+def threads_per_job(models: Path) -> list[int]:
+    """Torch threads recorded in the checkpoint sidecars' compute records (every distinct value)."""
+    threads = set()
+    for record in _sidecars(models):
+        training = record.get("training")
         compute = training.get("compute") if isinstance(training, dict) else None  # sidecar["training"]["compute"]
         if isinstance(compute, dict) and isinstance(compute.get("threads"), int):
             threads.add(compute["threads"])
@@ -181,15 +188,7 @@ def threads_per_job(models: Path) -> list[int]:
 def trained_with(models: Path) -> list[str]:
     """The git revisions recorded in the checkpoint sidecars (every distinct value): the code that
     trained the run, whichever code later collects it (``--collect-only``)."""
-    revisions = set()
-    for path in models.rglob("*.json"):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(record, dict) and isinstance(record.get("git_revision"), str):
-            revisions.add(record["git_revision"])
-    return sorted(revisions)
+    return sorted({r["git_revision"] for r in _sidecars(models) if isinstance(r.get("git_revision"), str)})
 
 
 def _git_revision() -> str:
