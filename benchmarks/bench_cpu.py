@@ -41,12 +41,12 @@ import torch
 import yaml
 
 import seqgan.train.tokenizer as tokenizer_training
+from seqgan.artefacts.images import to_model_input
 from seqgan.config import validate_params
 from seqgan.data.synthetic import generate_images
 from seqgan.losses.perceptual import SemanticPerceptualLoss
 from seqgan.nets.factory import build_transformer
 from seqgan.nets.semantic import SemanticNet, fold_batchnorm
-from seqgan.train.classifier import to_model_input
 from seqgan.train.runtime import cpu_description, seed_everything
 from seqgan.train.transformer import make_optimizer, objective_loss
 

@@ -38,12 +38,12 @@ import torch
 import torchvision
 import yaml
 
+from seqgan.artefacts.images import to_model_input
 from seqgan.config import Params, validate_params
 from seqgan.data.synthetic import generate_images
 from seqgan.losses.perceptual import SemanticPerceptualLoss, VGG16Backbone
 from seqgan.nets.common import count_parameters
 from seqgan.nets.semantic import SemanticNet
-from seqgan.train.classifier import to_model_input
 from seqgan.train.runtime import seed_everything
 from seqgan.train.tokenizer import Distributed, TokenizerRun, prepare_tokenizer
 

@@ -229,8 +229,8 @@ def tokenizer_step_flops(raw: dict[str, Any], phase: int, kind: str, gan: bool) 
 
 
 def _count_tokenizer_step(raw: dict[str, Any], phase: int, kind: str, gan: bool) -> int:
+    from seqgan.artefacts.images import to_model_input
     from seqgan.data.synthetic import generate_images
-    from seqgan.train.classifier import to_model_input
     from seqgan.train.distributed import Distributed
     from seqgan.train.tokenizer import TokenizerRun, prepare_tokenizer
 

@@ -36,9 +36,8 @@ import torch
 import yaml
 from PIL import Image
 
+from seqgan.artefacts.images import open_image_store, to_model_input
 from seqgan.config import validate_params
-from seqgan.data.store import open_image_store
-from seqgan.train.classifier import to_model_input
 from seqgan.train.runtime import cpu_description
 from seqgan.train.tokenizer import (
     evaluate_reconstruction,

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seqgan.artefacts.files import atomic_write_text
 from seqgan.config import (
     NO_ENTROPY_VARIANT,
     Params,
@@ -26,7 +27,6 @@ from seqgan.config import (
     with_seed,
     without_entropy_regulariser,
 )
-from seqgan.io import atomic_write_text
 
 if TYPE_CHECKING:  # torch is imported lazily: `seqgan validate-params` must start fast
     import torch
@@ -277,7 +277,7 @@ def _fid_network(params: Params, semantic_net, semantic_path: str | None, device
 
 
 def cmd_fid_reference(args: argparse.Namespace) -> None:
-    from seqgan.data.store import open_image_store
+    from seqgan.artefacts.images import open_image_store
     from seqgan.evaluate.fid import compute_reference, save_reference
 
     params, device = _params_threads_device(args)
@@ -290,7 +290,7 @@ def cmd_fid_reference(args: argparse.Namespace) -> None:
 
 
 def cmd_eval_tokenizer(args: argparse.Namespace) -> None:
-    from seqgan.data.store import open_image_store
+    from seqgan.artefacts.images import open_image_store
     from seqgan.evaluate.fid import load_reference
     from seqgan.evaluate.reconstruction import (
         embedded_perceptual_distance,
@@ -325,9 +325,10 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> None:
 
 
 def cmd_encode_tokens(args: argparse.Namespace) -> None:
-    from seqgan.data.store import open_image_store
-    from seqgan.evaluate.fid import file_sha256
-    from seqgan.evaluate.tokens import encode_split, write_token_split
+    from seqgan.artefacts.files import file_sha256
+    from seqgan.artefacts.images import open_image_store
+    from seqgan.artefacts.tokens import write_token_split
+    from seqgan.evaluate.tokens import encode_split
     from seqgan.train.tokenizer import load_tokenizer_checkpoint
 
     params, device = _params_threads_device(args)
@@ -369,7 +370,7 @@ def cmd_train_transformer(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from seqgan.evaluate.fid import file_sha256
+    from seqgan.artefacts.files import file_sha256
     from seqgan.sample.generate import (
         even_class_counts,
         generate_samples,
@@ -472,14 +473,10 @@ def _sampling_text(sampling: dict) -> str:
 
 
 def cmd_eval_samples(args: argparse.Namespace) -> None:
-    from seqgan.data.store import open_image_store
+    from seqgan.artefacts.images import open_image_store
+    from seqgan.artefacts.samples import open_sample_set, sample_set_record
     from seqgan.evaluate.fid import check_reference_matches, load_reference
-    from seqgan.evaluate.generation import (
-        check_sample_resolution,
-        evaluate_generation,
-        open_sample_set,
-        sample_set_record,
-    )
+    from seqgan.evaluate.generation import check_sample_resolution, evaluate_generation
 
     params, device = _params_threads_device(args)
     samples = open_sample_set(args.samples)
@@ -534,7 +531,7 @@ def cmd_eval_samples(args: argparse.Namespace) -> None:
 
 
 def cmd_sample_grid(args: argparse.Namespace) -> None:
-    from seqgan.evaluate.generation import open_sample_set
+    from seqgan.artefacts.samples import open_sample_set
     from seqgan.report.sample_grids import plot_sample_grid
 
     params = load_params(args.params)
@@ -560,9 +557,9 @@ def cmd_sample_grid(args: argparse.Namespace) -> None:
 def cmd_fig1(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from seqgan.data.store import open_image_store
-    from seqgan.evaluate.fid import file_sha256
-    from seqgan.evaluate.generation import open_sample_set
+    from seqgan.artefacts.files import file_sha256
+    from seqgan.artefacts.images import open_image_store
+    from seqgan.artefacts.samples import open_sample_set
     from seqgan.report.fig1 import fig1_panels, plot_fig1, psnr_table
     from seqgan.train.tokenizer import load_tokenizer_checkpoint
 
@@ -605,8 +602,8 @@ def cmd_fig1(args: argparse.Namespace) -> None:
 
 
 def cmd_fig3(args: argparse.Namespace) -> None:
-    from seqgan.data.store import open_image_store
-    from seqgan.evaluate.fid import file_sha256
+    from seqgan.artefacts.files import file_sha256
+    from seqgan.artefacts.images import open_image_store
     from seqgan.report.fig3 import (
         Fig3Variant,
         check_pairing,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from seqgan.train.checkpoint import load_weights
+from seqgan.artefacts.checkpoints import load_weights
 
 
 def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 120) -> None:

@@ -10,7 +10,7 @@ import yaml
 from PIL import Image
 
 from seqgan import cli
-from seqgan.data.store import open_image_store
+from seqgan.artefacts.images import open_image_store
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -37,11 +37,11 @@ import pytest
 import torch
 import yaml
 
+from seqgan.artefacts.checkpoints import load_weights
+from seqgan.artefacts.tokens import write_token_split
 from seqgan.config import ParamsError, validate_params
 from seqgan.data.synthetic import write_synthetic_split
-from seqgan.evaluate.tokens import write_token_split
 from seqgan.train import distributed
-from seqgan.train.checkpoint import load_weights
 
 REPO = Path(__file__).resolve().parents[1]
 RTOL = 1e-5

@@ -16,8 +16,14 @@ import torch
 import yaml
 from torch import nn
 
+from seqgan.artefacts.images import open_image_store, to_model_input
+from seqgan.artefacts.tokens import (
+    open_token_split,
+    token_entropy,
+    unigram_cross_entropy,
+    write_token_split,
+)
 from seqgan.config import validate_params
-from seqgan.data.store import open_image_store
 from seqgan.data.synthetic import write_synthetic_split
 from seqgan.evaluate.fid import (
     ReferenceStatistics,
@@ -43,18 +49,11 @@ from seqgan.evaluate.reconstruction import (
     psnr_cap_db,
     reconstruct_batch,
 )
-from seqgan.evaluate.tokens import (
-    encode_split,
-    open_token_split,
-    token_entropy,
-    unigram_cross_entropy,
-    write_token_split,
-)
+from seqgan.evaluate.tokens import encode_split
 from seqgan.nets import pretrained
 from seqgan.nets.factory import build_tokenizer
 from seqgan.nets.pretrained import MissingWeightsError
 from seqgan.nets.semantic import SemanticNet
-from seqgan.train.classifier import to_model_input
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

@@ -15,10 +15,12 @@ import yaml
 from PIL import Image
 from tiny_models import tiny_model_raw
 
+from seqgan.artefacts.checkpoints import save_weights
+from seqgan.artefacts.files import file_sha256
+from seqgan.artefacts.images import to_model_input
 from seqgan.cli import main
 from seqgan.config import validate_params
 from seqgan.data.synthetic import write_synthetic_split
-from seqgan.evaluate.fid import file_sha256
 from seqgan.evaluate.visualize import tile_origin
 from seqgan.nets.factory import build_tokenizer, build_transformer
 from seqgan.report import fig3 as fig3_mod
@@ -30,8 +32,6 @@ from seqgan.report.fig3 import (
     plot_fig3,
 )
 from seqgan.report.fig6b import MetricsFile, MetricsFileError, draw_fig6b, fig6b_table
-from seqgan.train.checkpoint import save_weights
-from seqgan.train.classifier import to_model_input
 from seqgan.train.tokenizer import tokenizer_config
 
 ROOT = Path(__file__).resolve().parents[1]

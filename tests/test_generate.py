@@ -13,9 +13,9 @@ from PIL import Image
 from tiny_models import tiny_model_raw
 
 import seqgan.evaluate.visualize as visualize_mod
+from seqgan.artefacts.images import to_model_input, to_uint8
+from seqgan.artefacts.tokens import open_token_split
 from seqgan.config import validate_params
-from seqgan.evaluate.reconstruction import to_uint8
-from seqgan.evaluate.tokens import open_token_split
 from seqgan.evaluate.visualize import (
     grid_size,
     save_visualization_grid,
@@ -29,7 +29,6 @@ from seqgan.sample.generate import (
     image_name,
     sampling_from_params,
 )
-from seqgan.train.classifier import to_model_input
 
 AR_SAMPLING = {"temperature": 1.0, "top_k": 0, "top_p": 1.0}
 NAR_SAMPLING = {"steps": 3, "temperature": 0.65, "schedule": "cosine"}

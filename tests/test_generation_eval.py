@@ -19,9 +19,12 @@ import torch
 import yaml
 from PIL import Image
 
+from seqgan.artefacts.checkpoints import save_weights
+from seqgan.artefacts.images import open_image_store
+from seqgan.artefacts.samples import open_sample_set
+from seqgan.artefacts.tokens import write_token_split
 from seqgan.cli import main
 from seqgan.config import validate_params
-from seqgan.data.store import open_image_store
 from seqgan.data.synthetic import write_synthetic_split
 from seqgan.evaluate.fid import (
     class_probabilities_of_images,
@@ -36,15 +39,12 @@ from seqgan.evaluate.generation import (
     histogram_noise_floor,
     histogram_tv_distance,
     inception_score_skip_reason,
-    open_sample_set,
 )
-from seqgan.evaluate.tokens import write_token_split
 from seqgan.nets.factory import build_tokenizer
 from seqgan.nets.semantic import CONVS_PER_STAGE, NORMALIZATION, SemanticNet
 from seqgan.nets.vqgan import load_phase1_state
 from seqgan.report.fig1 import check_same_tokens, fig1_panels, plot_fig1, psnr_table
 from seqgan.report.sample_grids import image_mosaic, plot_sample_grid, sample_grid_rows
-from seqgan.train.checkpoint import save_weights
 from seqgan.train.classifier import load_semantic_net
 from seqgan.train.tokenizer import WEIGHTS_KIND, tokenizer_config
 
@@ -480,7 +480,7 @@ def save_tokenizer(model, params, phase: int, path: Path) -> Path:
 
 
 def test_fig1_cli_writes_figure_and_psnr_csv(tokenizers, params, params_file, world, tmp_path):
-    from seqgan.evaluate.fid import file_sha256
+    from seqgan.artefacts.files import file_sha256
 
     tok1, tok2 = tokenizers
     p1 = save_tokenizer(tok1, params, 1, tmp_path / "p1.safetensors")

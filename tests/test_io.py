@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from seqgan.io import atomic_write, atomic_write_text
+from seqgan.artefacts.files import atomic_write, atomic_write_text
 
 
 def test_failed_write_keeps_previous_file_and_leaves_no_temp(tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from seqgan.artefacts.images import open_image_store
 from seqgan.data import prepare as prep
 from seqgan.data.prepare import (
     DatasetError,
@@ -21,7 +22,6 @@ from seqgan.data.prepare import (
     resize_center_crop,
     to_rgb_array,
 )
-from seqgan.data.store import open_image_store
 
 RES = 64
 PILLOW_DEFAULT_LIMIT = 89_478_485

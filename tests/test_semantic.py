@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from seqgan.data.store import ImageStoreWriter, open_image_store
+from seqgan.artefacts.checkpoints import load_weights, save_weights
+from seqgan.artefacts.images import ImageStoreWriter, open_image_store
 from seqgan.nets.backbone import TAP_NAMES, FeatureBackbone
 from seqgan.nets.common import count_parameters
 from seqgan.nets.semantic import NORMALIZATION, SemanticNet, fold_batchnorm
 from seqgan.train import classifier
-from seqgan.train.checkpoint import load_weights, save_weights
 from seqgan.train.gates import QualityGateError
 from seqgan.train.loop import TrainLoop
 from seqgan.train.runtime import torch_threads

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from seqgan.data.store import ImageStoreWriter, open_image_store
+from seqgan.artefacts.images import ImageStoreWriter, open_image_store
 
 
 def _images(n: int, r: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import pytest
 
+from seqgan.artefacts.images import open_image_store
 from seqgan.data import synthetic
-from seqgan.data.store import open_image_store
 from seqgan.data.synthetic import SHAPE_NAMES, generate_images, write_synthetic_split
 
 

@@ -24,14 +24,13 @@ import torch
 import yaml
 from resume_helpers import assert_same_weights, kill_when
 
+from seqgan.artefacts.checkpoints import load_resume_state, load_weights, save_weights
+from seqgan.artefacts.images import open_image_store, to_model_input
 from seqgan.config import Params, validate_params
-from seqgan.data.store import open_image_store
 from seqgan.data.synthetic import write_synthetic_split
 from seqgan.losses.perceptual import SemanticPerceptualLoss
 from seqgan.nets.semantic import CONVS_PER_STAGE, NORMALIZATION, SemanticNet
 from seqgan.train import tokenizer as tok
-from seqgan.train.checkpoint import load_resume_state, load_weights, save_weights
-from seqgan.train.classifier import to_model_input
 from seqgan.train.loop import NonFiniteLossError
 from seqgan.train.runtime import torch_threads
 

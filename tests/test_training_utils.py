@@ -17,9 +17,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from seqgan.train import checkpoint as ckpt
-from seqgan.train import runtime
-from seqgan.train.checkpoint import (
+from seqgan.artefacts.checkpoints import (
     capture_rng_state,
     check_weights_only_safe,
     load_resume_state,
@@ -29,6 +27,10 @@ from seqgan.train.checkpoint import (
     save_weights,
     sidecar_path,
 )
+from seqgan.progress import progress
+from seqgan.artefacts import checkpoints as ckpt
+from seqgan.artefacts import provenance
+from seqgan.train import runtime
 from seqgan.train.live import MetricLogger, open_live, truncate_after
 from seqgan.train.loop import (
     NonFiniteLossError,
@@ -36,7 +38,6 @@ from seqgan.train.loop import (
     TrainLoop,
     check_finite,
     cosine_schedule,
-    progress,
 )
 
 # --- weights ----------------------------------------------------------------------------------
@@ -372,7 +373,7 @@ def test_truncate_after_is_atomic(tmp_path: Path, monkeypatch) -> None:
     path.write_text("step,x\n1,1\n2,2\n3,3\n")
     truncate_after(path, 2)
     assert path.read_text() == "step,x\n1,1\n2,2\n"
-    import seqgan.io as sio
+    import seqgan.artefacts.files as sio
 
     original = sio.os.replace
 
@@ -419,7 +420,7 @@ def test_autocast_is_off_on_cpu() -> None:
 
 
 def test_git_revision_never_raises(monkeypatch, tmp_path: Path) -> None:
-    rev = runtime.git_revision()
+    rev = provenance.git_revision()
     assert isinstance(rev, str) and rev
     assert rev == "unknown" or all(c in "0123456789abcdef" for c in rev.removesuffix("-dirty"))
 
@@ -427,8 +428,8 @@ def test_git_revision_never_raises(monkeypatch, tmp_path: Path) -> None:
         raise FileNotFoundError("git")
 
     monkeypatch.setattr(subprocess, "run", no_git)
-    assert runtime.git_revision() == "unknown"
-    monkeypatch.setattr(ckpt, "git_revision", runtime.git_revision)
+    assert provenance.git_revision() == "unknown"
+    monkeypatch.setattr(ckpt, "git_revision", provenance.git_revision)
     save_weights(tmp_path / "w.safetensors", {"a": torch.zeros(1)}, {})
     assert load_weights(tmp_path / "w.safetensors")[1]["git_revision"] == "unknown"
 

@@ -27,12 +27,12 @@ import torch
 import yaml
 from resume_helpers import assert_same_weights, kill_when
 
+from seqgan.artefacts.checkpoints import load_resume_state, load_weights
+from seqgan.artefacts.tokens import open_token_split, write_token_split
 from seqgan.config import Params, validate_params
-from seqgan.evaluate.tokens import open_token_split, write_token_split
 from seqgan.nets.factory import build_transformer
 from seqgan.nets.transformer import GenerativeTransformer
 from seqgan.train import transformer as tt
-from seqgan.train.checkpoint import load_resume_state, load_weights
 from seqgan.train.loop import NonFiniteLossError
 from seqgan.train.runtime import torch_threads
 

@@ -1,5 +1,5 @@
 """Real-dataset preparation: a folder of images (ImageNet / FFHQ / LSUN layouts) or LSUN's LMDB
-export -> the prepared-split format of :mod:`seqgan.data.store`.
+export -> the prepared-split format of :mod:`seqgan.artefacts.images`.
 
 What one image goes through (:func:`process_image`):
 
@@ -78,8 +78,8 @@ import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps
 from tqdm import tqdm
 
-from seqgan.data.store import ImageStoreWriter
-from seqgan.io import atomic_write_text
+from seqgan.artefacts.files import atomic_write_text
+from seqgan.artefacts.images import ImageStoreWriter
 
 PREPARER_VERSION = "seqgan.data.prepare v1"
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from seqgan.data.store import ImageStoreWriter
+from seqgan.artefacts.images import ImageStoreWriter
 
 GENERATOR_VERSION = "seqgan.data.synthetic v1"
 
@@ -514,7 +514,7 @@ def write_synthetic_split(
     seed: int,
     split: str,
 ) -> dict:
-    """Generate and write with seqgan.data.store.ImageStoreWriter; returns the manifest.
+    """Generate and write with seqgan.artefacts.images.ImageStoreWriter; returns the manifest.
 
     Streams ``WRITE_CHUNK_IMAGES`` images at a time so memory stays flat in ``num_images``; the
     bytes (and so the manifest's sha256) equal those of :func:`generate_images`.

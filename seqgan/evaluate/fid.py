@@ -50,7 +50,6 @@ import hashlib
 import io
 import json
 import math
-import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -60,10 +59,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
-from seqgan.io import atomic_write
+from seqgan.artefacts.files import atomic_write, file_sha256
 from seqgan.nets.pretrained import INCEPTION_FILENAME, require_weights
+from seqgan.progress import progress_bar
 
 __all__ = [
     "FeatureNetwork",
@@ -128,14 +127,6 @@ def weights_identity(module: nn.Module, weights_file: str | Path | None = None) 
     if weights_file is not None:
         identity["file"] = str(weights_file)
     return identity
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,14 +302,6 @@ def _batches(images: np.ndarray | Iterable[np.ndarray], batch_size: int) -> Iter
             yield _check_batch(batch)
 
 
-def progress_bar(total: int | None, enabled: bool, desc: str) -> tqdm:
-    """Same policy as the trainers' bars: silent unless enabled and stderr is a terminal."""
-    return tqdm(
-        total=total, desc=desc, disable=not (enabled and sys.stderr.isatty()),
-        dynamic_ncols=True, leave=False,
-    )
-
-
 def _map_images(
     images: np.ndarray | Iterable[np.ndarray],
     model: Callable[[Tensor], Tensor],
@@ -377,7 +360,7 @@ def features_of_store(
     progress: bool = False,
     max_images: int | None = None,
 ) -> np.ndarray:
-    """Features of a prepared split (:class:`~seqgan.data.store.ImageStore`), in store order.
+    """Features of a prepared split (:class:`~seqgan.artefacts.images.ImageStore`), in store order.
 
     ``max_images`` keeps the first that many images (None: all).
     """

@@ -33,10 +33,9 @@ restored afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from seqgan.artefacts.images import to_model_input, to_uint8
 from seqgan.evaluate.fid import (
     FeatureNetwork,
     ReferenceStatistics,
@@ -51,13 +51,13 @@ from seqgan.evaluate.fid import (
     features_of_images,
     fid_from_features,
     module_sha256,
-    progress_bar,
     store_batches,
     weights_identity,
 )
+from seqgan.nets.common import eval_mode
 from seqgan.nets.pretrained import lpips_linear_weights_path, require_weights
 from seqgan.nets.quantizer import CodebookUsage
-from seqgan.train.classifier import to_model_input
+from seqgan.progress import progress_bar
 from seqgan.train.runtime import resolve_device
 
 __all__ = [
@@ -78,29 +78,8 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def eval_mode(*modules: nn.Module | None) -> Iterator[None]:
-    """Put modules in eval mode and no_grad; restore each one's previous mode afterwards."""
-    present = [m for m in modules if isinstance(m, nn.Module)]
-    previous = [m.training for m in present]
-    try:
-        for m in present:
-            m.eval()
-        with torch.no_grad():
-            yield
-    finally:
-        for m, mode in zip(present, previous, strict=True):
-            m.train(mode)
-
-
 def _device(device: str | torch.device) -> torch.device:
     return device if isinstance(device, torch.device) else resolve_device(device)
-
-
-def to_uint8(images: Tensor) -> np.ndarray:
-    """(B, 3, H, W) float in [-1, 1] -> (B, H, W, 3) uint8: clamp, (x + 1) * 127.5, round."""
-    x = images.detach().float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
-    return x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def _reconstruct(

@@ -24,11 +24,11 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
-from seqgan.evaluate.reconstruction import eval_mode, to_uint8
-from seqgan.io import atomic_write_bytes
+from seqgan.artefacts.files import atomic_write_bytes
+from seqgan.artefacts.images import to_model_input, to_uint8
+from seqgan.nets.common import eval_mode
 from seqgan.nets.transformer import GenerativeTransformer
 from seqgan.sample.ar import teacher_forced_argmax, top1_accuracy_per_image
-from seqgan.train.classifier import to_model_input
 from seqgan.train.runtime import resolve_device
 
 __all__ = [

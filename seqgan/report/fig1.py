@@ -26,9 +26,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from seqgan.evaluate.reconstruction import eval_mode, psnr, to_uint8
+from seqgan.artefacts.images import to_model_input, to_uint8
+from seqgan.evaluate.reconstruction import psnr
+from seqgan.nets.common import eval_mode
 from seqgan.report.sample_grids import GridLayout, save_image_grid
-from seqgan.train.classifier import to_model_input
 
 __all__ = ["Fig1Panels", "check_same_tokens", "decode_ids", "fig1_panels", "plot_fig1", "psnr_table"]
 

@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from seqgan.io import atomic_write_bytes
+from seqgan.artefacts.files import atomic_write_bytes
 
 __all__ = [
     "MetricsFileError",

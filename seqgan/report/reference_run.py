@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from seqgan.artefacts.files import atomic_write_text
 from seqgan.config import load_params, params_hash
-from seqgan.io import atomic_write_text
 from seqgan.report.artefacts import ArtefactLayout
 from seqgan.report.numbers import collect_numbers, numbers_to_json
 from seqgan.report.reference_layout import ReferenceLayout
@@ -192,7 +192,7 @@ def trained_with(models: Path) -> list[str]:
 
 
 def _git_revision() -> str:
-    from seqgan.train.runtime import git_revision
+    from seqgan.artefacts.provenance import git_revision
 
     return git_revision()
 

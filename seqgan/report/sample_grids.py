@@ -1,7 +1,7 @@
 """Sample-grid figures (supplement Figs. 4-10) and the pixel-exact image-grid renderer they share
 with Fig. 1.
 
-A grid is drawn from a finished sample directory (:func:`seqgan.evaluate.generation.open_sample_set`):
+A grid is drawn from a finished sample directory (:func:`seqgan.artefacts.samples.open_sample_set`):
 
 * class-conditional model: one row per class of ``evaluation.sample_grid.classes``, the first
   ``columns`` samples generated for that class (samples are stored class by class, so "first"
@@ -31,8 +31,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from seqgan.evaluate.generation import SampleSet
-from seqgan.io import atomic_write_bytes
+from seqgan.artefacts.files import atomic_write_bytes
+from seqgan.artefacts.samples import SampleSet
 
 __all__ = [
     "GridLayout",

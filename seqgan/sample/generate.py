@@ -33,10 +33,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from seqgan.evaluate.fid import progress_bar
-from seqgan.evaluate.reconstruction import eval_mode, to_uint8
-from seqgan.evaluate.tokens import write_token_split
+from seqgan.artefacts.images import to_uint8
+from seqgan.artefacts.tokens import write_token_split
+from seqgan.nets.common import eval_mode
 from seqgan.nets.transformer import GenerativeTransformer
+from seqgan.progress import progress_bar
 from seqgan.sample.ar import sample_ar
 from seqgan.sample.nar import sample_nar
 from seqgan.train.runtime import resolve_device

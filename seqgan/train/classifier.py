@@ -1,7 +1,7 @@
 """Train the embedded default's semantic network (:class:`seqgan.nets.semantic.SemanticNet`).
 
 This is also the reference use of the shared training utilities (:mod:`seqgan.train.loop`,
-:mod:`seqgan.train.checkpoint`, :mod:`seqgan.train.live`): step-indexed data order, NaN guard,
+:mod:`seqgan.artefacts.checkpoints`, :mod:`seqgan.train.live`): step-indexed data order, NaN guard,
 exact resume, CSV + DVCLive logging, safetensors weights with a JSON sidecar.
 
 Choices, and why:
@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
-from seqgan.data.store import ImageStore, open_image_store
+from seqgan.artefacts.checkpoints import load_weights, save_weights
+from seqgan.artefacts.images import ImageStore, open_image_store, to_model_input
 from seqgan.nets.common import count_parameters
 from seqgan.nets.semantic import (
     CONVS_PER_STAGE,
@@ -42,11 +43,10 @@ from seqgan.nets.semantic import (
     SemanticNet,
     fold_batchnorm,
 )
-from seqgan.train.checkpoint import load_weights, save_weights
+from seqgan.progress import progress as progress_bar
 from seqgan.train.gates import require_at_least
 from seqgan.train.live import MetricLogger, open_live
 from seqgan.train.loop import StepSampler, TrainLoop, check_finite, cosine_schedule
-from seqgan.train.loop import progress as progress_bar
 from seqgan.train.runtime import (
     autocast_context,
     compute_record,
@@ -60,12 +60,6 @@ WEIGHTS_KIND = "semantic_net"
 STATS_MAX_IMAGES = 10_000
 TRAIN_LOG_COLUMNS = ("loss", "accuracy", "lr")
 VAL_LOG_COLUMNS = ("val_loss", "val_accuracy")
-
-
-def to_model_input(images: np.ndarray, device: torch.device) -> Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 in [-1, 1] on ``device``."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
 def evenly_spaced(count: int, n: int) -> np.ndarray:

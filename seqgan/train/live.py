@@ -20,7 +20,7 @@ from unittest import mock
 import dvclive.live
 from dvclive import Live
 
-from seqgan.io import atomic_write_text
+from seqgan.artefacts.files import atomic_write_text
 
 
 def _inside_dvc_repo(start: Path) -> bool:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +30,8 @@ from typing import Any
 
 import numpy as np
 from torch import Tensor
-from tqdm import tqdm
 
-from seqgan.train.checkpoint import (
+from seqgan.artefacts.checkpoints import (
     capture_rng_state,
     load_resume_state,
     restore_rng_state,
@@ -146,18 +144,6 @@ def check_finite(losses: Mapping[str, Tensor | float], step: int) -> None:
             bad[name] = problem
     if bad:
         raise NonFiniteLossError(bad, step)
-
-
-def progress(start: int, total: int, *, enabled: bool = True, desc: str | None = None) -> tqdm:
-    """A tqdm bar from ``start`` to ``total`` steps; silent when disabled or not on a terminal.
-
-    Workflow jobs write their stderr to log files, where a redrawn bar is noise; set a loss
-    postfix with ``bar.set_postfix(loss=f"{value:.4f}", refresh=False)``.
-    """
-    show = enabled and sys.stderr.isatty()
-    return tqdm(
-        total=total, initial=start, desc=desc, disable=not show, dynamic_ncols=True, leave=False
-    )
 
 
 @dataclass

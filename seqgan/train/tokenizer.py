@@ -96,8 +96,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqgan.artefacts.checkpoints import load_weights, save_weights
+from seqgan.artefacts.images import ImageStore, open_image_store, to_model_input
 from seqgan.config import Params, Phase1Params, Phase2Params
-from seqgan.data.store import ImageStore, open_image_store
 from seqgan.losses.adversarial import adaptive_weight, d_loss, g_loss, r1_penalty
 from seqgan.losses.perceptual import SemanticPerceptualLoss, VGG16Backbone, check_alpha
 from seqgan.nets.backbone import TAP_NAMES
@@ -106,8 +107,8 @@ from seqgan.nets.discriminator import StyleGAN2Discriminator
 from seqgan.nets.factory import build_discriminator, build_tokenizer
 from seqgan.nets.quantizer import CodebookUsage, total_quantizer_loss
 from seqgan.nets.vqgan import VQTokenizer, load_phase1_state
-from seqgan.train.checkpoint import load_weights, save_weights
-from seqgan.train.classifier import load_semantic_net, to_model_input
+from seqgan.progress import progress as progress_bar
+from seqgan.train.classifier import load_semantic_net
 from seqgan.train.distributed import (
     Distributed,
     close_distributed,
@@ -115,12 +116,7 @@ from seqgan.train.distributed import (
     init_distributed,
 )
 from seqgan.train.live import MetricLogger, open_live
-from seqgan.train.loop import (
-    StepSampler,
-    TrainLoop,
-    cosine_schedule,
-)
-from seqgan.train.loop import progress as progress_bar
+from seqgan.train.loop import StepSampler, TrainLoop, cosine_schedule
 from seqgan.train.runtime import (
     autocast_context,
     compute_record,

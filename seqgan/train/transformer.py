@@ -93,13 +93,14 @@ import torch
 import torch.distributed as torch_dist
 from torch import Tensor, nn
 
-from seqgan.config import ArParams, NarParams, Params
-from seqgan.evaluate.tokens import (
+from seqgan.artefacts.checkpoints import load_weights, save_weights
+from seqgan.artefacts.tokens import (
     TokenSplit,
     open_token_split,
     token_entropy,
     unigram_cross_entropy,
 )
+from seqgan.config import ArParams, NarParams, Params
 from seqgan.nets.common import count_parameters
 from seqgan.nets.factory import build_transformer, tokens_per_image
 from seqgan.nets.transformer import (
@@ -110,7 +111,7 @@ from seqgan.nets.transformer import (
     nar_loss_with_mask,
     random_masks,
 )
-from seqgan.train.checkpoint import load_weights, save_weights
+from seqgan.progress import progress as progress_bar
 from seqgan.train.distributed import (
     Distributed,
     close_distributed,
@@ -119,7 +120,6 @@ from seqgan.train.distributed import (
 )
 from seqgan.train.live import MetricLogger, open_live
 from seqgan.train.loop import StepSampler, TrainLoop
-from seqgan.train.loop import progress as progress_bar
 from seqgan.train.runtime import (
     autocast_context,
     compute_record,

@@ -25,7 +25,7 @@ TRAIN_SEQGAN = (
 )
 
 
-GLUE_MODULES = {"seqgan.cli", "seqgan.config", "seqgan.io", "seqgan.__main__"}
+GLUE_MODULES = {"seqgan.cli", "seqgan.config", "seqgan.artefacts.files", "seqgan.__main__"}
 
 
 def code_of(*modules):

@@ -8,6 +8,7 @@ renamed over the target, which POSIX guarantees to be atomic on one file system.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -68,3 +69,11 @@ def read_manifest(
     if format_version is not None and manifest.get("format_version") != format_version:
         raise ValueError(f"{manifest_path}: unsupported format_version {manifest.get('format_version')}")
     return manifest_path, manifest
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

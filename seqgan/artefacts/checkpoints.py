@@ -12,7 +12,7 @@ Two kinds of file, with different jobs:
   checks the state holds only such values before writing, so an unloadable file is caught when
   it is written rather than hours later when a resumed job starts.
 
-Every file is written to a temporary name and renamed into place (:mod:`seqgan.io`), so a job
+Every file is written to a temporary name and renamed into place (:mod:`seqgan.artefacts.files`), so a job
 killed mid-write leaves the previous checkpoint intact.
 """
 
@@ -32,8 +32,8 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
-from seqgan.io import atomic_write, atomic_write_text
-from seqgan.train.runtime import git_revision
+from seqgan.artefacts.files import atomic_write, atomic_write_text
+from seqgan.artefacts.provenance import git_revision
 
 SIDECAR_SUFFIX = ".json"
 
