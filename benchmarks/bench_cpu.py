@@ -45,9 +45,13 @@ from seqgan.artefacts.images import to_model_input
 from seqgan.config import validate_params
 from seqgan.data.synthetic import generate_images
 from seqgan.losses.perceptual import SemanticPerceptualLoss
-from seqgan.nets.factory import build_transformer
 from seqgan.nets.semantic import SemanticNet, fold_batchnorm
+from seqgan.nets.transformer_factory import build_transformer
+from seqgan.train import tokenizer_losses
+from seqgan.train.distributed import Distributed
 from seqgan.train.runtime import cpu_description, seed_everything
+from seqgan.train.tokenizer_model import prepare_tokenizer
+from seqgan.train.tokenizer_schedule import make_adam, phase_settings
 from seqgan.train.transformer import make_optimizer, objective_loss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,11 +115,11 @@ def tokenizer_builders(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]
 
     def build(memory_format: torch.memory_format, autocast: Callable, compiled: bool) -> Callable[[], None]:
         seed_everything(0)
-        tok = tokenizer_training.prepare_tokenizer(params, 1, None)
+        tok = prepare_tokenizer(params, 1, None)
         net = fold_batchnorm(SemanticNet(params.semantic.widths, params.data.synthetic.num_classes).eval())
         net.requires_grad_(False)
         perceptual = SemanticPerceptualLoss(net, 1.0, None, params.tokenizer.loss.logit_weight)
-        run = tokenizer_training.TokenizerRun(params, 1, tok, perceptual, tokenizer_training.Distributed.single(CPU))
+        run = tokenizer_training.TokenizerRun(params, 1, tok, perceptual, Distributed.single(CPU))
         run.memory_format = memory_format
         run.tokenizer.to(memory_format=memory_format)
         run.perceptual.to(memory_format=memory_format)
@@ -126,12 +130,16 @@ def tokenizer_builders(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]
         counter = iter(range(10**9))
 
         def step() -> None:
-            original = tokenizer_training.autocast_context
-            tokenizer_training.autocast_context = lambda device: autocast()
+            # the loop's forward and the loss assembly's discriminator passes both autocast
+            modules = (tokenizer_training, tokenizer_losses)
+            originals = [m.autocast_context for m in modules]
+            for m in modules:
+                m.autocast_context = lambda device: autocast()
             try:
                 run.train_step(x, next(counter))
             finally:
-                tokenizer_training.autocast_context = original
+                for m, original in zip(modules, originals, strict=True):
+                    m.autocast_context = original
 
         return step
 
@@ -150,7 +158,7 @@ def tokenizer_breakdown(raw: dict) -> dict[str, Callable[[], Callable[[], None]]
     images, _ = generate_images(params.tokenizer.phase1.batch_size, params.data.resolution,
                                 params.data.synthetic.num_classes, seed=0, split="bench")
     seed_everything(0)
-    tok = tokenizer_training.prepare_tokenizer(params, 1, None).to(memory_format=torch.channels_last).train()
+    tok = prepare_tokenizer(params, 1, None).to(memory_format=torch.channels_last).train()
     net = fold_batchnorm(SemanticNet(params.semantic.widths, params.data.synthetic.num_classes).eval())
     net.requires_grad_(False)
     perceptual = SemanticPerceptualLoss(net, 1.0, None, params.tokenizer.loss.logit_weight)
@@ -160,7 +168,7 @@ def tokenizer_breakdown(raw: dict) -> dict[str, Callable[[], Callable[[], None]]
         z = tok.encoder(x)
         z_q = tok.quantizer(z)[0]
         recon = tok.decoder(z_q)
-    opt = tokenizer_training.make_adam(list(tok.parameters()), tokenizer_training.phase_settings(params, 1))
+    opt = make_adam(list(tok.parameters()), phase_settings(params, 1))
 
     def encoder() -> None:
         tok.encoder(x).sum().backward()

@@ -44,8 +44,10 @@ from seqgan.data.synthetic import generate_images
 from seqgan.losses.perceptual import SemanticPerceptualLoss, VGG16Backbone
 from seqgan.nets.common import count_parameters
 from seqgan.nets.semantic import SemanticNet
+from seqgan.train.distributed import Distributed
 from seqgan.train.runtime import seed_everything
-from seqgan.train.tokenizer import Distributed, TokenizerRun, prepare_tokenizer
+from seqgan.train.tokenizer import TokenizerRun
+from seqgan.train.tokenizer_model import prepare_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 ALPHA = 1.0  # the costliest L_per^alpha: the logit term needs a backward pass through the head

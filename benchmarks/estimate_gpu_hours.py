@@ -232,7 +232,8 @@ def _count_tokenizer_step(raw: dict[str, Any], phase: int, kind: str, gan: bool)
     from seqgan.artefacts.images import to_model_input
     from seqgan.data.synthetic import generate_images
     from seqgan.train.distributed import Distributed
-    from seqgan.train.tokenizer import TokenizerRun, prepare_tokenizer
+    from seqgan.train.tokenizer import TokenizerRun
+    from seqgan.train.tokenizer_model import prepare_tokenizer
 
     raw = copy.deepcopy(raw)
     raw["tokenizer"]["gan"]["start_step"] = 0 if gan else 10**9
@@ -242,7 +243,7 @@ def _count_tokenizer_step(raw: dict[str, Any], phase: int, kind: str, gan: bool)
     if phase == 2:  # the attention decoder on top of the (here random) phase-1 weights
         from seqgan.nets.factory import build_tokenizer
         from seqgan.nets.vqgan import load_phase1_state
-        from seqgan.train.tokenizer import freeze_encoder_and_codebook
+        from seqgan.train.tokenizer_model import freeze_encoder_and_codebook
 
         phase2 = build_tokenizer(params, 2)
         load_phase1_state(phase2, tokenizer.state_dict())
@@ -295,7 +296,7 @@ class TransformerShape:
 
 
 def transformer_shape(raw: dict[str, Any], size: str, objective: str) -> TransformerShape:
-    from seqgan.nets.factory import build_transformer
+    from seqgan.nets.transformer_factory import build_transformer
 
     params = single_process(raw)
     with torch.device("meta"):
@@ -310,8 +311,8 @@ def transformer_train_flops_per_token(s: TransformerShape) -> float:
 
 def counted_transformer_train_flops_per_token(raw: dict[str, Any], size: str, objective: str) -> float:
     """The same quantity counted on one sequence's forward + backward (cross-check of the formula)."""
-    from seqgan.nets.factory import build_transformer, tokens_per_image
     from seqgan.nets.transformer import ar_loss, nar_loss
+    from seqgan.nets.transformer_factory import build_transformer, tokens_per_image
 
     params = single_process(raw)
     torch.manual_seed(0)

@@ -39,11 +39,9 @@ from PIL import Image
 from seqgan.artefacts.images import open_image_store, to_model_input
 from seqgan.config import validate_params
 from seqgan.train.runtime import cpu_description
-from seqgan.train.tokenizer import (
-    evaluate_reconstruction,
-    load_tokenizer_checkpoint,
-    train_tokenizer,
-)
+from seqgan.train.tokenizer import train_tokenizer
+from seqgan.train.tokenizer_eval import evaluate_reconstruction
+from seqgan.train.tokenizer_model import load_tokenizer_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ("trial", "variant", "seed", "changes", "iterations", "batch_size", "psnr", "l1", "codebook_usage",

@@ -1,69 +1,24 @@
 """`seqgan <command>`: the only entry point the workflow rules call.
 
-This is the one module that knows about files and rules: it reads params.yaml, turns its values
-into explicit arguments of the library functions, and decides where resume state lives. Library
-modules never read params.yaml themselves.
+It parses arguments, loads params.yaml and dispatches to the command's job function, which lives
+in the layer it belongs to (``seqgan/train/tokenizer_job.py``, ``seqgan/evaluate/tokens.py``, ...);
+nothing here shapes an output, so editing this file reruns no rule (seqgan/runs.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from seqgan.artefacts.files import atomic_write_text
-from seqgan.config import (
-    NO_ENTROPY_VARIANT,
-    Params,
-    ParamsError,
-    load_params,
-    no_entropy_alpha,
-    params_hash,
-    with_seed,
-    without_entropy_regulariser,
-)
+from seqgan.config import ParamsError, load_params
 
-if TYPE_CHECKING:  # torch is imported lazily: `seqgan validate-params` must start fast
-    import torch
-
-RESUME_ROOT = Path("work/resume")
-CONFIGS_DIR = Path("configs")
-
-
-def publish_logs(work_logs: Path, log_dir: str | Path) -> None:
-    """Copy a run's logs from its resume directory to the declared log directory.
-
-    Trainers log into the resume directory, not straight into Snakemake's declared outputs:
-    Snakemake deletes the outputs of a failed job, and a resumed run would then continue from its
-    checkpoint with the earlier part of its curves gone. Under torchrun only rank 0 has logs (and
-    publishes them); the other ranks would race it.
-    """
-    from seqgan.train.distributed import is_main_process
-
-    if not is_main_process():
-        return
-    target = Path(log_dir)
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(work_logs, target)
-
-
-def resume_path(rule: str, key: object, name: str = "state.pt") -> Path:
-    """Resume state lives outside Snakemake's declared outputs (Snakemake deletes those on failure).
-
-    The directory is keyed by a hash of everything that determines the run, so a changed parameter
-    never resumes from a stale state.
-    """
-    return RESUME_ROOT / rule / params_hash(key) / name
-
+# Job modules are imported inside each command: `seqgan validate-params` must start fast, without torch.
 
 # ----------------------------------------------------------------------------------------------
-# Commands
+# Commands: parse, then dispatch to the one job function of the command (in the layer it belongs
+# to). Nothing here shapes an output (seqgan/runs.py lists this file as such).
 # ----------------------------------------------------------------------------------------------
 
 
@@ -73,369 +28,87 @@ def cmd_validate_params(args: argparse.Namespace) -> None:
 
 
 def cmd_use_config(args: argparse.Namespace) -> None:
-    source = CONFIGS_DIR / f"{args.name}.yaml"
-    if not source.is_file():
-        available = sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
-        raise SystemExit(f"error: no configuration {source}; available: {', '.join(available) or 'none'}")
-    load_params(source)  # never install an invalid file
-    target = Path(args.params)
-    if target.is_file() and target.read_bytes() != source.read_bytes():
-        backup = target.with_name(target.name + ".bak")
-        shutil.copyfile(target, backup)
-        print(f"previous {target} saved as {backup}")
-    shutil.copyfile(source, target)
-    print(f"{target} now holds {source}; run `snakemake -n` to see what will be (re)built")
+    from seqgan.configs import use_config
+
+    use_config(args.name, Path(args.params))
+
+
+def cmd_dvc_yaml(args: argparse.Namespace) -> None:
+    from seqgan.dvc_yaml import REPOSITORY, write_dvc_yaml
+
+    changed = write_dvc_yaml(REPOSITORY, Path(args.params), Path(args.out))
+    print(f"{args.out} {'written' if changed else 'already up to date'} for {args.params}")
 
 
 def cmd_prepare_data(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
-    data = params.data
-    out = Path(args.out)
-    if data.source == "synthetic":
-        from seqgan.data.synthetic import write_synthetic_split
+    from seqgan.data.prepare_job import prepare_split
 
-        count = data.synthetic.train_images if args.split == "train" else data.synthetic.val_images
-        manifest = write_synthetic_split(
-            out,
-            num_images=count,
-            resolution=data.resolution,
-            num_classes=data.synthetic.num_classes,
-            seed=data.synthetic.seed,
-            split=args.split,
-        )
-    else:
-        manifest = _prepare_real_split(params, args.split, out)
-    print(f"{out}: {manifest['count']} images, {manifest['num_classes']} classes, sha256 {manifest['sha256'][:12]}")
-
-
-def _prepare_real_split(params: Params, split: str, out: Path) -> dict:
-    from seqgan.data.prepare import prepare_image_folder, prepare_lsun_lmdb
-
-    folder = params.data.folder
-    if split == "val" and folder.val_dir:
-        src, subset, fraction = folder.val_dir, "all", 0.0
-    elif split == "val":
-        src, subset, fraction = folder.train_dir, "holdout", folder.val_holdout_fraction
-    else:
-        src = folder.train_dir
-        subset = "train" if not folder.val_dir and folder.val_holdout_fraction > 0 else "all"
-        fraction = folder.val_holdout_fraction if subset == "train" else 0.0
-    common = dict(
-        resolution=params.data.resolution,
-        max_image_pixels=folder.max_image_pixels,
-        small_images=folder.small_images,
-        subset=subset,
-        holdout_fraction=fraction,
-    )
-    if params.data.source == "lsun_lmdb":
-        return prepare_lsun_lmdb(src, out, **common)
-    return prepare_image_folder(src, out, layout=folder.layout, workers=folder.workers, **common)
+    prepare_split(load_params(args.params), args.split, Path(args.out))
 
 
 def cmd_train_semantic(args: argparse.Namespace) -> None:
-    from seqgan.train.classifier import train_semantic_classifier
-    from seqgan.train.runtime import resolve_device
+    from seqgan.train.semantic_job import train_semantic_job
 
-    params = load_params(args.params)
-    _set_threads(args.threads)
-    sem = params.semantic
-    if sem.backbone != "embedded":
-        raise SystemExit("error: semantic.backbone is not 'embedded'; nothing to train (vgg16 is pretrained)")
-    data_dir = Path(args.data)
-    manifest = json.loads((data_dir / "train" / "manifest.json").read_text())
-    # The gate does not shape the training: changing it re-checks the finished run, never retrains.
-    recipe = {k: v for k, v in params.raw["semantic"].items() if k != "min_val_accuracy"}
-    run_key = {"semantic": recipe, "seed": params.run.seed, "data": manifest["sha256"]}
-    metrics = train_semantic_classifier(
-        data_dir / "train",
-        data_dir / "val",
-        Path(args.out),
-        widths=sem.widths,
-        iterations=sem.iterations,
-        batch_size=sem.batch_size,
-        lr=sem.lr,
-        weight_decay=sem.weight_decay,
-        warmup_steps=sem.warmup_steps,
-        hflip=sem.hflip,
-        seed=params.run.seed,
-        device=resolve_device(params.run.device),
-        checkpoint_every=sem.checkpoint_every,
-        eval_every=sem.eval_every,
-        resume_path=resume_path("train_semantic", run_key),
-        log_dir=resume_path("train_semantic", run_key, "logs"),
-        min_val_accuracy=sem.min_val_accuracy,
-    )
-    publish_logs(resume_path("train_semantic", run_key, "logs"), args.log_dir)
-    atomic_write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
-    print(json.dumps(metrics, indent=2))
-
-
-def phase1_variant(alpha: float | None) -> str:
-    """Name of a phase-1 tokenizer: ``alpha<str(alpha)>`` (str() as DVC prints floats) or ``control``."""
-    return "control" if alpha is None else f"alpha{alpha}"
-
-
-def parse_phase1_variant(params: Params, variant: str) -> tuple[float, bool]:
-    """``alpha0.5`` -> (0.5, perceptual on); ``control`` -> (0.0, perceptual off); ``noentropy`` ->
-    (the sweep's smallest alpha, perceptual on; trained with
-    :func:`seqgan.config.without_entropy_regulariser`)."""
-    if variant == NO_ENTROPY_VARIANT:
-        if not params.tokenizer.control_no_entropy:
-            raise SystemExit("error: tokenizer.control_no_entropy is false; there is no noentropy tokenizer")
-        return no_entropy_alpha(params), True
-    if variant == "control":
-        if not params.tokenizer.control_no_perceptual:
-            raise SystemExit("error: tokenizer.control_no_perceptual is false; there is no control tokenizer")
-        return 0.0, False
-    known = {phase1_variant(a): a for a in params.tokenizer.alphas}
-    if variant not in known:
-        raise SystemExit(f"error: unknown tokenizer variant {variant!r}; params give {', '.join(known)} (+ control)")
-    return known[variant], True
-
-
-def _training_params(args: argparse.Namespace) -> Params:
-    """params.yaml, with run.seed replaced by ``--seed`` (one of evaluation.experiment_seeds) if given."""
-    params = load_params(args.params)
-    return params if args.seed is None else with_seed(params, args.seed)
-
-
-def _params_threads_device(args: argparse.Namespace) -> tuple[Params, torch.device]:
-    """params.yaml, torch's CPU thread count (--threads) and the device (run.device) of a command
-    that runs networks without training them."""
-    from seqgan.train.runtime import resolve_device
-
-    params = load_params(args.params)
-    _set_threads(args.threads)
-    return params, resolve_device(params.run.device)
-
-
-def _set_threads(threads: int) -> None:
-    import torch
-
-    if threads > 0:
-        torch.set_num_threads(threads)
-
-
-def _semantic_weights(params: Params, path: str | None) -> Path | None:
-    if params.semantic.backbone != "embedded":
-        return None
-    if not path:
-        raise SystemExit("error: --semantic is required when semantic.backbone = embedded")
-    return Path(path)
+    train_semantic_job(load_params(args.params), data_dir=Path(args.data), out=Path(args.out),
+                       metrics_path=Path(args.metrics), log_dir=Path(args.log_dir), threads=args.threads)
 
 
 def cmd_train_tokenizer(args: argparse.Namespace) -> None:
-    from seqgan.train.tokenizer import train_tokenizer
+    from seqgan.train.tokenizer_job import train_tokenizer_job
 
-    params = _training_params(args)
-    _set_threads(args.threads)
-    data_dir = Path(args.data)
-    manifest = json.loads((data_dir / "train" / "manifest.json").read_text())
-    if args.phase == 1:
-        alpha, perceptual = parse_phase1_variant(params, args.variant)
-        if args.variant == NO_ENTROPY_VARIANT:
-            params = without_entropy_regulariser(params)
-        init = Path(params.tokenizer.phase1.init_from) if params.tokenizer.phase1.init_from else None
-        settings = {k: params.raw["tokenizer"][k] for k in ("architecture", "quantizer", "loss", "gan", "phase1")}
-    else:
-        if not args.init:
-            raise SystemExit("error: phase 2 needs --init (the phase-1 tokenizer it starts from)")
-        alpha, perceptual, init = params.tokenizer.phase2.alpha, True, Path(args.init)
-        settings = {k: params.raw["tokenizer"][k] for k in ("architecture", "quantizer", "loss", "gan", "phase2")}
-    run_key = {"phase": args.phase, "variant": args.variant, "settings": settings, "seed": params.run.seed,
-               "data": manifest["sha256"], "semantic": params.raw["semantic"]}
-    metrics = train_tokenizer(
-        params,
-        phase=args.phase,
-        alpha=alpha,
-        perceptual=perceptual,
-        train_dir=data_dir / "train",
-        semantic_weights=_semantic_weights(params, args.semantic) if perceptual else None,
-        init_weights=init,
-        out_path=Path(args.out),
-        resume_path=resume_path(f"tokenizer_phase{args.phase}", run_key),
-        log_dir=resume_path(f"tokenizer_phase{args.phase}", run_key, "logs"),
-    )
-    publish_logs(resume_path(f"tokenizer_phase{args.phase}", run_key, "logs"), args.log_dir)
-    print(json.dumps(metrics, indent=2, default=str))
-
-
-def _load_semantic(params: Params, path: str | None, device):
-    """The embedded semantic network, or None for the VGG16 / Inception paper setting."""
-    from seqgan.train.classifier import load_semantic_net
-
-    weights = _semantic_weights(params, path)
-    return None if weights is None else load_semantic_net(weights, device)
-
-
-def _fid_network(params: Params, semantic_net, semantic_path: str | None, device):
-    from seqgan.evaluate.fid import inception_feature_network, semantic_feature_network
-
-    if params.evaluation.fid_network == "inception":
-        return inception_feature_network(device)
-    return semantic_feature_network(semantic_net, weights_file=semantic_path)
+    train_tokenizer_job(load_params(args.params), phase=args.phase, variant=args.variant, seed=args.seed,
+                        data_dir=Path(args.data), semantic=args.semantic, init=args.init, out=Path(args.out),
+                        log_dir=Path(args.log_dir), threads=args.threads)
 
 
 def cmd_fid_reference(args: argparse.Namespace) -> None:
-    from seqgan.artefacts.images import open_image_store
-    from seqgan.evaluate.fid import compute_reference, save_reference
+    from seqgan.evaluate.fid_reference_job import fid_reference_job
 
-    params, device = _params_threads_device(args)
-    store = open_image_store(args.split_dir)
-    network = _fid_network(params, _load_semantic(params, args.semantic, device), args.semantic, device)
-    name = f"{params.data.name}/{Path(args.split_dir).name}"
-    reference = compute_reference(store, network, name=name, batch_size=params.evaluation.batch_size, progress=True)
-    save_reference(args.out, reference.mu, reference.sigma, reference.meta)
-    print(f"{args.out}: {reference.meta['count']} images, {reference.meta['feature_dim']}-d {network.name} features")
+    fid_reference_job(load_params(args.params), split_dir=Path(args.split_dir), semantic=args.semantic,
+                      out=Path(args.out), threads=args.threads)
 
 
 def cmd_eval_tokenizer(args: argparse.Namespace) -> None:
-    from seqgan.artefacts.images import open_image_store
-    from seqgan.evaluate.fid import load_reference
-    from seqgan.evaluate.reconstruction import (
-        embedded_perceptual_distance,
-        evaluate_reconstruction,
-        lpips_vgg_distance,
-    )
-    from seqgan.train.tokenizer import load_tokenizer_checkpoint
+    from seqgan.evaluate.tokenizer_job import eval_tokenizer_job
 
-    params, device = _params_threads_device(args)
-    tokenizer, sidecar = load_tokenizer_checkpoint(args.tokenizer, params, device)
-    semantic_net = _load_semantic(params, args.semantic, device)
-    if semantic_net is not None:
-        distance = embedded_perceptual_distance(semantic_net, weights_file=args.semantic)
-    else:
-        distance = lpips_vgg_distance(device)
-    metrics = evaluate_reconstruction(
-        tokenizer,
-        open_image_store(args.split_dir),
-        batch_size=params.evaluation.batch_size,
-        device=device,
-        fid_network=_fid_network(params, semantic_net, args.semantic, device),
-        reference=load_reference(args.reference),
-        perceptual_distance=distance,
-        classifier=semantic_net,
-        progress=True,
-    )
-    metrics["tokenizer"] = {"file": str(args.tokenizer), "phase": sidecar.get("phase"),
-                            "alpha": sidecar.get("alpha"), "perceptual": sidecar.get("perceptual"),
-                            "step": sidecar.get("step"), "git_revision": sidecar.get("git_revision")}
-    atomic_write_text(args.out, json.dumps(metrics, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
+    eval_tokenizer_job(load_params(args.params), tokenizer_file=Path(args.tokenizer), split_dir=Path(args.split_dir),
+                       reference=Path(args.reference), semantic=args.semantic, out=Path(args.out),
+                       threads=args.threads)
 
 
 def cmd_encode_tokens(args: argparse.Namespace) -> None:
-    from seqgan.artefacts.files import file_sha256
-    from seqgan.artefacts.images import open_image_store
-    from seqgan.artefacts.tokens import write_token_split
-    from seqgan.evaluate.tokens import encode_split
-    from seqgan.train.tokenizer import load_tokenizer_checkpoint
+    from seqgan.evaluate.tokens import encode_tokens_job
 
-    params, device = _params_threads_device(args)
-    tokenizer, sidecar = load_tokenizer_checkpoint(args.tokenizer, params, device)
-    store = open_image_store(args.split_dir)
-    ids = encode_split(tokenizer, store, batch_size=params.evaluation.batch_size, device=device, progress=True)
-    meta = {
-        "tokenizer": {"file": str(args.tokenizer), "sha256": file_sha256(args.tokenizer),
-                      "phase": sidecar.get("phase"), "alpha": sidecar.get("alpha"),
-                      "perceptual": sidecar.get("perceptual"), "step": sidecar.get("step")},
-        "source": {"directory": str(args.split_dir), "sha256": store.manifest["sha256"]},
-    }
-    manifest = write_token_split(args.out, ids, store.labels, meta,
-                                 codebook_size=params.tokenizer.architecture.codebook_size)
-    print(f"{args.out}: {manifest['count']} x {manifest['grid_h']}x{manifest['grid_w']} tokens")
+    encode_tokens_job(load_params(args.params), tokenizer_file=Path(args.tokenizer), split_dir=Path(args.split_dir),
+                      out=Path(args.out), threads=args.threads)
 
 
 def cmd_train_transformer(args: argparse.Namespace) -> None:
-    from seqgan.train.transformer import train_transformer
+    from seqgan.train.transformer_job import train_transformer_job
 
-    params = _training_params(args)
-    _set_threads(args.threads)
-    tokens = Path(args.tokens)
-    manifests = {split: json.loads((tokens / split / "manifest.json").read_text()) for split in ("train", "val")}
-    run_key = {"objective": args.objective, "size": args.size, "transformer": params.raw["transformer"],
-               "seed": params.run.seed, "tokens": {k: m["tokens_sha256"] for k, m in manifests.items()}}
-    metrics = train_transformer(
-        params,
-        objective=args.objective,
-        size=args.size,
-        train_tokens=tokens / "train",
-        val_tokens=tokens / "val",
-        out_path=Path(args.out),
-        resume_path=resume_path(f"train_{args.objective}", run_key),
-        log_dir=resume_path(f"train_{args.objective}", run_key, "logs"),
-    )
-    publish_logs(resume_path(f"train_{args.objective}", run_key, "logs"), args.log_dir)
-    print(json.dumps(metrics, indent=2, default=str))
+    train_transformer_job(load_params(args.params), objective=args.objective, size=args.size, seed=args.seed,
+                          tokens=Path(args.tokens), out=Path(args.out), log_dir=Path(args.log_dir),
+                          threads=args.threads)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    from seqgan.artefacts.files import file_sha256
-    from seqgan.sample.generate import (
-        even_class_counts,
-        generate_samples,
-        sampling_from_params,
-    )
-    from seqgan.train.tokenizer import load_tokenizer_checkpoint
-    from seqgan.train.transformer import load_transformer_checkpoint
+    from seqgan.sample.sample_job import sample_job
 
-    params, device = _params_threads_device(args)
-    transformer, t_sidecar = load_transformer_checkpoint(args.transformer, params, device)
-    tokenizer, k_sidecar = load_tokenizer_checkpoint(args.tokenizer, params, device)
-    if t_sidecar.get("objective") != args.objective:
-        raise SystemExit(f"error: {args.transformer} is a {t_sidecar.get('objective')} model, not {args.objective}")
-    num = args.num_samples or params.evaluation.num_samples
-    counts = even_class_counts(num, params.transformer.num_classes) if params.transformer.conditional else None
-    meta = {
-        "transformer_checkpoint": {"file": str(args.transformer), "sha256": file_sha256(args.transformer)},
-        "tokenizer_checkpoint": {"file": str(args.tokenizer), "sha256": file_sha256(args.tokenizer),
-                                 "phase": k_sidecar.get("phase")},
-    }
-    manifest = generate_samples(
-        transformer, tokenizer, objective=args.objective, num_samples=num,
-        batch_size=params.evaluation.batch_size, seed=args.seed, out_dir=Path(args.out),
-        sampling=sampling_from_params(params, args.objective), class_counts=counts, meta=meta,
-        device=device, progress=True,
-    )
-    print(f"{args.out}: {manifest['count']} samples ({args.objective}, seed {args.seed})")
+    sample_job(load_params(args.params), objective=args.objective, transformer_file=Path(args.transformer),
+               tokenizer_file=Path(args.tokenizer), seed=args.seed, num_samples=args.num_samples or None,
+               out=Path(args.out), threads=args.threads)
 
 
 def cmd_fig2(args: argparse.Namespace) -> None:
-    from seqgan.report.fig2 import Fig2Run, plot_fig2
+    from seqgan.report.fig2 import fig2_job
 
-    params = load_params(args.params)
-    runs = [Fig2Run(variant, objective, Path(curve), Path(sidecar), Path(metrics))
-            for variant, objective, curve, sidecar, metrics in args.run]
-    note = f"{params.run.name}, {params.transformer.models[0]} size, seed {params.run.seed}"
-    table = plot_fig2(runs, Path(args.out), title_note=note, floors=params.evaluation.verdicts)
-    atomic_write_text(Path(args.out).with_suffix(".csv"), table.to_csv(index=False))
-    print(table.drop(columns=["sources"]).to_string(index=False))
+    fig2_job(load_params(args.params), runs=args.run, out=Path(args.out))
 
 
 def cmd_model_sizes(args: argparse.Namespace) -> None:
-    import pandas as pd
+    from seqgan.report.model_sizes import model_sizes_job
 
-    from seqgan.report.model_sizes import model_size_rows
-
-    params = load_params(args.params)
-    table = pd.DataFrame([asdict(row) for row in model_size_rows(params)])
-    table["paper_parameters"] = table["paper_parameters"].astype("Int64")
-    out = Path(args.out)
-    atomic_write_text(out, table.to_csv(index=False))
-    atomic_write_text(out.with_suffix(".md"), _model_sizes_markdown(table, params.run.name))
-    print(table.to_string(index=False))
-
-
-def _model_sizes_markdown(table, run_name: str) -> str:
-    import pandas as pd
-
-    shown = table.assign(
-        parameters=(table.parameters / 1e6).map("{:.2f}M".format),
-        paper_parameters=table.paper_parameters.map(lambda v: "" if pd.isna(v) else f"{v / 1e6:.1f}M"),
-        relative_difference=table.relative_difference.map(lambda v: "" if pd.isna(v) else f"{v:+.2%}"),
-    )
-    header = f"# Model sizes ({run_name})\n\nBuilt on the meta device from the params in use.\n\n"
-    return header + shown.to_markdown(index=False) + "\n"
+    model_sizes_job(load_params(args.params), out=Path(args.out))
 
 
 def cmd_fetch_weights(args: argparse.Namespace) -> None:
@@ -445,231 +118,45 @@ def cmd_fetch_weights(args: argparse.Namespace) -> None:
         print(f"{name}: {path}")
 
 
-# ----------------------------------------------------------------------------------------------
-# Parser
-# ----------------------------------------------------------------------------------------------
-
-
-def _check_sample_identity(samples, *, objective: str, decoder: str, seed: int | None, params: Params) -> None:
-    """Refuse a sample directory that is not what the command line says it is."""
-    m = samples.manifest
-    problems = []
-    if m.get("objective") != objective:
-        problems.append(f"objective {m.get('objective')!r} != --objective {objective!r}")
-    if seed is not None and int(m.get("seed", -1)) != seed:
-        problems.append(f"seed {m.get('seed')!r} != --seed {seed}")
-    phase = (m.get("tokenizer_checkpoint") or {}).get("phase")
-    if phase is not None and f"phase{phase}" != decoder:
-        problems.append(f"decoded with a phase-{phase} tokenizer, not the {decoder} decoder")
-    if samples.conditional != params.transformer.conditional:
-        problems.append(f"class-conditional = {samples.conditional}, params transformer.conditional = "
-                        f"{params.transformer.conditional}")
-    if problems:
-        raise SystemExit(f"error: {samples.directory / 'manifest.json'}: " + "; ".join(problems))
-
-
-def _sampling_text(sampling: dict) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sampling.items())
-
-
 def cmd_eval_samples(args: argparse.Namespace) -> None:
-    from seqgan.artefacts.images import open_image_store
-    from seqgan.artefacts.samples import open_sample_set, sample_set_record
-    from seqgan.evaluate.fid import check_reference_matches, load_reference
-    from seqgan.evaluate.generation import check_sample_resolution, evaluate_generation
+    from seqgan.evaluate.samples_job import eval_samples_job
 
-    params, device = _params_threads_device(args)
-    samples = open_sample_set(args.samples)
-    _check_sample_identity(samples, objective=args.objective, decoder=args.decoder, seed=args.seed, params=params)
-    reference = load_reference(args.reference)
-    semantic_net = _load_semantic(params, args.semantic, device)
-    network = _fid_network(params, semantic_net, args.semantic, device)
-    try:
-        check_reference_matches(reference, network)
-        check_sample_resolution(samples, reference, network)
-    except ValueError as exc:
-        raise SystemExit(f"error: {args.reference}: {exc}") from None
-    semantic = params.evaluation.fid_network == "semantic"
-    if semantic and not args.reference_split_dir:
-        raise SystemExit("error: --reference-split-dir is required when evaluation.fid_network = semantic")
-    metrics = evaluate_generation(
-        samples, network, reference,
-        fid_network=params.evaluation.fid_network,
-        batch_size=params.evaluation.batch_size,
-        inception_score_splits=params.evaluation.verdicts.inception_score_splits,
-        confident_threshold=params.evaluation.verdicts.confident_probability,
-        histogram_noise_draws=params.evaluation.verdicts.histogram_noise_draws,
-        reference_store=open_image_store(args.reference_split_dir) if semantic else None,
-        progress=True,
+    eval_samples_job(
+        load_params(args.params), samples_dir=Path(args.samples), objective=args.objective, size=args.size,
+        variant=args.variant, decoder=args.decoder, seed=args.seed, reference_file=Path(args.reference),
+        reference_split_dir=Path(args.reference_split_dir) if args.reference_split_dir else None,
+        semantic=args.semantic, out=Path(args.out), threads=args.threads,
     )
-    source = reference.meta.get("source") or {}
-    record = {
-        **metrics,
-        "seed": args.seed,
-        "objective": args.objective,
-        "size": args.size,
-        "variant": args.variant,
-        "decoder": args.decoder,
-        "sampling": samples.manifest.get("sampling"),
-        "reference": {
-            "file": str(args.reference),
-            "split": Path(source["directory"]).name if source.get("directory") else None,
-            "name": reference.meta.get("name"),
-            "count": reference.count,
-            "selection": reference.meta.get("selection"),
-            "source_sha256": source.get("sha256"),
-        },
-        "samples": sample_set_record(samples),
-        "run": params.run.name,
-    }
-    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
-    shown = {k: record[k] for k in ("fid", "inception_score", "num_samples")}
-    if record["classifier"]:
-        c = record["classifier"]
-        shown.update(confident_fraction=c["confident_fraction"], reference_confident_fraction=c["reference"]["confident_fraction"])
-    print(json.dumps(shown, indent=2))
 
 
 def cmd_sample_grid(args: argparse.Namespace) -> None:
-    from seqgan.artefacts.samples import open_sample_set
-    from seqgan.report.sample_grids import plot_sample_grid
+    from seqgan.report.sample_grids import sample_grid_job
 
-    params = load_params(args.params)
-    samples = open_sample_set(args.samples)
-    _check_sample_identity(samples, objective=args.objective, decoder=args.decoder, seed=None, params=params)
-    grid = params.evaluation.sample_grid
-    class_names = json.loads(Path(args.class_names_from).read_text())["class_names"] if args.class_names_from else None
-    m = samples.manifest
-    title = (f"{args.objective.upper()} {args.size} on {args.variant} tokens, "
-             f"{args.decoder.replace('phase', 'phase-')} decoder "
-             f"({params.run.name})")
-    description = (f"sampling: {_sampling_text(m.get('sampling') or {})}; transformer "
-                   f"{(m.get('transformer_checkpoint') or {}).get('file')}; decoder "
-                   f"{(m.get('tokenizer_checkpoint') or {}).get('file')}")
-    try:
-        layout = plot_sample_grid(samples, args.out, classes=grid.classes, columns=grid.columns, rows=grid.rows,
-                                  title=title, description=description, class_names=class_names)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    print(f"{args.out}: {layout.rows} x {layout.columns} samples, PNG {layout.width} x {layout.height} px")
+    sample_grid_job(
+        load_params(args.params), samples_dir=Path(args.samples), objective=args.objective, size=args.size,
+        variant=args.variant, decoder=args.decoder,
+        class_names_from=Path(args.class_names_from) if args.class_names_from else None, out=Path(args.out),
+    )
 
 
 def cmd_fig1(args: argparse.Namespace) -> None:
-    import numpy as np
+    from seqgan.report.fig1 import fig1_job
 
-    from seqgan.artefacts.files import file_sha256
-    from seqgan.artefacts.images import open_image_store
-    from seqgan.artefacts.samples import open_sample_set
-    from seqgan.report.fig1 import fig1_panels, plot_fig1, psnr_table
-    from seqgan.train.tokenizer import load_tokenizer_checkpoint
-
-    params, device = _params_threads_device(args)
-    tok1, side1 = load_tokenizer_checkpoint(args.phase1, params, device)
-    tok2, side2 = load_tokenizer_checkpoint(args.phase2, params, device)
-    if side1.get("phase") != 1 or side2.get("phase") != 2:
-        raise SystemExit(f"error: --phase1 {args.phase1} is phase {side1.get('phase')}, "
-                         f"--phase2 {args.phase2} is phase {side2.get('phase')}")
-    samples = open_sample_set(args.samples)
-    decoded_with = (samples.manifest.get("tokenizer_checkpoint") or {}).get("sha256")
-    if decoded_with and decoded_with != file_sha256(args.phase1):
-        raise SystemExit(f"error: the samples in {args.samples} were decoded with another tokenizer than "
-                         f"{args.phase1}; their ids belong to that tokenizer's codebook")
-    store = open_image_store(args.val_dir)
-    columns = params.evaluation.sample_grid.columns
-    n, m = min(columns, len(samples)), min(columns, len(store))
-    tokens = np.load(samples.directory / "tokens.npy")[:n]
-    try:
-        panels = fig1_panels(tok1, tok2, tokens, np.array(store.images[:m]), device)
-    except ValueError as exc:
-        raise SystemExit(f"error: {args.phase2}: {exc}") from None
-    out = Path(args.out)
-    csv_path = out.with_suffix(".csv")
-    objective = str(samples.manifest.get("objective", "")).upper()
-    caption = (
-        f"Rows 1-2: the first {n} token grids of {objective} samples (seed {samples.seed}; {args.samples}) "
-        f"decoded by the phase-1 decoder ({args.phase1}, alpha {side1.get('alpha')}) and by the phase-2 "
-        f"decoder ({args.phase2}, alpha {side2.get('alpha')}); mean |phase 2 - phase 1| = "
-        f"{panels.sample_decoder_difference:.1f} / 255.\n"
-        f"Rows 3-5: the first {m} images of {args.val_dir}, their phase-1 token grids decoded by each decoder; "
-        f"mean PSNR {np.mean(panels.psnr_phase1):.2f} dB (phase 1) vs {np.mean(panels.psnr_phase2):.2f} dB "
-        f"(phase 2), per image in {csv_path.name}. Run {params.run.name}."
-    )
-    plot_fig1(panels, out, title="Supplement Fig. 1: the same tokens through the phase-1 and phase-2 decoders",
-              caption=caption, sample_label=f"{objective} sample")
-    table = psnr_table(panels, range(m), store.labels[:m], store.class_names)
-    atomic_write_text(csv_path, table.to_csv(index=False))
-    print(table.to_string(index=False))
+    fig1_job(load_params(args.params), samples_dir=Path(args.samples), phase1=Path(args.phase1),
+             phase2=Path(args.phase2), val_dir=Path(args.val_dir), out=Path(args.out), threads=args.threads)
 
 
 def cmd_fig3(args: argparse.Namespace) -> None:
-    from seqgan.artefacts.files import file_sha256
-    from seqgan.artefacts.images import open_image_store
-    from seqgan.report.fig3 import (
-        Fig3Variant,
-        check_pairing,
-        compute_fig3,
-        fig3_table,
-        plot_fig3,
-    )
-    from seqgan.train.tokenizer import load_tokenizer_checkpoint
-    from seqgan.train.transformer import load_transformer_checkpoint
+    from seqgan.report.fig3 import fig3_job
 
-    params, device = _params_threads_device(args)
-    variants, runs = [], set()
-    for name, tokenizer_file, transformer_file in args.variant:
-        alpha, perceptual = parse_phase1_variant(params, name)
-        tokenizer, k_sidecar = load_tokenizer_checkpoint(tokenizer_file, params, device)
-        if (k_sidecar.get("phase"), k_sidecar.get("perceptual"), k_sidecar.get("alpha")) != (1, perceptual, alpha):
-            raise SystemExit(f"error: {tokenizer_file} is not the phase-1 {name} tokenizer (its sidecar records "
-                             f"phase {k_sidecar.get('phase')}, alpha {k_sidecar.get('alpha')}, "
-                             f"perceptual {k_sidecar.get('perceptual')})")
-        transformer, t_sidecar = load_transformer_checkpoint(transformer_file, params, device)
-        try:
-            check_pairing(tokenizer_file, file_sha256(tokenizer_file), transformer_file, t_sidecar)
-        except ValueError as exc:
-            raise SystemExit(f"error: {exc}") from exc
-        runs.add(f"{t_sidecar.get('size')}, seed {t_sidecar.get('training', {}).get('seed')}")
-        variants.append(Fig3Variant(name, tokenizer, transformer, tokenizer_file, transformer_file))
-    store = open_image_store(args.split_dir)
-    result = compute_fig3(
-        variants, store.images, store.labels, class_names=store.class_names, split=str(args.split_dir),
-        num_images=params.evaluation.visualization_images, batch_size=params.evaluation.batch_size, device=device,
-    )
-    note = (f"{params.run.name}: first {len(result.inputs)} of {result.split_count} images of {args.split_dir}; "
-            f"AR transformers {' / '.join(sorted(runs))}")
-    plot_fig3(result, Path(args.out), title_note=note)
-    table = fig3_table(result)
-    atomic_write_text(Path(args.out).with_suffix(".csv"), table.to_csv(index=False))
-    summary = table[table.row == "split_mean"]
-    print(summary[["variant", "num_images", "token_accuracy", "token_accuracy_std", "constant_guess_accuracy"]]
-          .to_string(index=False))
+    fig3_job(load_params(args.params), split_dir=Path(args.split_dir), variants=args.variant, out=Path(args.out),
+             threads=args.threads)
 
 
 def cmd_fig6b(args: argparse.Namespace) -> None:
-    from seqgan.report.fig6b import (
-        MetricsFile,
-        MetricsFileError,
-        fig6b_table,
-        plot_fig6b,
-    )
+    from seqgan.report.fig6b import fig6b_job
 
-    params = load_params(args.params)
-
-    def seed(value: str, option: str) -> int:
-        if not value.isdigit():
-            raise SystemExit(f"error: {option}: seed must be a non-negative integer, got {value!r}")
-        return int(value)
-
-    rfid = [MetricsFile(v, seed(s, "--rfid"), Path(f)) for v, s, f in args.rfid]
-    generation = [MetricsFile(v, seed(s, "--generation"), Path(f), objective=o) for o, v, s, f in args.generation or []]
-    try:
-        table = fig6b_table(rfid, generation, transformer_seed=params.run.seed)
-    except MetricsFileError as exc:
-        raise SystemExit(f"error: {exc}") from exc
-    plot_fig6b(table, Path(args.out), title_note=params.run.name)
-    atomic_write_text(Path(args.out).with_suffix(".csv"), table.to_csv(index=False))
-    means = table[table.row == "mean_over_seeds"]
-    print(means[["panel", "objective", "variant", "mean", "min", "max", "n"]].to_string(index=False))
+    fig6b_job(load_params(args.params), rfid=args.rfid, generation=args.generation or [], out=Path(args.out))
 
 
 def _artefact_layout(args: argparse.Namespace):
@@ -679,113 +166,41 @@ def _artefact_layout(args: argparse.Namespace):
 
 
 def cmd_tables(args: argparse.Namespace) -> None:
-    from seqgan.report.artefacts import MissingArtefactError
-    from seqgan.report.tables import (
-        TABLE_NAMES,
-        build_table,
-        table_frame,
-        table_markdown,
-    )
+    from seqgan.report.tables import tables_job
 
-    params = load_params(args.params)
-    out_dir = Path(args.out_dir)
-    for name in args.table or TABLE_NAMES:
-        try:
-            table = build_table(params, name, _artefact_layout(args))
-        except (MissingArtefactError, KeyError, ValueError) as exc:
-            raise SystemExit(f"error: {name}: {exc}") from None
-        frame = table_frame(table)
-        atomic_write_text(out_dir / f"{name}.csv", frame.to_csv(index=False))
-        atomic_write_text(out_dir / f"{name}.md", table_markdown(table, params))
-        shown = frame[["row", "column", "paper", "reproduced", "difference", "status"]]
-        print(f"{name}:\n{shown[shown.status == 'reproduced'].to_string(index=False)}")
+    tables_job(load_params(args.params), tables=args.table, layout=_artefact_layout(args), out_dir=Path(args.out_dir))
 
 
 def cmd_hparam_audit(args: argparse.Namespace) -> None:
-    from seqgan.report.audit import audit, audit_frame, audit_markdown, flagged
+    from seqgan.report.audit import hparam_audit_job
 
-    params = load_params(args.params)
-    lines = audit(params)
-    out = Path(args.out)
-    atomic_write_text(out, audit_frame(lines).to_csv(index=False))
-    atomic_write_text(out.with_suffix(".md"), audit_markdown(lines, params, str(args.params)))
-    flags = flagged(lines)
-    print(f"{args.params}: {len(flags)} difference(s) from the paper" + (f": {', '.join(flags)}" if flags else ""))
+    hparam_audit_job(load_params(args.params), params_file=str(args.params), out=Path(args.out))
 
 
 def cmd_claims(args: argparse.Namespace) -> None:
-    from seqgan.report.artefacts import MissingArtefactError
-    from seqgan.report.claims import claims_markdown, evaluate_claims
+    from seqgan.report.claims import claims_job
 
-    params = load_params(args.params)
-    try:
-        claims = evaluate_claims(params, _artefact_layout(args))
-    except (MissingArtefactError, KeyError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    atomic_write_text(args.out, claims_markdown(claims, params))
-    for claim in claims:
-        print(f"claim {claim.number}: {claim.verdict}")
+    claims_job(load_params(args.params), layout=_artefact_layout(args), out=Path(args.out))
 
 
 def cmd_reference_run(args: argparse.Namespace) -> None:
-    from seqgan.report.reference_run import (
-        ReferenceRunError,
-        collect_reference,
-        run_reference,
-    )
+    from seqgan.report.reference_run import reference_run_job
 
-    try:
-        if args.collect_only:
-            ref = collect_reference(Path(args.params), Path.cwd(), Path(args.out))
-        else:
-            ref = run_reference(Path(args.params), Path.cwd(), Path(args.out), force=args.force,
-                                threads=args.threads)
-    except ReferenceRunError as exc:
-        raise SystemExit(f"error: reference-run: {exc}") from None
-    print(f"{ref.root}: reference written; next: `seqgan readme-tables` and commit {ref.root}")
+    reference_run_job(Path(args.params), Path(args.out), collect_only=args.collect_only, force=args.force,
+                      threads=args.threads)
 
 
 def cmd_compare_reference(args: argparse.Namespace) -> None:
-    from seqgan.report.compare_reference import (
-        compare_with_reference,
-        comparison_summary,
-    )
-    from seqgan.report.reference_layout import MissingReferenceError, ReferenceLayout
+    from seqgan.report.compare_reference import compare_reference_job
 
-    params = load_params(args.params)
-    try:
-        comparison, text = compare_with_reference(params, args.params, _artefact_layout(args),
-                                                  ReferenceLayout(Path(args.reference)))
-    except (MissingReferenceError, ValueError) as exc:
-        raise SystemExit(f"error: compare-reference: {exc}") from None
-    atomic_write_text(args.out, text)
-    atomic_write_text(Path(args.out).with_suffix(".json"),
-                      json.dumps(comparison_summary(comparison, args.reference), indent=2) + "\n")
-    print(text)
-    if not comparison.agrees:
-        raise SystemExit(f"compare-reference: {len(comparison.disagreements)} difference(s) from {args.reference} "
-                         f"(see {args.out}): " + "; ".join(comparison.disagreements))
+    compare_reference_job(load_params(args.params), args.params, _artefact_layout(args), Path(args.reference),
+                          Path(args.out))
 
 
 def cmd_readme_tables(args: argparse.Namespace) -> None:
-    from seqgan.report.readme_tables import generated_readme, readme_diff
+    from seqgan.report.readme_tables import readme_tables_job
 
-    readme = Path(args.readme)
-    try:
-        current, generated = generated_readme(Path(args.reference), readme)
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"error: readme-tables: {exc}") from None
-    if args.check:
-        if current != generated:
-            print(readme_diff(current, generated, str(readme)))
-            raise SystemExit(f"readme-tables: {readme} differs from what {args.reference} generates; "
-                             "run `seqgan readme-tables` and commit the README")
-        print(f"{readme}: generated sections match {args.reference}")
-        return
-    if current != generated:
-        atomic_write_text(readme, generated)
-    print(f"{readme}: generated sections {'rewritten' if current != generated else 'already up to date'} "
-          f"from {args.reference}")
+    readme_tables_job(Path(args.reference), Path(args.readme), check=args.check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -805,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_params(add("use-config", cmd_use_config, "make configs/<NAME>.yaml the active params.yaml"))
     p.add_argument("name", help="imagenet, ffhq, lsun_cat, lsun_bedroom or lsun_church")
+
+    p = with_params(add("dvc-yaml", cmd_dvc_yaml, "write dvc.yaml from the Snakemake DAG and seqgan/runs.py"))
+    p.add_argument("--out", default="dvc.yaml", help="file to write (default: dvc.yaml)")
 
     p = with_params(add("prepare-data", cmd_prepare_data, "write one prepared split (synthetic or from images)"))
     p.add_argument("--split", choices=["train", "val"], required=True)

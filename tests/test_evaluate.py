@@ -16,7 +16,7 @@ import torch
 import yaml
 from torch import nn
 
-from seqgan.artefacts.images import open_image_store, to_model_input
+from seqgan.artefacts.images import open_image_store, to_model_input, to_uint8
 from seqgan.artefacts.tokens import (
     open_token_split,
     token_entropy,
@@ -45,15 +45,16 @@ from seqgan.evaluate.reconstruction import (
     embedded_perceptual_distance,
     evaluate_reconstruction,
     lpips_vgg_distance,
-    psnr,
-    psnr_cap_db,
     reconstruct_batch,
 )
 from seqgan.evaluate.tokens import encode_split
+from seqgan.losses.psnr import mean_psnr, psnr, psnr_cap_db
 from seqgan.nets import pretrained
+from seqgan.nets.common import eval_mode
 from seqgan.nets.factory import build_tokenizer
 from seqgan.nets.pretrained import MissingWeightsError
 from seqgan.nets.semantic import SemanticNet
+from seqgan.train import tokenizer_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -335,6 +336,8 @@ def test_psnr_identical_is_inf_and_known_noise_matches_the_formula():
     mse = (noise.astype(float) ** 2).mean(axis=(1, 2, 3))
     np.testing.assert_allclose(psnr(a, b), 10 * np.log10(255.0**2 / mse))
     assert psnr_cap_db(32, 32) == pytest.approx(10 * math.log10(255**2 * 32 * 32 * 3))
+    # the reported mean counts an identical image as the cap, so it stays finite
+    assert mean_psnr(np.array([np.inf, 20.0]), 32, 32) == pytest.approx((psnr_cap_db(32, 32) + 20.0) / 2)
 
 
 def test_missing_vgg16_weights_raise_our_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -407,6 +410,49 @@ def test_reconstruction_metrics(tokenizer, semantic_net, store):
     # so the two sums agree to about 1e-6 relative, occasionally 1e-5 (seen under load).
     assert metrics["perceptual_embedded_alpha0"] == pytest.approx(perceptual, rel=1e-4)
     assert metrics["perceptual_embedded_alpha0"] > 0
+
+
+class DecodeIds(nn.Module):
+    """A tokenizer whose forward reconstructs as the trainer's sidecar evaluation does:
+    ``decode_ids`` of the ``encode`` ids (not the straight-through ``z_e + sg[z_q - z_e]``)."""
+
+    def __init__(self, tokenizer: nn.Module) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    @property
+    def quantizer(self) -> nn.Module:
+        return self.tokenizer.quantizer
+
+    def forward(self, x: torch.Tensor):
+        _, ids, losses = self.tokenizer.encode(x)
+        return self.tokenizer.decode_ids(ids), ids, losses
+
+
+def test_training_time_psnr_is_the_evaluation_psnr(tokenizer, semantic_net, store):
+    """The sidecar's ``psnr`` (seqgan.train.tokenizer_eval) and the metrics file's ``psnr``
+    (seqgan.evaluate.reconstruction) are one quantity: equal on the same reconstructions."""
+    batch = 10
+    trained = tokenizer_eval.evaluate_reconstruction(tokenizer, store, NUM_IMAGES, batch, CPU)
+    network = semantic_feature_network(semantic_net)
+    reference = compute_reference(store, network, name="shapes_val")
+    evaluated = evaluate_reconstruction(
+        DecodeIds(tokenizer), store, batch_size=batch, device="cpu", fid_network=network,
+        reference=reference,
+    )
+    assert trained["psnr"] == evaluated["psnr"]
+    # ... and both are the uint8 PSNR of those reconstructions, written out here
+    originals = np.array(store.images)
+    with eval_mode(tokenizer):
+        recon = np.concatenate([
+            to_uint8(tokenizer.decode_ids(tokenizer.encode(to_model_input(originals[i : i + batch], CPU))[1]))
+            for i in range(0, NUM_IMAGES, batch)
+        ])
+    diff = recon.astype(np.float64) - originals.astype(np.float64)
+    per_image = 10 * np.log10(255.0**2 / (diff**2).mean(axis=(1, 2, 3)))
+    assert np.isfinite(per_image).all()
+    assert trained["psnr"] == pytest.approx(float(per_image.mean()), rel=1e-12)
+    assert trained["psnr"] == mean_psnr(psnr(recon, originals), 32, 32)
 
 
 def test_reconstruction_refuses_a_reference_of_another_network(tokenizer, semantic_net, store):

@@ -22,7 +22,8 @@ from seqgan.cli import main
 from seqgan.config import validate_params
 from seqgan.data.synthetic import write_synthetic_split
 from seqgan.evaluate.visualize import tile_origin
-from seqgan.nets.factory import build_tokenizer, build_transformer
+from seqgan.nets.factory import build_tokenizer
+from seqgan.nets.transformer_factory import build_transformer
 from seqgan.report import fig3 as fig3_mod
 from seqgan.report.fig3 import (
     Fig3Variant,
@@ -32,7 +33,7 @@ from seqgan.report.fig3 import (
     plot_fig3,
 )
 from seqgan.report.fig6b import MetricsFile, MetricsFileError, draw_fig6b, fig6b_table
-from seqgan.train.tokenizer import tokenizer_config
+from seqgan.train.tokenizer_model import tokenizer_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = [f"class{i}" for i in range(10)]

@@ -21,7 +21,8 @@ from seqgan.evaluate.visualize import (
     save_visualization_grid,
     visualize_ar_prediction,
 )
-from seqgan.nets.factory import build_tokenizer, build_transformer
+from seqgan.nets.factory import build_tokenizer
+from seqgan.nets.transformer_factory import build_transformer
 from seqgan.sample.ar import teacher_forced_argmax
 from seqgan.sample.generate import (
     even_class_counts,

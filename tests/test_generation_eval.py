@@ -41,12 +41,16 @@ from seqgan.evaluate.generation import (
     inception_score_skip_reason,
 )
 from seqgan.nets.factory import build_tokenizer
-from seqgan.nets.semantic import CONVS_PER_STAGE, NORMALIZATION, SemanticNet
+from seqgan.nets.semantic import (
+    CONVS_PER_STAGE,
+    NORMALIZATION,
+    SemanticNet,
+    load_semantic_net,
+)
 from seqgan.nets.vqgan import load_phase1_state
 from seqgan.report.fig1 import check_same_tokens, fig1_panels, plot_fig1, psnr_table
 from seqgan.report.sample_grids import image_mosaic, plot_sample_grid, sample_grid_rows
-from seqgan.train.classifier import load_semantic_net
-from seqgan.train.tokenizer import WEIGHTS_KIND, tokenizer_config
+from seqgan.train.tokenizer_model import WEIGHTS_KIND, tokenizer_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RES = 32

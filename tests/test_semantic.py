@@ -13,7 +13,12 @@ from seqgan.artefacts.checkpoints import load_weights, save_weights
 from seqgan.artefacts.images import ImageStoreWriter, open_image_store
 from seqgan.nets.backbone import TAP_NAMES, FeatureBackbone
 from seqgan.nets.common import count_parameters
-from seqgan.nets.semantic import NORMALIZATION, SemanticNet, fold_batchnorm
+from seqgan.nets.semantic import (
+    NORMALIZATION,
+    SemanticNet,
+    fold_batchnorm,
+    load_semantic_net,
+)
 from seqgan.train import classifier
 from seqgan.train.gates import QualityGateError
 from seqgan.train.loop import TrainLoop
@@ -191,7 +196,7 @@ def test_brief_training_beats_chance_by_a_wide_margin(splits, tmp_path: Path) ->
     with open(tmp_path / "logs" / "train.csv", newline="") as fh:
         assert [int(r["step"]) for r in csv.DictReader(fh)] == list(range(1, 201))
 
-    net = classifier.load_semantic_net(tmp_path / "net.safetensors")
+    net = load_semantic_net(tmp_path / "net.safetensors")
     assert not net.training and not any(p.requires_grad for p in net.parameters())
     pixels = open_image_store(splits[0]).images.reshape(-1, 3) / 127.5 - 1.0
     for buffer, expected in ((net.input_mean, pixels.mean(0)), (net.input_std, pixels.std(0))):
@@ -235,7 +240,7 @@ def test_save_then_load_gives_identical_logits(tmp_path: Path) -> None:
               "normalization": NORMALIZATION}
     sidecar = {"kind": "semantic_net", "config": config}
     save_weights(tmp_path / "n.safetensors", net.state_dict(), sidecar)
-    loaded = classifier.load_semantic_net(tmp_path / "n.safetensors")
+    loaded = load_semantic_net(tmp_path / "n.safetensors")
     images = torch.rand(3, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         reference = fold_batchnorm(net)  # the same computation path as the loaded net: bitwise
@@ -247,12 +252,12 @@ def test_save_then_load_gives_identical_logits(tmp_path: Path) -> None:
     save_weights(tmp_path / "old.safetensors", load_weights(tmp_path / "n.safetensors")[0],
                  {"kind": "semantic_net", "config": old_layout})
     with pytest.raises(ValueError, match="normalization 'none'.*retrain"):
-        classifier.load_semantic_net(tmp_path / "old.safetensors")
+        load_semantic_net(tmp_path / "old.safetensors")
 
     sidecar = {"kind": "tokenizer", "config": config}
     save_weights(tmp_path / "x.safetensors", net.state_dict(), sidecar)
     with pytest.raises(ValueError, match="semantic_net"):
-        classifier.load_semantic_net(tmp_path / "x.safetensors")
+        load_semantic_net(tmp_path / "x.safetensors")
 
 
 class _Killed(Exception):

@@ -18,10 +18,11 @@ import yaml
 from seqgan import cli
 from seqgan.config import validate_params
 from seqgan.report import claims as C
-from seqgan.report.artefacts import RUN_SECTIONS, ArtefactLayout
+from seqgan.report.artefacts import ArtefactLayout
 from seqgan.report.audit import audit, flagged
 from seqgan.report.stats import paired_differences, paired_interval, spread
 from seqgan.report.tables import build_table, table_inputs, table_markdown
+from seqgan.runs import lineage_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,7 +195,7 @@ def test_table6_cells_paper_reproduced_difference_and_not_run(tmp_path):
 
     # The run behind a value: params hash of its sections and the git revision recorded in the file.
     m = low_rfid.measurement
-    assert m.identity.params_hash == params.section_hash(*RUN_SECTIONS["tokenizer_phase1"])
+    assert m.identity.params_hash == params.section_hash(*lineage_keys("tokenizer_phase1", params.raw))
     assert m.identity.git_revision == "abc1234"
     assert m.feature_network == "semantic_relu5_3_gap" and "x/val" in m.dataset
     assert "fed9876" in low_ar.measurement.identity.git_revision  # transformer sidecar's revision

@@ -31,8 +31,11 @@ from seqgan.data.synthetic import write_synthetic_split
 from seqgan.losses.perceptual import SemanticPerceptualLoss
 from seqgan.nets.semantic import CONVS_PER_STAGE, NORMALIZATION, SemanticNet
 from seqgan.train import tokenizer as tok
+from seqgan.train import tokenizer_losses
 from seqgan.train.loop import NonFiniteLossError
 from seqgan.train.runtime import torch_threads
+from seqgan.train.tokenizer_model import load_tokenizer_checkpoint, prepare_tokenizer
+from seqgan.train.tokenizer_schedule import learning_rate
 
 REPO = Path(__file__).resolve().parents[1]
 RES = 16
@@ -164,11 +167,11 @@ def fixed_batch(assets: dict[str, Path], n: int = 16) -> torch.Tensor:
 def test_learning_rate_schedule() -> None:
     params = tiny_params()
     s = params.tokenizer.phase1  # cosine 3e-3 -> 1e-3 over 60 steps
-    assert tok.learning_rate(0, s) == pytest.approx(3e-3)
-    assert tok.learning_rate(30, s) == pytest.approx(2e-3)
-    assert tok.learning_rate(59, s) == pytest.approx(1e-3, rel=2e-3)
+    assert learning_rate(0, s) == pytest.approx(3e-3)
+    assert learning_rate(30, s) == pytest.approx(2e-3)
+    assert learning_rate(59, s) == pytest.approx(1e-3, rel=2e-3)
     constant = params.tokenizer.phase2
-    assert tok.learning_rate(5, constant) == constant.lr
+    assert learning_rate(5, constant) == constant.lr
 
 
 def test_phase1_lowers_reconstruction_l1(phase1_run: dict[str, Any]) -> None:
@@ -205,7 +208,7 @@ def test_sidecar_and_checkpoint_round_trip(phase1_run: dict[str, Any]) -> None:
     assert usage["codebook_perplexity"] >= 1 and usage["psnr"] > 0
     assert set(sidecar["metrics"]["final_losses"]) >= {"l1", "total", "perplexity"}
 
-    model, loaded_sidecar = tok.load_tokenizer_checkpoint(ckpt, params)
+    model, loaded_sidecar = load_tokenizer_checkpoint(ckpt, params)
     assert loaded_sidecar == sidecar and not model.training
     assert model.decoder.levels[0].attn is None  # phase 1: conv-only decoder
     for key, value in model.state_dict().items():
@@ -219,18 +222,18 @@ def test_checkpoint_architecture_mismatch_is_named(phase1_run: dict[str, Any]) -
     with pytest.raises(
         ValueError, match=r"tokenizer\.architecture\.codebook_size = 64 in params.*32"
     ):
-        tok.load_tokenizer_checkpoint(phase1_run["ckpt"], other)
+        load_tokenizer_checkpoint(phase1_run["ckpt"], other)
 
 
 def test_phase2_freezes_tokens_and_trains_decoder(
     phase1_run: dict[str, Any], assets: dict[str, Path], tmp_path: Path
 ) -> None:
     params, ckpt = phase1_run["params"], phase1_run["ckpt"]
-    phase1_model, _ = tok.load_tokenizer_checkpoint(ckpt, params)
+    phase1_model, _ = load_tokenizer_checkpoint(ckpt, params)
     x = fixed_batch(assets)
 
     # step 0: the phase-2 model (zero-init attention) computes exactly the phase-1 function
-    start_model = tok.prepare_tokenizer(params, 2, ckpt).eval()
+    start_model = prepare_tokenizer(params, 2, ckpt).eval()
     assert start_model.decoder.levels[0].attn is not None
     with torch.no_grad():
         ids1 = phase1_model.encode(x)[1]
@@ -240,7 +243,7 @@ def test_phase2_freezes_tokens_and_trains_decoder(
 
     metrics = run_training(params, assets, tmp_path, phase=2, alpha=0.0, init=ckpt)
     assert metrics["step"] == params.tokenizer.phase2.iterations
-    model2, sidecar2 = tok.load_tokenizer_checkpoint(tmp_path / "tok.safetensors", params)
+    model2, sidecar2 = load_tokenizer_checkpoint(tmp_path / "tok.safetensors", params)
     assert sidecar2["phase"] == 2 and sidecar2["alpha"] == 0.0
     assert sidecar2["config"]["attention"] == {"block_size": 2, "dilation": 2, "heads": 2}
     state1, state2 = phase1_model.state_dict(), model2.state_dict()
@@ -339,7 +342,7 @@ def test_control_computes_no_perceptual_terms(
         raise AssertionError("the control tokenizer must not compute a perceptual loss")
 
     monkeypatch.setattr(SemanticPerceptualLoss, "forward", forbidden)
-    monkeypatch.setattr(tok, "load_semantic_net", forbidden)
+    monkeypatch.setattr(tokenizer_losses, "load_semantic_net", forbidden)
     run_training(tiny_params(iterations=5, checkpoint_every=5), assets, tmp_path, perceptual=False)
     columns = list(read_log(tmp_path)[0])
     assert not [c for c in columns if c.startswith("per_")]

@@ -17,6 +17,8 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from seqgan.artefacts import checkpoints as ckpt
+from seqgan.artefacts import provenance
 from seqgan.artefacts.checkpoints import (
     capture_rng_state,
     check_weights_only_safe,
@@ -28,8 +30,6 @@ from seqgan.artefacts.checkpoints import (
     sidecar_path,
 )
 from seqgan.progress import progress
-from seqgan.artefacts import checkpoints as ckpt
-from seqgan.artefacts import provenance
 from seqgan.train import runtime
 from seqgan.train.live import MetricLogger, open_live, truncate_after
 from seqgan.train.loop import (

@@ -30,8 +30,8 @@ from resume_helpers import assert_same_weights, kill_when
 from seqgan.artefacts.checkpoints import load_resume_state, load_weights
 from seqgan.artefacts.tokens import open_token_split, write_token_split
 from seqgan.config import Params, validate_params
-from seqgan.nets.factory import build_transformer
 from seqgan.nets.transformer import GenerativeTransformer
+from seqgan.nets.transformer_factory import build_transformer
 from seqgan.train import transformer as tt
 from seqgan.train.loop import NonFiniteLossError
 from seqgan.train.runtime import torch_threads

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,10 @@ def to_uint8(images: Tensor) -> np.ndarray:
     """(B, 3, H, W) float in [-1, 1] -> (B, H, W, 3) uint8: clamp, (x + 1) * 127.5, round."""
     x = images.detach().float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
     return x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def store_batches(store: Any, batch_size: int, max_images: int | None = None) -> Iterator[np.ndarray]:
+    """Consecutive (B, H, W, 3) uint8 batches of a split (copies, so they are writable)."""
+    n = len(store) if max_images is None else min(len(store), int(max_images))
+    for start in range(0, n, batch_size):
+        yield np.array(store.images[start : min(n, start + batch_size)])

@@ -14,7 +14,7 @@ from PIL import Image
 
 from seqgan.artefacts.files import read_manifest
 
-__all__ = ["SampleSet", "open_sample_set", "sample_set_record"]
+__all__ = ["SampleSet", "check_sample_identity", "open_sample_set", "sample_set_record"]
 
 LABELS_FILE = "labels.npy"
 
@@ -103,3 +103,21 @@ def sample_set_record(samples: SampleSet) -> dict[str, Any]:
         "transformer_checkpoint": m.get("transformer_checkpoint"),
         "tokenizer_checkpoint": m.get("tokenizer_checkpoint"),
     }
+
+
+def check_sample_identity(samples: SampleSet, *, objective: str, decoder: str, seed: int | None,
+                          conditional: bool) -> None:
+    """Refuse a sample directory that is not what the command line says it is."""
+    m = samples.manifest
+    problems = []
+    if m.get("objective") != objective:
+        problems.append(f"objective {m.get('objective')!r} != --objective {objective!r}")
+    if seed is not None and int(m.get("seed", -1)) != seed:
+        problems.append(f"seed {m.get('seed')!r} != --seed {seed}")
+    phase = (m.get("tokenizer_checkpoint") or {}).get("phase")
+    if phase is not None and f"phase{phase}" != decoder:
+        problems.append(f"decoded with a phase-{phase} tokenizer, not the {decoder} decoder")
+    if samples.conditional != conditional:
+        problems.append(f"class-conditional = {samples.conditional}, params transformer.conditional = {conditional}")
+    if problems:
+        raise SystemExit(f"error: {samples.directory / 'manifest.json'}: " + "; ".join(problems))

@@ -61,6 +61,7 @@ import torch
 from torch import Tensor, nn
 
 from seqgan.artefacts.files import atomic_write, file_sha256
+from seqgan.artefacts.images import store_batches
 from seqgan.nets.pretrained import INCEPTION_FILENAME, require_weights
 from seqgan.progress import progress_bar
 
@@ -85,7 +86,6 @@ __all__ = [
     "reference_statistics",
     "save_reference",
     "semantic_feature_network",
-    "store_batches",
 ]
 
 RESIZE_NONE = "none"
@@ -343,13 +343,6 @@ def features_of_images(
         images, network.extract, network,
         batch_size=batch_size, progress=progress, desc=f"{network.name} features",
     )
-
-
-def store_batches(store: Any, batch_size: int, max_images: int | None = None) -> Iterator[np.ndarray]:
-    """Consecutive (B, H, W, 3) uint8 batches of a split (copies, so they are writable)."""
-    n = len(store) if max_images is None else min(len(store), int(max_images))
-    for start in range(0, n, batch_size):
-        yield np.array(store.images[start : min(n, start + batch_size)])
 
 
 def features_of_store(

@@ -7,7 +7,8 @@ Conventions (recorded in every metrics dict under ``computed_with``):
   [-1, 1], mapped to 0..255 and rounded to uint8 (``to_uint8``), i.e. what would be written as a
   PNG. rFID, PSNR, the perceptual distance and the classifier accuracy all see these images.
   Codebook usage counts the ids of ``encode`` (no rounding involved).
-* PSNR (dB) per image: ``10 log10(255^2 / MSE)``, MSE over all H x W x 3 values of the uint8
+* PSNR (dB): :mod:`seqgan.losses.psnr`, the one definition the trainer's sidecar and supplement
+  Fig. 1 use too. Per image ``10 log10(255^2 / MSE)``, MSE over all H x W x 3 values of the uint8
   images (in float64); the reported value is the mean over images. An identical image has
   MSE = 0 and PSNR = inf (``psnr`` returns inf); in the mean it counts as the PSNR of the
   smallest non-zero error, one value off by one: ``10 log10(255^2 * H * W * 3)`` (83.0 dB at
@@ -33,7 +34,6 @@ restored afterwards.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +54,7 @@ from seqgan.evaluate.fid import (
     store_batches,
     weights_identity,
 )
+from seqgan.losses.psnr import mean_psnr, psnr, psnr_definition
 from seqgan.nets.common import eval_mode
 from seqgan.nets.pretrained import lpips_linear_weights_path, require_weights
 from seqgan.nets.quantizer import CodebookUsage
@@ -66,8 +67,6 @@ __all__ = [
     "evaluate_reconstruction",
     "eval_mode",
     "lpips_vgg_distance",
-    "psnr",
-    "psnr_cap_db",
     "reconstruct_batch",
     "to_uint8",
 ]
@@ -103,24 +102,6 @@ def reconstruct_batch(
     tokenizer.to(dev)
     with eval_mode(tokenizer):
         return _reconstruct(tokenizer, np.asarray(images_uint8), dev)[0]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-image PSNR in dB of two (B, H, W, 3) uint8 batches; inf where the images are identical."""
-    a, b = np.asarray(a), np.asarray(b)
-    if a.shape != b.shape or a.ndim != 4:
-        raise ValueError(f"PSNR needs two (B, H, W, C) batches of one shape, got {a.shape}, {b.shape}")
-    if a.dtype != np.uint8 or b.dtype != np.uint8:
-        raise ValueError(f"PSNR is defined here on uint8 images, got {a.dtype}, {b.dtype}")
-    diff = a.astype(np.float64) - b.astype(np.float64)
-    mse = np.mean(diff * diff, axis=(1, 2, 3))
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(255.0**2 / mse)
-
-
-def psnr_cap_db(height: int, width: int, channels: int = 3) -> float:
-    """PSNR of one value off by one (the smallest non-zero error): identical images count as this."""
-    return 10.0 * math.log10(255.0**2 * height * width * channels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,7 +271,6 @@ def evaluate_reconstruction(
     assert resolution is not None
     height, width = int(resolution[0]), int(resolution[1])
     per_image_psnr = np.concatenate(psnr_values)
-    cap = psnr_cap_db(height, width)
     identical = int(np.isinf(per_image_psnr).sum())
     fraction_used, perplexity = usage.compute()
     feats = np.concatenate(features)
@@ -300,7 +280,7 @@ def evaluate_reconstruction(
         "count": n,
         "resolution": [height, width],
         "rfid": fid_from_features(feats, reference),
-        "psnr": float(np.minimum(per_image_psnr, cap).mean()),
+        "psnr": mean_psnr(per_image_psnr, height, width),
         "psnr_identical_images": identical,
         "codebook_usage": float(fraction_used),
         "codebook_perplexity": float(perplexity),
@@ -327,10 +307,7 @@ def evaluate_reconstruction(
             "resize": fid_info["resize_policy"],
             "formula": "clean-fid frechet_distance(mu, sigma) of reconstructions vs reference",
         },
-        "psnr": (
-            "mean over images of 10 log10(255^2 / MSE), MSE over all uint8 values of an image; "
-            f"identical images count as {cap:.2f} dB (one value off by one)"
-        ),
+        "psnr": psnr_definition(height, width),
         "codebook": "ids of encode() over the whole evaluated split; fraction of K used, exp(entropy)",
     }
     if perceptual_distance is not None:

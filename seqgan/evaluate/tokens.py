@@ -1,22 +1,26 @@
-"""Token ids of a split through a phase-1 tokenizer (what the transformers train on); the on-disk
-format of a token split is :mod:`seqgan.artefacts.tokens`."""
+"""Token ids of a split through a phase-1 tokenizer (what the transformers train on; `seqgan
+encode-tokens`, rule ``encode_tokens``); the on-disk format of a token split is
+:mod:`seqgan.artefacts.tokens`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from seqgan.artefacts.images import to_model_input
-from seqgan.artefacts.tokens import TOKEN_DTYPE, check_codebook_size
-from seqgan.evaluate.fid import store_batches
+from seqgan.artefacts.files import file_sha256
+from seqgan.artefacts.images import open_image_store, store_batches, to_model_input
+from seqgan.artefacts.tokens import TOKEN_DTYPE, check_codebook_size, write_token_split
+from seqgan.config import Params
 from seqgan.nets.common import eval_mode
 from seqgan.progress import progress_bar
-from seqgan.train.runtime import resolve_device
+from seqgan.train.runtime import resolve_device, set_threads
+from seqgan.train.tokenizer_model import load_tokenizer_checkpoint
 
-__all__ = ["encode_split"]
+__all__ = ["encode_split", "encode_tokens_job"]
 
 
 def encode_split(
@@ -51,3 +55,21 @@ def encode_split(
     if not chunks:
         raise ValueError(f"{getattr(store, 'directory', 'store')}: no images to encode")
     return np.concatenate(chunks)
+
+
+def encode_tokens_job(params: Params, *, tokenizer_file: Path, split_dir: Path, out: Path, threads: int) -> dict:
+    """Encode one prepared split with one tokenizer and write the token split."""
+    set_threads(threads)
+    device = resolve_device(params.run.device)
+    tokenizer, sidecar = load_tokenizer_checkpoint(tokenizer_file, params, device)
+    store = open_image_store(split_dir)
+    ids = encode_split(tokenizer, store, batch_size=params.evaluation.batch_size, device=device, progress=True)
+    meta = {
+        "tokenizer": {"file": str(tokenizer_file), "sha256": file_sha256(tokenizer_file),
+                      "phase": sidecar.get("phase"), "alpha": sidecar.get("alpha"),
+                      "perceptual": sidecar.get("perceptual"), "step": sidecar.get("step")},
+        "source": {"directory": str(split_dir), "sha256": store.manifest["sha256"]},
+    }
+    manifest = write_token_split(out, ids, store.labels, meta, codebook_size=params.tokenizer.architecture.codebook_size)
+    print(f"{out}: {manifest['count']} x {manifest['grid_h']}x{manifest['grid_w']} tokens")
+    return manifest

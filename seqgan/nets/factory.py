@@ -1,4 +1,5 @@
-"""Build the networks from validated params: the one place that maps params keys to constructor arguments.
+"""Build the tokenizer and the discriminator from validated params (the transformers:
+:mod:`seqgan.nets.transformer_factory`): where params keys become constructor arguments.
 
 Every trainer, evaluator and report builds its models here, so a network is never constructed
 with a value that did not come from params.yaml.
@@ -11,11 +12,9 @@ from typing import Literal
 from seqgan.config import Params
 from seqgan.nets.attention import AttentionSpec
 from seqgan.nets.discriminator import StyleGAN2Discriminator
-from seqgan.nets.transformer import GenerativeTransformer, TransformerConfig
 from seqgan.nets.vqgan import VQTokenizer
 
 Phase = Literal[1, 2]
-Objective = Literal["ar", "nar"]
 
 
 def build_tokenizer(params: Params, phase: Phase) -> VQTokenizer:
@@ -49,20 +48,3 @@ def build_discriminator(params: Params) -> StyleGAN2Discriminator:
         channel_base=params.tokenizer.gan.disc_channels * resolution,
         channel_max=512,
     )
-
-
-def tokens_per_image(params: Params) -> int:
-    side = params.data.resolution // params.tokenizer.architecture.compression
-    return side * side
-
-
-def build_transformer(params: Params, size: Literal["base", "large"], objective: Objective) -> GenerativeTransformer:
-    """AR (causal) or NAR (bidirectional) transformer over the tokenizer's codes."""
-    config = TransformerConfig.from_size(
-        getattr(params.transformer.sizes, size),
-        vocab_size=params.tokenizer.architecture.codebook_size,
-        seq_len=tokens_per_image(params),
-        num_classes=params.transformer.num_classes if params.transformer.conditional else 0,
-        causal=objective == "ar",
-    )
-    return GenerativeTransformer(config)

@@ -27,16 +27,21 @@ split (the analogue of VGG's ImageNet statistics); they are saved with the weigh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from seqgan.artefacts.checkpoints import load_weights
+from seqgan.config import Params
 from seqgan.nets.backbone import TAP_NAMES
 
 CONVS_PER_STAGE: tuple[int, ...] = (2, 2, 2, 2, 2)
 # Recorded in the weights' sidecar; a checkpoint of another layout is refused on load.
 NORMALIZATION = "batchnorm"
+WEIGHTS_KIND = "semantic_net"  # the sidecar kind of a trained network (seqgan.train.classifier)
 
 
 def _conv_unit(in_ch: int, out_ch: int) -> list[nn.Module]:
@@ -153,3 +158,41 @@ def fold_batchnorm(net: SemanticNet) -> SemanticNet:
         for index, module in enumerate(folded):
             stage.add_module(str(index), module)
     return net
+
+
+def semantic_weights(params: Params, path: str | Path | None) -> Path | None:
+    """The embedded semantic network's weights file (None for the pretrained VGG16 backbone)."""
+    if params.semantic.backbone != "embedded":
+        return None
+    if not path:
+        raise SystemExit("error: --semantic is required when semantic.backbone = embedded")
+    return Path(path)
+
+
+def load_semantic_net(
+    path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> SemanticNet:
+    """Rebuild a trained :class:`SemanticNet` from its weights + sidecar: eval mode, frozen, its
+    BatchNorms folded into the convolutions (:func:`seqgan.nets.semantic.fold_batchnorm`)."""
+    state, sidecar = load_weights(path, device="cpu")
+    if sidecar.get("kind") != WEIGHTS_KIND:
+        raise ValueError(
+            f"{path}: sidecar kind is {sidecar.get('kind')!r}, expected {WEIGHTS_KIND!r}"
+        )
+    config = sidecar["config"]
+    stored_layout = tuple(config.get("convs_per_stage", CONVS_PER_STAGE))
+    if stored_layout != CONVS_PER_STAGE:
+        raise ValueError(
+            f"{path}: trained with {stored_layout} convolutions per stage, this code builds "
+            f"{CONVS_PER_STAGE}; retrain the semantic network"
+        )
+    stored_norm = config.get("normalization", "none")
+    if stored_norm != NORMALIZATION:
+        raise ValueError(
+            f"{path}: trained with normalization {stored_norm!r}, this code builds "
+            f"{NORMALIZATION!r}; retrain the semantic network"
+        )
+    model = SemanticNet(config["widths"], config["num_classes"])
+    model.load_state_dict(state, strict=True)
+    model.eval().requires_grad_(False)
+    return fold_batchnorm(model).to(device)

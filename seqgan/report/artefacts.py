@@ -18,29 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from seqgan.config import NO_ENTROPY_VARIANT, Params, lookup
+from seqgan.runs import lineage_keys
 
 Decoder = Literal["phase1", "phase2"]
-
-# The params sections that determine each kind of run (the seed is named separately).
-RUN_SECTIONS: dict[str, tuple[str, ...]] = {
-    "tokenizer_phase1": (
-        "data", "semantic", "tokenizer.architecture", "tokenizer.quantizer", "tokenizer.loss", "tokenizer.gan",
-        "tokenizer.phase1", "evaluation.fid_network",
-    ),
-    "tokenizer_phase2": (
-        "data", "semantic", "tokenizer.architecture", "tokenizer.quantizer", "tokenizer.loss", "tokenizer.gan",
-        "tokenizer.phase1", "tokenizer.phase2", "run.seed", "evaluation.fid_network",
-    ),
-    "transformer": (
-        "data", "semantic", "tokenizer.architecture", "tokenizer.quantizer", "tokenizer.loss", "tokenizer.gan",
-        "tokenizer.phase1", "transformer",
-    ),
-    "generation": (
-        "data", "semantic", "tokenizer.architecture", "tokenizer.quantizer", "tokenizer.loss", "tokenizer.gan",
-        "tokenizer.phase1", "tokenizer.phase2", "transformer", "run.seed", "evaluation.fid_network",
-        "evaluation.num_samples", "evaluation.generation_reference",
-    ),
-}
 
 # Paper datasets, recognised by the prefix of data.name (configs/: imagenet256, ffhq256, lsun_cat256, ...).
 PAPER_DATASETS: tuple[tuple[str, str], ...] = (
@@ -176,7 +156,9 @@ class RunIdentity:
 
 
 def run_identity(params: Params, kind: str, records: list[dict[str, Any]]) -> RunIdentity:
-    sections = RUN_SECTIONS[kind]
+    """``kind``: a key of :data:`seqgan.runs.LINEAGE`; the hash covers the declared keys of every run
+    the reported number went through (seqgan/runs.py)."""
+    sections = tuple(lineage_keys(kind, params.raw))
     revisions = sorted({rev for record in records for rev in git_revisions(record)})
     return RunIdentity(kind, params.section_hash(*sections), sections, ", ".join(revisions) or "not recorded")
 

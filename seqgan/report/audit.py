@@ -16,10 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
+from seqgan.artefacts.files import atomic_write_text
 from seqgan.config import Params, lookup
 from seqgan.report.artefacts import paper_dataset
 from seqgan.report.reference import paper_reference
@@ -248,3 +250,13 @@ def audit_markdown(lines: list[AuditLine], params: Params, source: str) -> str:
         out.append(f"| {line.setting.table} | {line.setting.group} | {line.setting.name} | `{line.in_use.key}` | "
                    + " | ".join(paper) + f" | {_show(line.in_use.value)} | {status} |")
     return "\n".join(out) + "\n"
+
+
+def hparam_audit_job(params: Params, *, params_file: str, out: Path) -> None:
+    """`seqgan hparam-audit`: the audit CSV and Markdown (rule ``hparam_audit``)."""
+    lines = audit(params)
+    out = Path(out)
+    atomic_write_text(out, audit_frame(lines).to_csv(index=False))
+    atomic_write_text(out.with_suffix(".md"), audit_markdown(lines, params, params_file))
+    flags = flagged(lines)
+    print(f"{params_file}: {len(flags)} difference(s) from the paper" + (f": {', '.join(flags)}" if flags else ""))

@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seqgan.artefacts.files import atomic_write_text
 from seqgan.config import Params, VerdictParams, no_entropy_alpha
 from seqgan.report.artefacts import (
     ArtefactLayout,
+    MissingArtefactError,
     ProducedRuns,
     read_json,
     variant_name,
@@ -741,3 +743,14 @@ def claims_markdown(claims: Sequence[Claim], params: Params) -> str:
             out += ["Caveats:", "", *[f"- {c}" for c in claim.caveats], ""]
         out += ["Sources: " + ", ".join(f"`{s}`" for s in dict.fromkeys(claim.sources)), ""]
     return "\n".join(out)
+
+
+def claims_job(params: Params, *, layout: ArtefactLayout, out: Path) -> None:
+    """`seqgan claims`: results/claims.md (rule ``claims``)."""
+    try:
+        claims = evaluate_claims(params, layout)
+    except (MissingArtefactError, KeyError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    atomic_write_text(out, claims_markdown(claims, params))
+    for claim in claims:
+        print(f"claim {claim.number}: {claim.verdict}")

@@ -13,13 +13,16 @@ must be the same. A number present in one run only is reported as such, never sk
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from seqgan.artefacts.files import atomic_write_text
 from seqgan.config import Params, VerdictParams, params_hash
 from seqgan.report.artefacts import ArtefactLayout
 from seqgan.report.numbers import Number, RunNumbers, collect_numbers
-from seqgan.report.reference_layout import ReferenceLayout
+from seqgan.report.reference_layout import MissingReferenceError, ReferenceLayout
 
 AGREE = "agree"
 DIFFER = "differ"
@@ -202,3 +205,19 @@ def compare_with_reference(params: Params, params_file: str, layout: ArtefactLay
     text = comparison_markdown(comparison, params.evaluation.verdicts, str(reference.root),
                                identity_lines(info, params_hash(params.raw), params_file))
     return comparison, text
+
+
+def compare_reference_job(params: Params, params_file: str, layout: ArtefactLayout, reference: Path, out: Path) -> None:
+    """`seqgan compare-reference`: the Markdown report and its JSON summary; exits non-zero when a
+    number or a verdict differs from the reference."""
+    try:
+        comparison, text = compare_with_reference(params, params_file, layout, ReferenceLayout(reference))
+    except (MissingReferenceError, ValueError) as exc:
+        raise SystemExit(f"error: compare-reference: {exc}") from None
+    atomic_write_text(out, text)
+    atomic_write_text(Path(out).with_suffix(".json"),
+                      json.dumps(comparison_summary(comparison, str(reference)), indent=2) + "\n")
+    print(text)
+    if not comparison.agrees:
+        raise SystemExit(f"compare-reference: {len(comparison.disagreements)} difference(s) from {reference} "
+                         f"(see {out}): " + "; ".join(comparison.disagreements))

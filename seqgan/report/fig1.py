@@ -26,10 +26,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from seqgan.artefacts.images import to_model_input, to_uint8
-from seqgan.evaluate.reconstruction import psnr
+from seqgan.artefacts.files import atomic_write_text, file_sha256
+from seqgan.artefacts.images import open_image_store, to_model_input, to_uint8
+from seqgan.artefacts.samples import open_sample_set
+from seqgan.config import Params
+from seqgan.losses.psnr import psnr
 from seqgan.nets.common import eval_mode
 from seqgan.report.sample_grids import GridLayout, save_image_grid
+from seqgan.train.runtime import resolve_device, set_threads
+from seqgan.train.tokenizer_model import load_tokenizer_checkpoint
 
 __all__ = ["Fig1Panels", "check_same_tokens", "decode_ids", "fig1_panels", "plot_fig1", "psnr_table"]
 
@@ -134,3 +139,46 @@ def plot_fig1(panels: Fig1Panels, out_pdf: str | Path, *, title: str, caption: s
         (f"val, phase-2 ({np.mean(panels.psnr_phase2):.1f} dB)", panels.val_phase2),
     ]
     return save_image_grid(rows, out_pdf, title=title, caption=caption)
+
+
+def fig1_job(
+    params: Params, *, samples_dir: Path, phase1: Path, phase2: Path, val_dir: Path, out: Path, threads: int,
+) -> None:
+    """`seqgan fig1`: supplement Fig. 1 and its per-image PSNR CSV (rule ``fig1_phase2_decoder``)."""
+    set_threads(threads)
+    device = resolve_device(params.run.device)
+    tok1, side1 = load_tokenizer_checkpoint(phase1, params, device)
+    tok2, side2 = load_tokenizer_checkpoint(phase2, params, device)
+    if side1.get("phase") != 1 or side2.get("phase") != 2:
+        raise SystemExit(f"error: --phase1 {phase1} is phase {side1.get('phase')}, "
+                         f"--phase2 {phase2} is phase {side2.get('phase')}")
+    samples = open_sample_set(samples_dir)
+    decoded_with = (samples.manifest.get("tokenizer_checkpoint") or {}).get("sha256")
+    if decoded_with and decoded_with != file_sha256(phase1):
+        raise SystemExit(f"error: the samples in {samples_dir} were decoded with another tokenizer than "
+                         f"{phase1}; their ids belong to that tokenizer's codebook")
+    store = open_image_store(val_dir)
+    columns = params.evaluation.sample_grid.columns
+    n, m = min(columns, len(samples)), min(columns, len(store))
+    tokens = np.load(samples.directory / "tokens.npy")[:n]
+    try:
+        panels = fig1_panels(tok1, tok2, tokens, np.array(store.images[:m]), device)
+    except ValueError as exc:
+        raise SystemExit(f"error: {phase2}: {exc}") from None
+    out = Path(out)
+    csv_path = out.with_suffix(".csv")
+    objective = str(samples.manifest.get("objective", "")).upper()
+    caption = (
+        f"Rows 1-2: the first {n} token grids of {objective} samples (seed {samples.seed}; {samples_dir}) "
+        f"decoded by the phase-1 decoder ({phase1}, alpha {side1.get('alpha')}) and by the phase-2 "
+        f"decoder ({phase2}, alpha {side2.get('alpha')}); mean |phase 2 - phase 1| = "
+        f"{panels.sample_decoder_difference:.1f} / 255.\n"
+        f"Rows 3-5: the first {m} images of {val_dir}, their phase-1 token grids decoded by each decoder; "
+        f"mean PSNR {np.mean(panels.psnr_phase1):.2f} dB (phase 1) vs {np.mean(panels.psnr_phase2):.2f} dB "
+        f"(phase 2), per image in {csv_path.name}. Run {params.run.name}."
+    )
+    plot_fig1(panels, out, title="Supplement Fig. 1: the same tokens through the phase-1 and phase-2 decoders",
+              caption=caption, sample_label=f"{objective} sample")
+    table = psnr_table(panels, range(m), store.labels[:m], store.class_names)
+    atomic_write_text(csv_path, table.to_csv(index=False))
+    print(table.to_string(index=False))

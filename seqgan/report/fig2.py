@@ -23,7 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from seqgan.config import VerdictParams
+from seqgan.artefacts.files import atomic_write_text
+from seqgan.config import Params, VerdictParams
 from seqgan.report.floors import tokenizer_floor_flags
 
 
@@ -144,3 +145,16 @@ def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
     return str(value)
+
+
+def fig2_job(params: Params, *, runs: Sequence[tuple[str, str, str, str, str]], out: Path) -> pd.DataFrame:
+    """`seqgan fig2`: the figure, its PNG and the CSV summary (rule ``fig2_val_loss``).
+
+    ``runs``: (variant, objective, curve CSV, transformer sidecar, tokenizer metrics) per line."""
+    fig_runs = [Fig2Run(variant, objective, Path(curve), Path(sidecar), Path(metrics))
+                for variant, objective, curve, sidecar, metrics in runs]
+    note = f"{params.run.name}, {params.transformer.models[0]} size, seed {params.run.seed}"
+    table = plot_fig2(fig_runs, Path(out), title_note=note, floors=params.evaluation.verdicts)
+    atomic_write_text(Path(out).with_suffix(".csv"), table.to_csv(index=False))
+    print(table.drop(columns=["sources"]).to_string(index=False))
+    return table

@@ -26,6 +26,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from seqgan.artefacts.files import atomic_write_text, file_sha256
+from seqgan.artefacts.images import open_image_store
+from seqgan.config import Params
 from seqgan.evaluate.visualize import (
     compose_grid,
     grid_size,
@@ -41,6 +44,10 @@ from seqgan.report.fig6b import (
     variant_label,
     variant_sort_key,
 )
+from seqgan.train.runtime import resolve_device, set_threads
+from seqgan.train.tokenizer_model import load_tokenizer_checkpoint
+from seqgan.train.transformer import load_transformer_checkpoint
+from seqgan.train.variants import parse_phase1_variant
 
 __all__ = [
     "Fig3Result",
@@ -260,3 +267,40 @@ def plot_fig3(result: Fig3Result, out_pdf: str | Path, title_note: str = "") -> 
     )
     save_pdf_png(fig, out_pdf, dpi=DPI)
     return canvas
+
+
+def fig3_job(
+    params: Params, *, split_dir: Path, variants: Sequence[tuple[str, str, str]], out: Path, threads: int,
+) -> None:
+    """`seqgan fig3`: main Fig. 4 / supplement Fig. 3 and its token-accuracy CSV (rule
+    ``fig3_visualization``). ``variants``: (variant, tokenizer weights, AR transformer weights)."""
+    set_threads(threads)
+    device = resolve_device(params.run.device)
+    shown, runs = [], set()
+    for name, tokenizer_file, transformer_file in variants:
+        alpha, perceptual = parse_phase1_variant(params, name)
+        tokenizer, k_sidecar = load_tokenizer_checkpoint(tokenizer_file, params, device)
+        if (k_sidecar.get("phase"), k_sidecar.get("perceptual"), k_sidecar.get("alpha")) != (1, perceptual, alpha):
+            raise SystemExit(f"error: {tokenizer_file} is not the phase-1 {name} tokenizer (its sidecar records "
+                             f"phase {k_sidecar.get('phase')}, alpha {k_sidecar.get('alpha')}, "
+                             f"perceptual {k_sidecar.get('perceptual')})")
+        transformer, t_sidecar = load_transformer_checkpoint(transformer_file, params, device)
+        try:
+            check_pairing(tokenizer_file, file_sha256(tokenizer_file), transformer_file, t_sidecar)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from exc
+        runs.add(f"{t_sidecar.get('size')}, seed {t_sidecar.get('training', {}).get('seed')}")
+        shown.append(Fig3Variant(name, tokenizer, transformer, tokenizer_file, transformer_file))
+    store = open_image_store(split_dir)
+    result = compute_fig3(
+        shown, store.images, store.labels, class_names=store.class_names, split=str(split_dir),
+        num_images=params.evaluation.visualization_images, batch_size=params.evaluation.batch_size, device=device,
+    )
+    note = (f"{params.run.name}: first {len(result.inputs)} of {result.split_count} images of {split_dir}; "
+            f"AR transformers {' / '.join(sorted(runs))}")
+    plot_fig3(result, Path(out), title_note=note)
+    table = fig3_table(result)
+    atomic_write_text(Path(out).with_suffix(".csv"), table.to_csv(index=False))
+    summary = table[table.row == "split_mean"]
+    print(summary[["variant", "num_images", "token_accuracy", "token_accuracy_std", "constant_guess_accuracy"]]
+          .to_string(index=False))

@@ -31,7 +31,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from seqgan.artefacts.files import atomic_write_bytes
+from seqgan.artefacts.files import atomic_write_bytes, atomic_write_text
+from seqgan.config import Params
 
 __all__ = [
     "MetricsFileError",
@@ -305,3 +306,27 @@ def save_pdf_png(fig: Any, out_pdf: str | Path, dpi: int, **savefig_kw: Any) -> 
         fig.savefig(buffer, format=fmt, **extra, **savefig_kw)
         atomic_write_bytes(path, buffer.getvalue())
     plt.close(fig)
+
+
+def fig6b_job(
+    params: Params, *, rfid: Sequence[tuple[str, str, str]], generation: Sequence[tuple[str, str, str, str]], out: Path,
+) -> None:
+    """`seqgan fig6b`: main Fig. 6b and the CSV of every plotted number (rule ``fig6b_alpha_sweep``).
+    ``rfid``: (variant, experiment seed, tokenizer metrics); ``generation``: (objective, variant,
+    sampling seed, generation metrics)."""
+
+    def seed(value: str, option: str) -> int:
+        if not value.isdigit():
+            raise SystemExit(f"error: {option}: seed must be a non-negative integer, got {value!r}")
+        return int(value)
+
+    rfid_files = [MetricsFile(v, seed(s, "--rfid"), Path(f)) for v, s, f in rfid]
+    generation_files = [MetricsFile(v, seed(s, "--generation"), Path(f), objective=o) for o, v, s, f in generation]
+    try:
+        table = fig6b_table(rfid_files, generation_files, transformer_seed=params.run.seed)
+    except MetricsFileError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    plot_fig6b(table, Path(out), title_note=params.run.name)
+    atomic_write_text(Path(out).with_suffix(".csv"), table.to_csv(index=False))
+    means = table[table.row == "mean_over_seeds"]
+    print(means[["panel", "objective", "variant", "mean", "min", "max", "n"]].to_string(index=False))

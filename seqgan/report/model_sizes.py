@@ -9,17 +9,15 @@ miniature and the paper model, which says nothing).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
+from seqgan.artefacts.files import atomic_write_text
 from seqgan.config import Params
 from seqgan.nets.common import count_parameters
-from seqgan.nets.factory import (
-    build_discriminator,
-    build_tokenizer,
-    build_transformer,
-    tokens_per_image,
-)
+from seqgan.nets.factory import build_discriminator, build_tokenizer
+from seqgan.nets.transformer_factory import build_transformer, tokens_per_image
 from seqgan.nets.vqgan import parameter_breakdown
 from seqgan.report.reference import paper_reference
 
@@ -75,3 +73,27 @@ def model_size_rows(params: Params) -> list[SizeRow]:
                 model = build_transformer(params, size, objective)
                 rows.append(_row(f"transformer_{size}_{objective}", count_parameters(model), paper_entry))
     return rows
+
+
+def model_sizes_job(params: Params, *, out: Path) -> None:
+    """`seqgan model-sizes`: the CSV and its Markdown table (rule ``model_sizes``)."""
+    import pandas as pd
+
+    table = pd.DataFrame([asdict(row) for row in model_size_rows(params)])
+    table["paper_parameters"] = table["paper_parameters"].astype("Int64")
+    out = Path(out)
+    atomic_write_text(out, table.to_csv(index=False))
+    atomic_write_text(out.with_suffix(".md"), _model_sizes_markdown(table, params.run.name))
+    print(table.to_string(index=False))
+
+
+def _model_sizes_markdown(table, run_name: str) -> str:
+    import pandas as pd
+
+    shown = table.assign(
+        parameters=(table.parameters / 1e6).map("{:.2f}M".format),
+        paper_parameters=table.paper_parameters.map(lambda v: "" if pd.isna(v) else f"{v / 1e6:.1f}M"),
+        relative_difference=table.relative_difference.map(lambda v: "" if pd.isna(v) else f"{v:+.2%}"),
+    )
+    header = f"# Model sizes ({run_name})\n\nBuilt on the meta device from the params in use.\n\n"
+    return header + shown.to_markdown(index=False) + "\n"

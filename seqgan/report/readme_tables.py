@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from seqgan.artefacts.files import atomic_write_text
 from seqgan.report.numbers import PAIRED_DIFFERENCE, Number, RunNumbers, number_name
 from seqgan.report.reference_layout import ReferenceLayout
 from seqgan.report.timings import StageTiming
@@ -293,3 +294,22 @@ def generated_readme(reference: Path, readme: Path) -> tuple[str, str]:
 def readme_diff(current: str, generated: str, readme: str = "README.md") -> str:
     return "".join(difflib.unified_diff(current.splitlines(keepends=True), generated.splitlines(keepends=True),
                                         f"{readme} (as it is)", f"{readme} (generated)"))
+
+
+def readme_tables_job(reference: Path, readme: Path, *, check: bool) -> None:
+    """`seqgan readme-tables`: rewrite (or with ``check`` only compare) the README's generated sections."""
+    try:
+        current, generated = generated_readme(reference, readme)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"error: readme-tables: {exc}") from None
+    if check:
+        if current != generated:
+            print(readme_diff(current, generated, str(readme)))
+            raise SystemExit(f"readme-tables: {readme} differs from what {reference} generates; "
+                             "run `seqgan readme-tables` and commit the README")
+        print(f"{readme}: generated sections match {reference}")
+        return
+    if current != generated:
+        atomic_write_text(readme, generated)
+    print(f"{readme}: generated sections {'rewritten' if current != generated else 'already up to date'} "
+          f"from {reference}")

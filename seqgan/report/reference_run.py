@@ -265,3 +265,15 @@ def collect_reference(params_file: Path, root: Path, out: Path, *,
     atomic_write_text(ref.numbers_json, numbers_to_json(numbers))
     atomic_write_text(ref.run_json, json.dumps(info, indent=2) + "\n")
     return ref
+
+
+def reference_run_job(params_file: Path, out: Path, *, collect_only: bool, force: bool, threads: int | None) -> None:
+    """`seqgan reference-run`: run (or only collect) the reference run of the embedded default."""
+    try:
+        if collect_only:
+            ref = collect_reference(params_file, Path.cwd(), out)
+        else:
+            ref = run_reference(params_file, Path.cwd(), out, force=force, threads=threads)
+    except ReferenceRunError as exc:
+        raise SystemExit(f"error: reference-run: {exc}") from None
+    print(f"{ref.root}: reference written; next: `seqgan readme-tables` and commit {ref.root}")

@@ -28,11 +28,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 from seqgan.artefacts.files import atomic_write_bytes
-from seqgan.artefacts.samples import SampleSet
+from seqgan.artefacts.samples import SampleSet, check_sample_identity, open_sample_set
+from seqgan.config import Params
 
 __all__ = [
     "GridLayout",
@@ -209,3 +212,30 @@ def plot_sample_grid(
     grid, how = sample_grid_rows(samples, classes=classes, columns=columns, rows=rows, class_names=class_names)
     caption = f"{how}.\n{description}\nsamples: {samples.directory}"
     return save_image_grid(grid, out_pdf, title=title, caption=caption)
+
+
+def sample_grid_job(
+    params: Params, *, samples_dir: Path, objective: str, size: str, variant: str, decoder: str,
+    class_names_from: Path | None, out: Path,
+) -> GridLayout:
+    """`seqgan sample-grid`: the grid PDF and PNG of one sample set (rule ``sample_grid``)."""
+    samples = open_sample_set(samples_dir)
+    check_sample_identity(samples, objective=objective, decoder=decoder, seed=None,
+                          conditional=params.transformer.conditional)
+    grid = params.evaluation.sample_grid
+    class_names = json.loads(Path(class_names_from).read_text())["class_names"] if class_names_from else None
+    m = samples.manifest
+    sampling = ", ".join(f"{k} {v}" for k, v in (m.get("sampling") or {}).items())
+    title = (f"{objective.upper()} {size} on {variant} tokens, "
+             f"{decoder.replace('phase', 'phase-')} decoder "
+             f"({params.run.name})")
+    description = (f"sampling: {sampling}; transformer "
+                   f"{(m.get('transformer_checkpoint') or {}).get('file')}; decoder "
+                   f"{(m.get('tokenizer_checkpoint') or {}).get('file')}")
+    try:
+        layout = plot_sample_grid(samples, out, classes=grid.classes, columns=grid.columns, rows=grid.rows,
+                                  title=title, description=description, class_names=class_names)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    print(f"{out}: {layout.rows} x {layout.columns} samples, PNG {layout.width} x {layout.height} px")
+    return layout

@@ -15,17 +15,19 @@ setting): an FID of the embedded 32 px set minus an ImageNet FID is not a differ
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
+from seqgan.artefacts.files import atomic_write_text
 from seqgan.config import Params
 from seqgan.report.artefacts import (
     ArtefactLayout,
     Decoder,
+    MissingArtefactError,
     ProducedRuns,
     RunIdentity,
     dotted,
@@ -62,7 +64,7 @@ class Source:
 
     files: tuple[Path, ...]
     key: str
-    kind: str  # a RUN_SECTIONS key: which params sections determine the run
+    kind: str  # a seqgan.runs.LINEAGE key: which declared runs (and their params keys) produced it
     combine: Literal["mean", "sum"]
     scale: float
     what: str  # the run in words, e.g. "AR base on alpha1.0 tokens, phase-2 decoder"
@@ -655,3 +657,18 @@ def _footnote(number: int, cell: Cell) -> str:
     if cell.spec.note:
         text += f". Note: {cell.spec.note}"
     return text + "."
+
+
+def tables_job(params: Params, *, tables: Sequence[str] | None, layout: ArtefactLayout, out_dir: Path) -> None:
+    """`seqgan tables`: each named paper table (default: all) as CSV and Markdown (rule ``paper_table``)."""
+    out_dir = Path(out_dir)
+    for name in tables or TABLE_NAMES:
+        try:
+            table = build_table(params, name, layout)
+        except (MissingArtefactError, KeyError, ValueError) as exc:
+            raise SystemExit(f"error: {name}: {exc}") from None
+        frame = table_frame(table)
+        atomic_write_text(out_dir / f"{name}.csv", frame.to_csv(index=False))
+        atomic_write_text(out_dir / f"{name}.md", table_markdown(table, params))
+        shown = frame[["row", "column", "paper", "reproduced", "difference", "status"]]
+        print(f"{name}:\n{shown[shown.status == 'reproduced'].to_string(index=False)}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqgan.artefacts.checkpoints import load_weights, save_weights
+from seqgan.artefacts.checkpoints import save_weights
 from seqgan.artefacts.images import ImageStore, open_image_store, to_model_input
 from seqgan.nets.common import count_parameters
 from seqgan.nets.semantic import (
     CONVS_PER_STAGE,
     NORMALIZATION,
+    WEIGHTS_KIND,
     SemanticNet,
-    fold_batchnorm,
 )
 from seqgan.progress import progress as progress_bar
 from seqgan.train.gates import require_at_least
@@ -54,7 +54,6 @@ from seqgan.train.runtime import (
     seed_everything,
 )
 
-WEIGHTS_KIND = "semantic_net"
 # Images used to estimate the input normalisation (evenly spaced over the split); a fixed
 # algorithmic constant, far above what a 3-channel mean / std needs.
 STATS_MAX_IMAGES = 10_000
@@ -185,6 +184,7 @@ def train_semantic_classifier(
     log_dir: str | os.PathLike[str],
     min_val_accuracy: float,
     progress: bool = True,
+    run_identity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and save the semantic network; return its metrics.
 
@@ -195,6 +195,8 @@ def train_semantic_classifier(
     per step), ``log_dir/val.csv`` (step, val_loss, val_accuracy every ``eval_every`` steps and at
     the end) and DVCLive files in ``log_dir``. Resumes from ``resume_path`` when it exists (the
     file is written every ``checkpoint_every`` steps and at the end, and left in place).
+    ``run_identity``: the workflow's declared values of this run (:func:`seqgan.runs.run_values`),
+    part of the fingerprint a resume state must match and recorded in the sidecar.
     """
     wall_start = time.perf_counter()
     _check_arguments(widths, iterations, batch_size, warmup_steps, eval_every)
@@ -219,6 +221,8 @@ def train_semantic_classifier(
         "train_sha256": train.manifest["sha256"],
         "val_sha256": val.manifest["sha256"],
     }
+    if run_identity is not None:
+        fingerprint["run"] = dict(run_identity)
 
     def state_fn() -> dict[str, Any]:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
@@ -338,38 +342,9 @@ def train_semantic_classifier(
     }
 
 
-def load_semantic_net(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> SemanticNet:
-    """Rebuild a trained :class:`SemanticNet` from its weights + sidecar: eval mode, frozen, its
-    BatchNorms folded into the convolutions (:func:`seqgan.nets.semantic.fold_batchnorm`)."""
-    state, sidecar = load_weights(path, device="cpu")
-    if sidecar.get("kind") != WEIGHTS_KIND:
-        raise ValueError(
-            f"{path}: sidecar kind is {sidecar.get('kind')!r}, expected {WEIGHTS_KIND!r}"
-        )
-    config = sidecar["config"]
-    stored_layout = tuple(config.get("convs_per_stage", CONVS_PER_STAGE))
-    if stored_layout != CONVS_PER_STAGE:
-        raise ValueError(
-            f"{path}: trained with {stored_layout} convolutions per stage, this code builds "
-            f"{CONVS_PER_STAGE}; retrain the semantic network"
-        )
-    stored_norm = config.get("normalization", "none")
-    if stored_norm != NORMALIZATION:
-        raise ValueError(
-            f"{path}: trained with normalization {stored_norm!r}, this code builds "
-            f"{NORMALIZATION!r}; retrain the semantic network"
-        )
-    model = SemanticNet(config["widths"], config["num_classes"])
-    model.load_state_dict(state, strict=True)
-    model.eval().requires_grad_(False)
-    return fold_batchnorm(model).to(device)
-
-
 __all__ = [
     "evaluate",
-    "load_semantic_net",
+    
     "train_semantic_classifier",
     "to_model_input",
 ]

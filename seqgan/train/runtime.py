@@ -70,6 +70,13 @@ def autocast_context(device: torch.device) -> contextlib.AbstractContextManager[
     return contextlib.nullcontext()
 
 
+def set_threads(threads: int) -> None:
+    """Torch's intra-op CPU thread count for a whole job (0 leaves torch's default). Part of what a
+    CPU run's float rounding depends on; the trainers record it in their sidecars."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 @contextlib.contextmanager
 def torch_threads(num_threads: int | None) -> Iterator[None]:
     """Temporarily set torch's intra-op thread count (``None`` leaves it alone).

@@ -1,19 +1,17 @@
 """Train SeQ-GAN's VQ tokenizer: phase 1 (encoder + codebook + conv decoder) and phase 2 (decoder).
 
-Objective of one generator step (main paper Sec. 3; every weight from params.yaml)::
+This module is the training loop -- :class:`TokenizerRun` (modules, optimisers, one generator and
+one discriminator step) and :func:`train_tokenizer` (data, resume, logging, the final weights and
+sidecar). The pieces it drives each have their own module:
 
-    L = l1_weight * |x - x_hat|_1                       (mean over pixels)
-      + codebook + beta * commitment - gamma * H(p_bar) (phase 1 only; weighted by the quantizer)
-      + perceptual_weight * L_per^alpha(x_hat, x)       (not for the control tokenizer or weight 0)
-      + w_gan * g_loss(D(x_hat))                        (from gan.start_step on, if gan.weight > 0)
-
-    w_gan = gan.weight, or gan.weight * ||grad_last L_rec|| / (||grad_last g_loss|| + 1e-4) when
-    gan.adaptive_weight (VQGAN's rule, L_rec = the L1 + perceptual part, "last" = the decoder's
-    final conv weight).
-
-Discriminator step (alternating with the generator step, same batch, from gan.start_step on)::
-
-    L_D = d_loss(D(x), D(sg[x_hat])) + r1_gamma / 2 * E ||grad_x D(x)||^2      (R1 every step)
+- :mod:`seqgan.train.tokenizer_schedule`: which settings a phase uses, the learning rate at a
+  step, Adam;
+- :mod:`seqgan.train.tokenizer_losses`: the objective (its docstring has the formulas of the
+  generator and the discriminator step) and the names of the logged terms;
+- :mod:`seqgan.train.tokenizer_model`: the configuration record, loading and checking a
+  checkpoint (:func:`~seqgan.train.tokenizer_model.load_tokenizer_checkpoint`), the network a phase
+  starts from;
+- :mod:`seqgan.train.tokenizer_eval`: the metrics the sidecar records.
 
 Choices the paper leaves open, and why:
 
@@ -23,15 +21,8 @@ Choices the paper leaves open, and why:
   current phase. Phase 2 starts a FRESH discriminator (seeded by ``run.seed``): the phase-1
   discriminator is not an artefact of the workflow, and a file-presence switch would be a hidden
   input.
-- The generator's adversarial forward runs through the discriminator with its parameters frozen
-  (no wasted weight gradients); the discriminator step sees ``sg[x_hat]`` of the same step.
-- Learning rate (both networks), a pure function of the step ``s`` (so resume needs no scheduler
-  state), ``T`` = the phase's iterations::
-
-      cosine:   lr(s) = end_lr + (lr - end_lr) * 0.5 * (1 + cos(pi * s / T))
-      constant: lr(s) = lr
-
-  ``0.5 * (1 + cos(pi * s / T))`` is :func:`seqgan.train.loop.cosine_schedule` without warm-up.
+- Learning rate (both networks): a pure function of the step (cosine from lr to end_lr, or
+  constant; :mod:`seqgan.train.tokenizer_schedule`), so resume needs no scheduler state.
 - Phase 2 (``init_weights`` = the phase-1 checkpoint): the attention decoder is built, phase-1
   weights are loaded with :func:`seqgan.nets.vqgan.load_phase1_state` (the zero-initialised
   attention makes it compute exactly the phase-1 function at step 0), the encoder and codebook are
@@ -72,43 +63,38 @@ before start_step --, ``total``, ``lr``, and the batch's codebook ``perplexity``
 run logs exactly the same rows.
 
 Final weights: ``save_weights(out_path, tokenizer.state_dict(), sidecar)``; the sidecar holds the
-architecture (to rebuild with :func:`load_tokenizer_checkpoint`), phase, alpha, perceptual, the
+architecture (to rebuild with :func:`~seqgan.train.tokenizer_model.load_tokenizer_checkpoint`), phase, alpha, perceptual, the
 training settings and metrics measured on a fixed evaluation set -- the first
 ``USAGE_EVAL_IMAGES`` images of the TRAIN split (the split the trainer is given; validation
-metrics belong to the evaluation stage): L1, PSNR, fraction of codes used, code perplexity.
+metrics belong to the evaluation stage): L1, PSNR (the evaluation stage's definition, on uint8
+images; :mod:`seqgan.losses.psnr`), fraction of codes used, code perplexity
+(:mod:`seqgan.train.tokenizer_eval`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
-import json
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seqgan.artefacts.checkpoints import load_weights, save_weights
+from seqgan.artefacts.checkpoints import save_weights
+from seqgan.artefacts.files import file_sha256
 from seqgan.artefacts.images import ImageStore, open_image_store, to_model_input
-from seqgan.config import Params, Phase1Params, Phase2Params
-from seqgan.losses.adversarial import adaptive_weight, d_loss, g_loss, r1_penalty
-from seqgan.losses.perceptual import SemanticPerceptualLoss, VGG16Backbone, check_alpha
-from seqgan.nets.backbone import TAP_NAMES
+from seqgan.config import Params
+from seqgan.losses.perceptual import SemanticPerceptualLoss, check_alpha
 from seqgan.nets.common import count_parameters
 from seqgan.nets.discriminator import StyleGAN2Discriminator
-from seqgan.nets.factory import build_discriminator, build_tokenizer
-from seqgan.nets.quantizer import CodebookUsage, total_quantizer_loss
-from seqgan.nets.vqgan import VQTokenizer, load_phase1_state
+from seqgan.nets.factory import build_discriminator
+from seqgan.nets.quantizer import total_quantizer_loss
+from seqgan.nets.vqgan import VQTokenizer
 from seqgan.progress import progress as progress_bar
-from seqgan.train.classifier import load_semantic_net
 from seqgan.train.distributed import (
     Distributed,
     close_distributed,
@@ -116,356 +102,43 @@ from seqgan.train.distributed import (
     init_distributed,
 )
 from seqgan.train.live import MetricLogger, open_live
-from seqgan.train.loop import StepSampler, TrainLoop, cosine_schedule
+from seqgan.train.loop import StepSampler, TrainLoop
 from seqgan.train.runtime import (
     autocast_context,
     compute_record,
     resolve_device,
     seed_everything,
 )
-
-__all__ = [
-    "USAGE_EVAL_IMAGES",
-    "WEIGHTS_KIND",
-    "Distributed",
-    "TokenizerRun",
-    "build_perceptual_loss",
-    "evaluate_reconstruction",
-    "learning_rate",
-    "load_tokenizer_checkpoint",
-    "log_columns",
-    "prepare_tokenizer",
-    "tokenizer_config",
-    "train_tokenizer",
-]
-
-Phase = Literal[1, 2]
-PhaseSettings = Phase1Params | Phase2Params
-
-WEIGHTS_KIND = "tokenizer"
-# Size of the fixed evaluation set (the first images of the train split) on which the sidecar's
-# codebook usage and reconstruction metrics are measured: 1024 images x 64 positions (embedded) or
-# x 256 (paper) are far more positions than codes, so "fraction used" is not limited by the
-# sample. An algorithmic constant, like the classifier's STATS_MAX_IMAGES.
-USAGE_EVAL_IMAGES = 1024
-QUANTIZER_COLUMNS = ("codebook", "commitment", "entropy")
-PERCEPTUAL_COLUMNS = (
-    *(f"per_{t}" for t in TAP_NAMES),
-    "per_logit",
-    "per_total",
-    "per_low",
-    "per_sem",
+from seqgan.train.tokenizer_eval import (
+    USAGE_EVAL_IMAGES,
+    evaluate_reconstruction,
+    evaluation_definition,
 )
-GAN_COLUMNS = ("gan_g", "gan_weight", "gan_d", "r1", "d_real", "d_fake")
+from seqgan.train.tokenizer_losses import (
+    QUANTIZER_COLUMNS,
+    build_perceptual_loss,
+    discriminator_loss,
+    generator_adversarial,
+    log_columns,
+    reconstruction_terms,
+    weighted_reconstruction,
+)
+from seqgan.train.tokenizer_model import (
+    WEIGHTS_KIND,
+    freeze_encoder_and_codebook,
+    plain_json,
+    prepare_tokenizer,
+    tokenizer_config,
+)
+from seqgan.train.tokenizer_schedule import (
+    Phase,
+    learning_rate,
+    make_adam,
+    phase_settings,
+    set_learning_rate,
+)
 
-
-# --------------------------------------------------------------------------------------------
-# Schedule and settings
-# --------------------------------------------------------------------------------------------
-
-
-def phase_settings(params: Params, phase: Phase) -> PhaseSettings:
-    """``tokenizer.phase1`` or ``tokenizer.phase2`` (batch, iterations, Adam, schedule, cadence)."""
-    if phase == 1:
-        return params.tokenizer.phase1
-    if phase == 2:
-        return params.tokenizer.phase2
-    raise ValueError(f"phase must be 1 or 2, got {phase!r}")
-
-
-def learning_rate(step: int, settings: PhaseSettings) -> float:
-    """lr at ``step`` (0-based): cosine from lr to end_lr over the iterations, or constant lr."""
-    if settings.lr_decay == "constant":
-        return settings.lr
-    if settings.lr_decay == "cosine":
-        factor = cosine_schedule(step, settings.iterations, 0)  # 0.5 * (1 + cos(pi * step / T))
-        return settings.end_lr + (settings.lr - settings.end_lr) * factor
-    raise ValueError(f"unknown lr_decay {settings.lr_decay!r} (cosine | constant)")
-
-
-def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-
-
-def make_adam(parameters: list[nn.Parameter], settings: PhaseSettings) -> torch.optim.Adam:
-    """Adam with the phase's betas (no weight decay: the paper's tokenizer optimizer is Adam)."""
-    return torch.optim.Adam(parameters, lr=settings.lr, betas=(settings.beta1, settings.beta2))
-
-
-def log_columns(phase: Phase, perceptual: bool, gan: bool) -> list[str]:
-    """The train.csv columns of a run: only the terms that run actually computes."""
-    columns = ["l1"]
-    if phase == 1:
-        columns += QUANTIZER_COLUMNS
-    if perceptual:
-        columns += PERCEPTUAL_COLUMNS
-    if gan:
-        columns += GAN_COLUMNS
-    return columns + ["total", "lr", "perplexity", "used_codes"]
-
-
-# --------------------------------------------------------------------------------------------
-# Models: configuration record, checkpoints, phase-2 preparation, perceptual loss
-# --------------------------------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    """A JSON round trip: tuples become lists, so params and sidecars compare equal."""
-    return json.loads(json.dumps(value))
-
-
-def tokenizer_config(params: Params, phase: Phase) -> dict[str, Any]:
-    """What rebuilding the tokenizer needs: architecture, quantizer, attention (phase 2), size."""
-    tok = params.tokenizer
-    return {
-        "architecture": _plain(params.raw["tokenizer"]["architecture"]),
-        "quantizer": _plain(params.raw["tokenizer"]["quantizer"]),
-        "attention": _plain(params.raw["tokenizer"]["phase2"]["attention"]) if phase == 2 else None,
-        "resolution": params.data.resolution,
-        "compression": tok.architecture.compression,
-    }
-
-
-def check_config(
-    stored: Mapping[str, Any], params: Params, phase: Phase, path: str | os.PathLike[str]
-) -> None:
-    """Raise naming the first params key whose value differs from the checkpoint's architecture.
-
-    The quantizer's loss weights do not change the network, so only the architecture, the phase-2
-    attention and the resolution (which fixes the token grid) are compared.
-    """
-    expected = tokenizer_config(params, phase)
-    pairs = [
-        (f"tokenizer.architecture.{k}", v, stored.get("architecture", {}).get(k))
-        for k, v in expected["architecture"].items()
-    ]
-    if phase == 2:
-        pairs += [
-            (f"tokenizer.phase2.attention.{k}", v, (stored.get("attention") or {}).get(k))
-            for k, v in expected["attention"].items()
-        ]
-    pairs.append(("data.resolution", expected["resolution"], stored.get("resolution")))
-    for key, ours, theirs in pairs:
-        if ours != theirs:
-            raise ValueError(
-                f"{path}: {key} = {ours!r} in params, but the checkpoint was trained with "
-                f"{theirs!r}; use the params the tokenizer was trained with (or retrain it)"
-            )
-
-
-def _read_tokenizer_weights(
-    path: str | os.PathLike[str], params: Params, phase: Phase | None
-) -> tuple[dict[str, Tensor], dict[str, Any], Phase]:
-    """Weights + sidecar of a tokenizer checkpoint, checked against params (and ``phase``)."""
-    state, sidecar = load_weights(path, device="cpu")
-    if sidecar.get("kind") != WEIGHTS_KIND:
-        raise ValueError(
-            f"{path}: sidecar kind is {sidecar.get('kind')!r}, expected {WEIGHTS_KIND!r}"
-        )
-    stored_phase = int(sidecar["phase"])
-    if stored_phase not in (1, 2):
-        raise ValueError(f"{path}: sidecar phase {stored_phase!r} is not 1 or 2")
-    if phase is not None and stored_phase != phase:
-        raise ValueError(f"{path}: a phase-{stored_phase} tokenizer, expected a phase-{phase} one")
-    check_config(sidecar["config"], params, stored_phase, path)  # type: ignore[arg-type]
-    return state, sidecar, stored_phase  # type: ignore[return-value]
-
-
-def load_tokenizer_checkpoint(
-    path: str | os.PathLike[str], params: Params, device: str | torch.device = "cpu"
-) -> tuple[VQTokenizer, dict[str, Any]]:
-    """Rebuild a trained tokenizer (eval mode, frozen) from its weights + sidecar.
-
-    The network is built by ``build_tokenizer(params, sidecar["phase"])`` and the sidecar's
-    architecture must equal the params' (ValueError naming the mismatching key otherwise).
-    """
-    state, sidecar, phase = _read_tokenizer_weights(path, params, None)
-    model = build_tokenizer(params, phase)
-    model.load_state_dict(state, strict=True)
-    model.eval().requires_grad_(False)
-    return model.to(device), sidecar
-
-
-def freeze_encoder_and_codebook(tokenizer: VQTokenizer) -> None:
-    """Phase 2: the token ids must never change, so nothing upstream of the decoder may train."""
-    for module in (tokenizer.encoder, tokenizer.quantizer):
-        module.requires_grad_(False)
-        module.eval()
-
-
-def prepare_tokenizer(
-    params: Params, phase: Phase, init_weights: str | os.PathLike[str] | None
-) -> VQTokenizer:
-    """The network a phase starts from.
-
-    Phase 1: freshly initialised, or all weights of the phase-1 tokenizer ``init_weights``
-    (LSUN finetunes the ImageNet tokenizer). Phase 2: the attention decoder with the phase-1
-    checkpoint ``init_weights`` loaded by ``load_phase1_state``, encoder and codebook frozen.
-    """
-    tokenizer = build_tokenizer(params, phase)
-    if phase == 2:
-        if init_weights is None:
-            raise ValueError("phase 2 needs init_weights: the phase-1 tokenizer checkpoint")
-        state, _, _ = _read_tokenizer_weights(init_weights, params, 1)
-        load_phase1_state(tokenizer, state)
-        freeze_encoder_and_codebook(tokenizer)
-    elif init_weights is not None:
-        state, _, _ = _read_tokenizer_weights(init_weights, params, 1)
-        tokenizer.load_state_dict(state, strict=True)
-    return tokenizer
-
-
-def build_perceptual_loss(
-    params: Params, alpha: float, semantic_weights: str | os.PathLike[str] | None
-) -> SemanticPerceptualLoss:
-    """L_per^alpha on the configured backbone (embedded SemanticNet, or ImageNet VGG16 + LPIPS)."""
-    if params.semantic.backbone == "embedded":
-        if semantic_weights is None:
-            raise ValueError(
-                "semantic.backbone = embedded: the perceptual loss needs semantic_weights "
-                "(the trained semantic network, e.g. models/semantic/net.safetensors)"
-            )
-        backbone: Any = load_semantic_net(semantic_weights)
-        layer_weights = None
-    else:
-        backbone = VGG16Backbone.from_imagenet()  # MissingWeightsError names the fetch command
-        layer_weights = backbone.lpips_layer_weights()
-    return SemanticPerceptualLoss(
-        backbone, alpha, layer_weights, params.tokenizer.loss.logit_weight
-    )
-
-
-@contextlib.contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Parameters of ``module`` need no gradient inside the block (the generator's D forward)."""
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
-
-
-def _file_sha256(path: str | os.PathLike[str] | None) -> str | None:
-    if path is None:
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------------------------
-# Loss assembly
-# --------------------------------------------------------------------------------------------
-
-
-def reconstruction_terms(
-    recon: Tensor,
-    target: Tensor,
-    perceptual: SemanticPerceptualLoss | None,
-) -> dict[str, Tensor]:
-    """Unweighted L1 and (if on) the perceptual terms, fp32 scalars with gradients."""
-    recon = recon.float()
-    terms = {"l1": F.l1_loss(recon, target)}
-    if perceptual is not None:
-        per = perceptual(recon, target)
-        terms.update({f"per_{t}": per[t] for t in TAP_NAMES})
-        terms.update(
-            per_logit=per["logit"], per_total=per["total"], per_low=per["low"], per_sem=per["sem"]
-        )
-    return terms
-
-
-def weighted_reconstruction(terms: Mapping[str, Tensor], params: Params) -> Tensor:
-    """l1_weight * L1 + perceptual_weight * L_per^alpha (what VQGAN's adaptive weight balances)."""
-    loss = params.tokenizer.loss
-    total = loss.l1_weight * terms["l1"]
-    if "per_total" in terms:
-        total = total + loss.perceptual_weight * terms["per_total"]
-    return total
-
-
-def generator_adversarial(
-    disc: StyleGAN2Discriminator,
-    recon: Tensor,
-    rec_loss: Tensor,
-    last_layer: Tensor,
-    params: Params,
-    device: torch.device,
-) -> dict[str, Tensor]:
-    """g_loss(D(x_hat)) through a frozen discriminator and its weight (fixed or adaptive)."""
-    gan = params.tokenizer.gan
-    with frozen(disc), autocast_context(device):
-        logits = disc(recon)
-    gan_g = g_loss(gan.loss, logits.float())
-    weight = torch.tensor(gan.weight, device=recon.device)
-    if gan.adaptive_weight:
-        weight = gan.weight * adaptive_weight(rec_loss, gan_g, last_layer)
-    return {"gan_g": gan_g, "gan_weight": weight.detach()}
-
-
-def discriminator_loss(
-    disc: nn.Module, real: Tensor, fake: Tensor, params: Params, device: torch.device
-) -> dict[str, Tensor]:
-    """d_loss(D(x), D(sg[x_hat])) and the R1 penalty on the real images (0 when r1_gamma = 0)."""
-    gan = params.tokenizer.gan
-    real = real.detach().requires_grad_(gan.r1_gamma > 0)
-    with autocast_context(device):
-        logits_real = disc(real).float()
-        logits_fake = disc(fake.detach()).float()
-    terms = {"gan_d": d_loss(gan.loss, logits_real, logits_fake)}
-    if gan.r1_gamma > 0:
-        terms["r1"] = r1_penalty(logits_real, real, gan.r1_gamma)
-    else:
-        terms["r1"] = logits_real.new_zeros(())
-    terms["d_real"] = logits_real.detach().mean()
-    terms["d_fake"] = logits_fake.detach().mean()
-    return terms
-
-
-# --------------------------------------------------------------------------------------------
-# Evaluation
-# --------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def evaluate_reconstruction(
-    tokenizer: VQTokenizer, store: ImageStore, count: int, batch_size: int, device: torch.device
-) -> dict[str, float]:
-    """L1, PSNR and codebook usage over the first ``count`` images of ``store`` (eval mode).
-
-    PSNR per image on the [0, 1] scale of the clamped reconstruction, 10 log10(1 / MSE), averaged
-    over images. Usage = fraction of the K codes used at least once and exp(entropy) of the code
-    histogram, over all positions of all images.
-    """
-    modes = [(m, m.training) for m in tokenizer.modules()]  # restored exactly (phase 2 mixes modes)
-    tokenizer.eval()
-    usage = CodebookUsage(tokenizer.quantizer.codebook_size)
-    n = min(count, len(store))
-    l1_sum = psnr_sum = 0.0
-    for start in range(0, n, batch_size):
-        x = to_model_input(np.array(store.images[start : min(start + batch_size, n)]), device)
-        with autocast_context(device):
-            _, ids, _ = tokenizer.encode(x)
-            recon = tokenizer.decode_ids(ids).float().clamp(-1.0, 1.0)
-        usage.update(ids)
-        l1_sum += float((recon - x).abs().mean(dim=(1, 2, 3)).sum())
-        mse = ((recon - x) / 2.0).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-        psnr_sum += float((10.0 * torch.log10(1.0 / mse)).sum())
-    for module, mode in modes:
-        module.training = mode
-    fraction, perplexity = usage.compute()
-    return {
-        "l1": l1_sum / n,
-        "psnr": psnr_sum / n,
-        "codebook_fraction_used": fraction,
-        "codebook_perplexity": perplexity,
-        "count": n,
-    }
+__all__ = ["TokenizerRun", "train_tokenizer"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -642,14 +315,14 @@ def _fingerprint(
         "phase": int(phase),
         "alpha": float(alpha),
         "perceptual": bool(perceptual),
-        "architecture": _plain(raw["tokenizer"]["architecture"]),
-        "quantizer": _plain(raw["tokenizer"]["quantizer"]),
-        "loss": _plain(raw["tokenizer"]["loss"]),
-        "gan": _plain(raw["tokenizer"]["gan"]),
+        "architecture": plain_json(raw["tokenizer"]["architecture"]),
+        "quantizer": plain_json(raw["tokenizer"]["quantizer"]),
+        "loss": plain_json(raw["tokenizer"]["loss"]),
+        "gan": plain_json(raw["tokenizer"]["gan"]),
         # checkpoint / log cadence does not change the weights: a resumed job may alter it
         "settings": {
             k: v
-            for k, v in _plain(raw["tokenizer"][f"phase{phase}"]).items()
+            for k, v in plain_json(raw["tokenizer"][f"phase{phase}"]).items()
             if k not in ("checkpoint_every", "log_every")
         },
         "semantic_backbone": params.semantic.backbone,
@@ -690,6 +363,7 @@ def train_tokenizer(
     resume_path: str | os.PathLike[str],
     log_dir: str | os.PathLike[str],
     progress: bool = True,
+    run_identity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train one tokenizer phase; write ``out_path`` (+ sidecar); return its metrics.
 
@@ -697,6 +371,8 @@ def train_tokenizer(
     semantic ratio of L_per^alpha (phase 2: ``tokenizer.phase2.alpha``). ``init_weights``: phase 1,
     an optional tokenizer to finetune; phase 2, the phase-1 checkpoint (required). Resumes from
     ``resume_path`` when it exists (written every ``checkpoint_every`` steps and at the end).
+    ``run_identity``: the workflow's declared values of this run (:func:`seqgan.runs.run_values`),
+    part of the fingerprint a resume state must match and recorded in the sidecar.
     """
     wall_start = time.perf_counter()
     alpha = check_alpha(alpha)
@@ -718,9 +394,11 @@ def train_tokenizer(
             alpha,
             perceptual,
             train,
-            _file_sha256(semantic_weights) if use_perceptual else None,
-            _file_sha256(init_weights),
+            file_sha256(semantic_weights) if use_perceptual and semantic_weights is not None else None,
+            file_sha256(init_weights) if init_weights is not None else None,
         )
+        if run_identity is not None:
+            fingerprint["run"] = dict(run_identity)
         loop = TrainLoop(
             settings.iterations,
             settings.checkpoint_every,
@@ -852,10 +530,8 @@ def _sidecar(
         "metrics": {
             "final_losses": dict(run.last_logged),
             "train_eval": evaluation,
-            "train_eval_definition": (
-                f"first {evaluation['count']} images of the training split, eval mode, "
-                "decode_ids(encode ids); L1 on [-1, 1], PSNR per image on [0, 1] (clamped) "
-                "averaged; codebook fraction used and exp(entropy) of the code histogram"
+            "train_eval_definition": evaluation_definition(
+                int(evaluation["count"]), params.data.resolution, params.data.resolution
             ),
             "final_losses_definition": "loss terms of the last training step (train.csv columns)",
         },

@@ -102,7 +102,6 @@ from seqgan.artefacts.tokens import (
 )
 from seqgan.config import ArParams, NarParams, Params
 from seqgan.nets.common import count_parameters
-from seqgan.nets.factory import build_transformer, tokens_per_image
 from seqgan.nets.transformer import (
     GenerativeTransformer,
     TransformerConfig,
@@ -111,7 +110,9 @@ from seqgan.nets.transformer import (
     nar_loss_with_mask,
     random_masks,
 )
+from seqgan.nets.transformer_factory import build_transformer, tokens_per_image
 from seqgan.progress import progress as progress_bar
+from seqgan.runs import run_values
 from seqgan.train.distributed import (
     Distributed,
     close_distributed,
@@ -429,6 +430,7 @@ def _fingerprint(
     return {
         "objective": objective,
         "size": size,
+        "run": run_values(f"train_{objective}", params.raw, {"size": size}, gates=False),
         "config": dataclasses.asdict(config),
         "optimizer": _plain(params.raw["transformer"]["optimizer"]),
         "schedule": _schedule_settings(params, objective),

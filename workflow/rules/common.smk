@@ -1,4 +1,5 @@
 # Paths and helpers shared by every rule file. Paths are derived from params.yaml values only.
+import os
 import sys
 from pathlib import Path
 
@@ -25,73 +26,24 @@ TRAIN_SEQGAN = (
 )
 
 
-GLUE_MODULES = {"seqgan.cli", "seqgan.config", "seqgan.artefacts.files", "seqgan.__main__"}
+# What shapes each rule's outputs is declared once, in seqgan/runs.py: the params keys (a rule's
+# `params: run=run_params(...)`, so Snakemake reruns a job when one of its keys changes and for no
+# other key) and the package files (`code=code_inputs(...)`: editing one reruns exactly the rules that
+# list it). Resume keys, fingerprints, sidecars and dvc.yaml derive from the same declarations.
+from seqgan.runs import code_files, run_values
 
 
-def code_of(*modules):
-    """Source files of the computation a rule runs, as inputs: editing them reruns the rule.
-
-    ``modules`` are the entry modules the rule's command uses (e.g. "seqgan.train.transformer");
-    the files are their transitive closure of ``seqgan`` imports, read statically (``ast``, lazy
-    imports inside functions included), so adding a module elsewhere in the package reruns nothing.
-    The glue (cli, config, io) is left out on purpose: a changed help text or error message must
-    not retrain every model; parameter changes rerun rules through their ``params:``.
-    """
-    import ast
-
+def code_inputs(rule):
+    """``rule``'s declared code files, relative to the working directory: the repository-relative
+    paths of seqgan/runs.py when Snakemake runs in the repository (as DVC's deps are), and paths to
+    the same files from a working directory elsewhere (tests, a scratch directory)."""
     root = Path(workflow.basedir)
-    seen, todo = set(), list(modules)
-    while todo:
-        name = todo.pop()
-        if name in seen or name in GLUE_MODULES:
-            continue
-        path = root.joinpath(*name.split(".")).with_suffix(".py")
-        if not path.is_file():
-            package = root.joinpath(*name.split("."), "__init__.py")
-            if package.is_file():
-                path = package
-            elif "." in name:  # `from seqgan.x import function`: the module is the parent
-                todo.append(name.rsplit(".", 1)[0])
-                continue
-            else:
-                raise ValueError(f"code_of: no module {name} under {root}")
-        seen.add(name)
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("seqgan"):
-                todo += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                todo += [a.name for a in node.names if a.name.startswith("seqgan")]
-    files = set()
-    for name in seen:
-        path = root.joinpath(*name.split(".")).with_suffix(".py")
-        files.add(str(path if path.is_file() else root.joinpath(*name.split("."), "__init__.py")))
-    return sorted(files)
+    return [os.path.relpath(root / path) for path in code_files(rule)]
 
 
-def command_code(command):
-    """code_of() the modules that `seqgan <command>` imports (its cmd_ function and the cli.py
-    helpers it calls), so a rule's code inputs follow its command without a hand-kept list."""
-    import ast
-
-    cli = Path(workflow.basedir) / "seqgan" / "cli.py"
-    functions = {
-        node.name: node for node in ast.parse(cli.read_text(), str(cli)).body if isinstance(node, ast.FunctionDef)
-    }
-    entry = "cmd_" + command.replace("-", "_")
-    if entry not in functions:
-        raise ValueError(f"command_code: seqgan/cli.py has no {entry}() for `seqgan {command}`")
-    modules, seen, todo = set(), set(), [entry]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for node in ast.walk(functions[name]):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("seqgan"):
-                modules.add(node.module)
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in functions:
-                todo.append(node.func.id)
-    return code_of(*sorted(modules))
+def run_params(rule):
+    """The values of ``rule``'s declared keys for one job (wildcards fill ``{size}``, ``{variant}``...)."""
+    return lambda wildcards: run_values(rule, config, dict(wildcards.items()))
 
 
 def split_files(split):

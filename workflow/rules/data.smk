@@ -4,11 +4,11 @@
 rule prepare_data:
     """One prepared split (uint8 pixels, labels, manifest; skip reports for real images)."""
     input:
-        code=command_code("prepare-data"),
+        code=code_inputs("prepare_data"),
     output:
         **split_files("{split}"),
     params:
-        data=config["data"],
+        run=run_params("prepare_data"),
     wildcard_constraints:
         split="train|val",
     benchmark:

@@ -26,14 +26,13 @@ rule fig3_visualization:
         tokenizers=[tok for _, tok, _ in fig3_runs()],
         transformers=[tr for _, _, tr in fig3_runs()],
         sidecars=[tr.replace(".safetensors", ".json") for _, _, tr in fig3_runs()],
-        code=command_code("fig3"),
+        code=code_inputs("fig3_visualization"),
     output:
         pdf=f"{RESULTS_DIR}/fig3_visualization.pdf",
         png=report(f"{RESULTS_DIR}/fig3_visualization.png", caption="../report/fig3.rst", category="Figures"),
         csv=f"{RESULTS_DIR}/fig3_visualization.csv",
     params:
-        images=config["evaluation"]["visualization_images"],
-        batch=config["evaluation"]["batch_size"],
+        run=run_params("fig3_visualization"),
         variants=" ".join(f"--variant {v} {tok} {tr}" for v, tok, tr in fig3_runs()),
     threads: 1
     benchmark:
@@ -63,13 +62,13 @@ rule fig6b_alpha_sweep:
     input:
         rfid=[f for _, _, f in FIG6B_RFID],
         generation=[f for _, _, _, f in FIG6B_GENERATION],
-        code=command_code("fig6b"),
+        code=code_inputs("fig6b_alpha_sweep"),
     output:
         pdf=f"{RESULTS_DIR}/fig6b_alpha_sweep.pdf",
         png=report(f"{RESULTS_DIR}/fig6b_alpha_sweep.png", caption="../report/fig6b.rst", category="Figures"),
         csv=f"{RESULTS_DIR}/fig6b_alpha_sweep.csv",
     params:
-        transformer_seed=RUN_SEED,
+        run=run_params("fig6b_alpha_sweep"),
         rfid=" ".join(f"--rfid {v} {s} {f}" for v, s, f in FIG6B_RFID),
         generation=" ".join(f"--generation {o} {v} {n} {f}" for o, v, n, f in FIG6B_GENERATION),
     benchmark:

@@ -30,18 +30,12 @@ rule eval_samples:
         reference=f"{RESULTS_DIR}/fid_refs/{GEN_REFERENCE}.npz",
         split=split_files(GEN_REFERENCE)["manifest"],
         semantic=semantic_input,
-        code=command_code("eval-samples"),
+        code=code_inputs("eval_samples"),
     output:
         f"{RESULTS_DIR}/metrics/generation/{{objective}}/{{size}}/{{variant}}/{{decoder}}/seed{{seed}}.json",
     params:
-        network=config["evaluation"]["fid_network"],
-        reference=GEN_REFERENCE,
-        batch=config["evaluation"]["batch_size"],
+        run=run_params("eval_samples"),
         semantic_arg=semantic_arg,
-        metric_definitions={
-            key: config["evaluation"]["verdicts"][key]
-            for key in ("confident_probability", "inception_score_splits", "histogram_noise_draws")
-        },
     wildcard_constraints:
         **SAMPLE_WILDCARDS,
         seed=r"\d+",
@@ -63,7 +57,7 @@ rule sample_grid:
     input:
         samples=lambda wc: sample_manifest(wc.objective, wc.size, wc.variant, wc.decoder, SAMPLING_SEEDS[0]),
         names=split_files("train")["manifest"],
-        code=command_code("sample-grid"),
+        code=code_inputs("sample_grid"),
     output:
         pdf=f"{RESULTS_DIR}/sample_grids/{{objective}}_{{size}}_{{variant}}_{{decoder}}.pdf",
         png=report(
@@ -73,9 +67,7 @@ rule sample_grid:
             labels={"objective": "{objective}", "tokenizer": "{variant}", "decoder": "{decoder}"},
         ),
     params:
-        grid=config["evaluation"]["sample_grid"],
-        conditional=config["transformer"]["conditional"],
-        seed=SAMPLING_SEEDS[0],
+        run=run_params("sample_grid"),
     wildcard_constraints:
         **SAMPLE_WILDCARDS,
     benchmark:
@@ -95,15 +87,13 @@ rule fig1_phase2_decoder:
         phase1=PHASE2_SOURCE,
         phase2=PHASE2_WEIGHTS,
         val=split_files("val")["manifest"],
-        code=command_code("fig1"),
+        code=code_inputs("fig1_phase2_decoder"),
     output:
         pdf=f"{RESULTS_DIR}/fig1_phase2_decoder.pdf",
         png=report(f"{RESULTS_DIR}/fig1_phase2_decoder.png", caption="../report/fig1.rst", category="Figures"),
         csv=f"{RESULTS_DIR}/fig1_phase2_decoder.csv",
     params:
-        columns=config["evaluation"]["sample_grid"]["columns"],
-        objective=FIG1_OBJECTIVE,
-        seed=SAMPLING_SEEDS[0],
+        run=run_params("fig1_phase2_decoder"),
     threads: 1
     benchmark:
         "logs/benchmarks/fig1_phase2_decoder.tsv",

@@ -4,16 +4,12 @@
 rule model_sizes:
     """Parameter counts of every network beside the paper's (meta device: no data, no training)."""
     input:
-        code=command_code("model-sizes"),
+        code=code_inputs("model_sizes"),
     output:
         csv=f"{RESULTS_DIR}/tables/model_sizes.csv",
         md=report(f"{RESULTS_DIR}/tables/model_sizes.md", caption="../report/model_sizes.rst", category="Tables"),
     params:
-        data=config["data"]["resolution"],
-        tokenizer=config["tokenizer"]["architecture"],
-        attention=config["tokenizer"]["phase2"]["attention"],
-        gan=config["tokenizer"]["gan"]["disc_channels"],
-        transformer=[config["transformer"]["sizes"], config["transformer"]["num_classes"], config["transformer"]["conditional"]],
+        run=run_params("model_sizes"),
     benchmark:
         "logs/benchmarks/model_sizes.tsv",
     log:
@@ -47,12 +43,13 @@ rule fig2_val_loss:
     """Supplement Fig. 2: validation loss vs iteration per alpha (and the control), with evidence."""
     input:
         runs=fig2_inputs,
-        code=command_code("fig2"),
+        code=code_inputs("fig2_val_loss"),
     output:
         pdf=f"{RESULTS_DIR}/fig2_val_loss.pdf",
         png=report(f"{RESULTS_DIR}/fig2_val_loss.png", caption="../report/fig2.rst", category="Figures"),
         csv=f"{RESULTS_DIR}/fig2_val_loss.csv",
     params:
+        run=run_params("fig2_val_loss"),
         runs=fig2_run_args,
     benchmark:
         "logs/benchmarks/fig2_val_loss.tsv",

@@ -7,15 +7,14 @@ rule train_semantic:
     input:
         train=split_files("train")["manifest"],
         val=split_files("val")["manifest"],
-        code=command_code("train-semantic"),
+        code=code_inputs("train_semantic"),
     output:
         weights=SEMANTIC_WEIGHTS,
         sidecar=SEMANTIC_WEIGHTS.replace(".safetensors", ".json"),
         metrics=f"{RESULTS_DIR}/metrics/semantic.json",
         curve=f"{RESULTS_DIR}/curves/semantic/val.csv",
     params:
-        semantic=config["semantic"],
-        seed=config["run"]["seed"],
+        run=run_params("train_semantic"),
     # One thread like every training job: Snakemake runs the control tokenizer beside it, and the
     # thread count is part of what a CPU run's float rounding depends on.
     threads: 1

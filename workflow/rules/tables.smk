@@ -4,26 +4,18 @@
 # a table or the claims read is decided by seqgan/report from the params -- the same functions the
 # commands use -- so each rule's inputs are exactly the files it reads
 # (params: the hashes of the params sections behind every reported run, the seeds).
-from seqgan.report.artefacts import RUN_SECTIONS, ArtefactLayout
+from seqgan.report.artefacts import ArtefactLayout
 from seqgan.report.claims import claims_inputs
 from seqgan.report.tables import TABLE_NAMES, table_inputs
 
 REPORT_LAYOUT = ArtefactLayout(Path(RESULTS_DIR), Path(MODELS_DIR))
-PAPER_REFERENCE = str(Path(workflow.basedir) / "seqgan" / "report" / "paper_reference.yaml")
-# Every reported number prints the hash of the params sections its run depends on: rerun on any change.
-REPORTED_RUNS = {
-    "hashes": {kind: PARAMS.section_hash(*sections) for kind, sections in RUN_SECTIONS.items()},
-    "experiment_seeds": EXPERIMENT_SEEDS,
-    "sampling_seeds": config["evaluation"]["sampling_seeds"],
-}
 
 
 rule paper_table:
     """One paper table (or Fig. 8b) beside the reproduced numbers; "not run" cells say why."""
     input:
         runs=lambda wc: table_inputs(PARAMS, wc.table, REPORT_LAYOUT),
-        reference=PAPER_REFERENCE,
-        code=command_code("tables"),
+        code=code_inputs("paper_table"),
     output:
         csv=report(
             f"{RESULTS_DIR}/tables/{{table}}.csv",
@@ -33,7 +25,7 @@ rule paper_table:
         ),
         md=f"{RESULTS_DIR}/tables/{{table}}.md",
     params:
-        runs=REPORTED_RUNS,
+        run=run_params("paper_table"),
     wildcard_constraints:
         table="|".join(TABLE_NAMES),
     benchmark:
@@ -48,13 +40,12 @@ rule paper_table:
 rule hparam_audit:
     """Supplement Tables 3 and 4 beside the params keys in use, every difference flagged."""
     input:
-        reference=PAPER_REFERENCE,
-        code=command_code("hparam-audit"),
+        code=code_inputs("hparam_audit"),
     output:
         csv=report(f"{RESULTS_DIR}/tables/hparam_audit.csv", caption="../report/hparam_audit.rst", category="Tables"),
         md=f"{RESULTS_DIR}/tables/hparam_audit.md",
     params:
-        audited={section: config[section] for section in ("data", "tokenizer", "transformer")},
+        run=run_params("hparam_audit"),
     benchmark:
         "logs/benchmarks/hparam_audit.tsv",
     log:
@@ -67,12 +58,11 @@ rule claims:
     """results/claims.md: each claim's evidence (numbers and files) and a verdict derived by a stated rule."""
     input:
         runs=claims_inputs(PARAMS, REPORT_LAYOUT),
-        code=command_code("claims"),
+        code=code_inputs("claims"),
     output:
         report(f"{RESULTS_DIR}/claims.md", caption="../report/claims.rst", category="Claims"),
     params:
-        runs=REPORTED_RUNS,
-        verdicts=config["evaluation"]["verdicts"],
+        run=run_params("claims"),
     benchmark:
         "logs/benchmarks/claims.tsv",
     log:

@@ -2,8 +2,6 @@
 # (frozen encoder and codebook, attention decoder), reconstruction metrics and token encoding
 # (params: tokenizer, evaluation.batch_size).
 
-TOKENIZER_SETTINGS = {k: config["tokenizer"][k] for k in ("architecture", "quantizer", "loss", "gan")}
-
 def semantic_input(wildcards=None):
     """The embedded semantic network when it is the perceptual / FID backbone (else nothing)."""
     return [SEMANTIC_WEIGHTS] if config["semantic"]["backbone"] == "embedded" else []
@@ -27,15 +25,13 @@ rule tokenizer_phase1:
     input:
         train=split_files("train")["manifest"],
         semantic=phase1_semantic_input,
-        code=command_code("train-tokenizer"),
+        code=code_inputs("tokenizer_phase1"),
     output:
         weights=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/seed{{seed}}/tokenizer.safetensors",
         sidecar=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/seed{{seed}}/tokenizer.json",
         curve=f"{RESULTS_DIR}/curves/tokenizer/phase1/{{variant}}/seed{{seed}}/train.csv",
     params:
-        settings=TOKENIZER_SETTINGS,
-        phase=config["tokenizer"]["phase1"],
-        semantic=lambda wc: {} if wc.variant == "control" else config["semantic"],
+        run=run_params("tokenizer_phase1"),
         semantic_arg=phase1_semantic_arg,
     wildcard_constraints:
         variant=TOKENIZER_VARIANT_PATTERN,
@@ -60,16 +56,13 @@ rule tokenizer_phase2:
         train=split_files("train")["manifest"],
         phase1=PHASE2_SOURCE,
         semantic=semantic_input,
-        code=command_code("train-tokenizer"),
+        code=code_inputs("tokenizer_phase2"),
     output:
         weights=f"{MODELS_DIR}/tokenizer/phase2/tokenizer.safetensors",
         sidecar=f"{MODELS_DIR}/tokenizer/phase2/tokenizer.json",
         curve=f"{RESULTS_DIR}/curves/tokenizer/phase2/train.csv",
     params:
-        settings=TOKENIZER_SETTINGS,
-        phase=config["tokenizer"]["phase2"],
-        semantic=config["semantic"],
-        seed=config["run"]["seed"],
+        run=run_params("tokenizer_phase2"),
         semantic_arg=semantic_arg,
     threads: 1
     resources:
@@ -89,12 +82,12 @@ rule fid_reference:
     input:
         split=split_files("{split}")["manifest"],
         semantic=semantic_input,
-        code=command_code("fid-reference"),
+        code=code_inputs("fid_reference"),
     output:
         stats=f"{RESULTS_DIR}/fid_refs/{{split}}.npz",
         meta=f"{RESULTS_DIR}/fid_refs/{{split}}.npz.json",
     params:
-        network=config["evaluation"]["fid_network"],
+        run=run_params("fid_reference"),
         semantic_arg=semantic_arg,
     wildcard_constraints:
         split="train|val",
@@ -115,11 +108,11 @@ rule eval_tokenizer:
         split=split_files("val")["manifest"],
         reference=f"{RESULTS_DIR}/fid_refs/val.npz",
         semantic=semantic_input,
-        code=command_code("eval-tokenizer"),
+        code=code_inputs("eval_tokenizer"),
     output:
         f"{RESULTS_DIR}/metrics/tokenizer/{{tokenizer}}.json",
     params:
-        batch=config["evaluation"]["batch_size"],
+        run=run_params("eval_tokenizer"),
         semantic_arg=semantic_arg,
     wildcard_constraints:
         tokenizer=TOKENIZER_PATTERN,
@@ -139,11 +132,11 @@ rule encode_tokens:
     input:
         tokenizer=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/seed{{seed}}/tokenizer.safetensors",
         split=split_files("{split}")["manifest"],
-        code=command_code("encode-tokens"),
+        code=code_inputs("encode_tokens"),
     output:
         **token_files("{variant}", "{seed}", "{split}"),
     params:
-        batch=config["evaluation"]["batch_size"],
+        run=run_params("encode_tokens"),
     wildcard_constraints:
         variant=VARIANT_PATTERN,
         seed=SEED_PATTERN,

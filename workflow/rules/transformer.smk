@@ -1,12 +1,6 @@
 # Generative transformers on the phase-1 tokens: AR (causal) and NAR (MaskGIT) per tokenizer variant,
 # each recording its validation-loss curve (supplement Fig. 2) (params: transformer).
 
-TRANSFORMER_SHARED = {
-    k: config["transformer"][k]
-    for k in ("conditional", "num_classes", "sizes", "optimizer", "eval_every", "val_batches", "checkpoint_every")
-}
-
-
 def transformer_paths(objective):
     prefix = f"{objective}/{{size}}/{{variant}}/seed{{seed}}"
     return {
@@ -21,12 +15,11 @@ rule train_ar:
     input:
         train=token_files("{variant}", "{seed}", "train")["manifest"],
         val=token_files("{variant}", "{seed}", "val")["manifest"],
-        code=command_code("train-transformer"),
+        code=code_inputs("train_ar"),
     output:
         **transformer_paths("ar"),
     params:
-        shared=TRANSFORMER_SHARED,
-        objective=config["transformer"]["ar"],
+        run=run_params("train_ar"),
         name="ar",
     wildcard_constraints:
         variant=VARIANT_PATTERN,
@@ -47,11 +40,14 @@ rule train_ar:
 
 
 use rule train_ar as train_nar with:
+    input:
+        train=token_files("{variant}", "{seed}", "train")["manifest"],
+        val=token_files("{variant}", "{seed}", "val")["manifest"],
+        code=code_inputs("train_nar"),
     output:
         **transformer_paths("nar"),
     params:
-        shared=TRANSFORMER_SHARED,
-        objective=config["transformer"]["nar"],
+        run=run_params("train_nar"),
         name="nar",
     benchmark:
         "logs/benchmarks/train_nar/{size}/{variant}/seed{seed}.tsv",
@@ -74,13 +70,11 @@ rule sample:
     input:
         transformer=f"{MODELS_DIR}/transformer/{{objective}}/{{size}}/{{variant}}/seed{RUN_SEED}/model.safetensors",
         tokenizer=sample_decoder,
-        code=command_code("sample"),
+        code=code_inputs("sample"),
     output:
         manifest=f"{RESULTS_DIR}/samples/{{objective}}/{{size}}/{{variant}}/{{decoder}}/seed{{seed}}/manifest.json",
     params:
-        sampling=lambda wc: config["transformer"][wc.objective],
-        num_samples=config["evaluation"]["num_samples"],
-        batch=config["evaluation"]["batch_size"],
+        run=run_params("sample"),
     wildcard_constraints:
         objective="ar|nar",
         size="base|large",

@@ -1,0 +1,28 @@
+"""The networks the evaluation jobs measure with: the embedded semantic network (when it is the
+params' backbone) and the FID feature network named by ``evaluation.fid_network``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from seqgan.config import Params
+from seqgan.evaluate.fid import (
+    FeatureNetwork,
+    inception_feature_network,
+    semantic_feature_network,
+)
+from seqgan.nets.semantic import load_semantic_net, semantic_weights
+
+
+def load_semantic(params: Params, path: str | Path | None, device: torch.device):
+    """The embedded semantic network, or None for the VGG16 / Inception paper setting."""
+    weights = semantic_weights(params, path)
+    return None if weights is None else load_semantic_net(weights, device)
+
+
+def fid_network(params: Params, semantic_net, semantic_path: str | Path | None, device: torch.device) -> FeatureNetwork:
+    if params.evaluation.fid_network == "inception":
+        return inception_feature_network(device)
+    return semantic_feature_network(semantic_net, weights_file=semantic_path)

@@ -1,0 +1,50 @@
+"""`seqgan eval-tokenizer`: reconstruction metrics of one tokenizer (rule ``eval_tokenizer``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from seqgan.artefacts.files import atomic_write_text
+from seqgan.artefacts.images import open_image_store
+from seqgan.config import Params
+from seqgan.evaluate.fid import load_reference
+from seqgan.evaluate.networks import fid_network, load_semantic
+from seqgan.evaluate.reconstruction import (
+    embedded_perceptual_distance,
+    evaluate_reconstruction,
+    lpips_vgg_distance,
+)
+from seqgan.train.runtime import resolve_device, set_threads
+from seqgan.train.tokenizer_model import load_tokenizer_checkpoint
+
+
+def eval_tokenizer_job(
+    params: Params, *, tokenizer_file: Path, split_dir: Path, reference: Path, semantic: str | None, out: Path,
+    threads: int,
+) -> dict:
+    set_threads(threads)
+    device = resolve_device(params.run.device)
+    tokenizer, sidecar = load_tokenizer_checkpoint(tokenizer_file, params, device)
+    semantic_net = load_semantic(params, semantic, device)
+    if semantic_net is not None:
+        distance = embedded_perceptual_distance(semantic_net, weights_file=semantic)
+    else:
+        distance = lpips_vgg_distance(device)
+    metrics = evaluate_reconstruction(
+        tokenizer,
+        open_image_store(split_dir),
+        batch_size=params.evaluation.batch_size,
+        device=device,
+        fid_network=fid_network(params, semantic_net, semantic, device),
+        reference=load_reference(reference),
+        perceptual_distance=distance,
+        classifier=semantic_net,
+        progress=True,
+    )
+    metrics["tokenizer"] = {"file": str(tokenizer_file), "phase": sidecar.get("phase"),
+                            "alpha": sidecar.get("alpha"), "perceptual": sidecar.get("perceptual"),
+                            "step": sidecar.get("step"), "git_revision": sidecar.get("git_revision")}
+    atomic_write_text(out, json.dumps(metrics, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
+    return metrics
