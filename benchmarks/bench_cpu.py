@@ -83,8 +83,9 @@ def median_step_ms(step: Callable[[], None], steps: int, warmup: int = 2) -> lis
     return times
 
 
-def compare(name: str, builders: dict[str, Callable[[], Callable[[], None]]], current: str,
-            repeats: int, steps: int) -> None:
+def compare(
+    name: str, builders: dict[str, Callable[[], Callable[[], None]]], current: str, repeats: int, steps: int
+) -> None:
     """Interleave the variants ``repeats`` times; print each one's median and its ratio to ``current``."""
     times: dict[str, list[float]] = {label: [] for label in builders}
     failed: dict[str, str] = {}
@@ -110,8 +111,7 @@ def compare(name: str, builders: dict[str, Callable[[], Callable[[], None]]], cu
 def tokenizer_builders(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]:
     params = validate_params(raw, "params.yaml (bench)")
     batch = params.tokenizer.phase1.batch_size
-    images, _ = generate_images(batch, params.data.resolution, params.data.synthetic.num_classes, seed=0,
-                                split="bench")
+    images, _ = generate_images(batch, params.data.resolution, params.data.synthetic.num_classes, seed=0, split="bench")
 
     def build(memory_format: torch.memory_format, autocast: Callable, compiled: bool) -> Callable[[], None]:
         seed_everything(0)
@@ -155,8 +155,13 @@ def tokenizer_breakdown(raw: dict) -> dict[str, Callable[[], Callable[[], None]]
     """Where a phase-1 step (alpha 1) goes: each part forward + backward on its own, with the real
     modules and batch. The parts sum to about one train_step (reported beside them)."""
     params = validate_params(raw, "params.yaml (bench)")
-    images, _ = generate_images(params.tokenizer.phase1.batch_size, params.data.resolution,
-                                params.data.synthetic.num_classes, seed=0, split="bench")
+    images, _ = generate_images(
+        params.tokenizer.phase1.batch_size,
+        params.data.resolution,
+        params.data.synthetic.num_classes,
+        seed=0,
+        split="bench",
+    )
     seed_everything(0)
     tok = prepare_tokenizer(params, 1, None).to(memory_format=torch.channels_last).train()
     net = fold_batchnorm(SemanticNet(params.semantic.widths, params.data.synthetic.num_classes).eval())
@@ -189,12 +194,14 @@ def tokenizer_breakdown(raw: dict) -> dict[str, Callable[[], Callable[[], None]]
         opt.step()
 
     whole = tokenizer_builders(raw)["channels_last, fp32"]
-    return {"whole train_step [current]": whole,
-            "encoder forward + backward": lambda: encoder,
-            "quantizer (distances, losses) + backward": lambda: quantizer,
-            "decoder forward + backward": lambda: decoder,
-            "perceptual term (semantic net: target, recon + backward)": lambda: perceptual_term,
-            "Adam step": lambda: optimizer}
+    return {
+        "whole train_step [current]": whole,
+        "encoder forward + backward": lambda: encoder,
+        "quantizer (distances, losses) + backward": lambda: quantizer,
+        "decoder forward + backward": lambda: decoder,
+        "perceptual term (semantic net: target, recon + backward)": lambda: perceptual_term,
+        "Adam step": lambda: optimizer,
+    }
 
 
 def ar_breakdown(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]:
@@ -202,8 +209,12 @@ def ar_breakdown(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]:
     params = validate_params(raw, "params.yaml (bench)")
     arch = params.tokenizer.architecture
     side = params.data.resolution // 2 ** (len(arch.channel_mult) - 1)
-    ids = torch.randint(0, arch.codebook_size, (params.transformer.ar.batch_size, side * side),
-                        generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(
+        0,
+        arch.codebook_size,
+        (params.transformer.ar.batch_size, side * side),
+        generator=torch.Generator().manual_seed(0),
+    )
     torch.manual_seed(0)
     model = build_transformer(params, "base", "ar")
     opt = make_optimizer(model, params)
@@ -221,15 +232,20 @@ def ar_breakdown(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]:
         opt.step()
 
     whole = next(iter(ar_builders(raw).values()))
-    return {"whole step [current]": whole, "forward (no grad)": lambda: forward,
-            "forward + backward": lambda: forward_backward, "AdamW step": lambda: optimizer}
+    return {
+        "whole step [current]": whole,
+        "forward (no grad)": lambda: forward,
+        "forward + backward": lambda: forward_backward,
+        "AdamW step": lambda: optimizer,
+    }
 
 
 def semantic_builders(raw: dict) -> tuple[dict, dict]:
     params = validate_params(raw, "params.yaml (bench)")
     sem = params.semantic
-    images, labels = generate_images(sem.batch_size, params.data.resolution, params.data.synthetic.num_classes,
-                                     seed=0, split="bench")
+    images, labels = generate_images(
+        sem.batch_size, params.data.resolution, params.data.synthetic.num_classes, seed=0, split="bench"
+    )
     x = to_model_input(images, CPU)
     y = torch.from_numpy(labels).long()
 
@@ -258,17 +274,22 @@ def semantic_builders(raw: dict) -> tuple[dict, dict]:
 
         return step
 
-    return ({"training step (BatchNorm)": train_step},
-            {"frozen forward, BatchNorm kept": lambda: frozen_forward(False),
-             "frozen forward, BatchNorm folded": lambda: frozen_forward(True)})
+    return (
+        {"training step (BatchNorm)": train_step},
+        {
+            "frozen forward, BatchNorm kept": lambda: frozen_forward(False),
+            "frozen forward, BatchNorm folded": lambda: frozen_forward(True),
+        },
+    )
 
 
 def ar_builders(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]:
     base = validate_params(raw, "params.yaml (bench)")
     arch = base.tokenizer.architecture
     side = base.data.resolution // 2 ** (len(arch.channel_mult) - 1)
-    ids = torch.randint(0, arch.codebook_size, (base.transformer.ar.batch_size, side * side),
-                        generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(
+        0, arch.codebook_size, (base.transformer.ar.batch_size, side * side), generator=torch.Generator().manual_seed(0)
+    )
 
     def build(dropout: float, autocast: Callable, compiled: bool = False) -> Callable[[], None]:
         changed = copy.deepcopy(raw)
@@ -302,32 +323,56 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--stages", nargs="+", choices=["tokenizer", "semantic", "ar", "breakdown"],
-                        default=["tokenizer", "semantic", "ar", "breakdown"], help="which stages to measure")
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        choices=["tokenizer", "semantic", "ar", "breakdown"],
+        default=["tokenizer", "semantic", "ar", "breakdown"],
+        help="which stages to measure",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{cpu_description()}; torch {torch.__version__}; {args.threads} thread(s); "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{cpu_description()}; torch {torch.__version__}; {args.threads} thread(s); "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     raw = raw_params()
     if "tokenizer" in args.stages:
-        compare("tokenizer phase-1 step (alpha 1, params.yaml architecture and batch)", tokenizer_builders(raw),
-                "channels_last, fp32", args.repeats, args.steps)
+        compare(
+            "tokenizer phase-1 step (alpha 1, params.yaml architecture and batch)",
+            tokenizer_builders(raw),
+            "channels_last, fp32",
+            args.repeats,
+            args.steps,
+        )
     if "semantic" in args.stages:
         train, frozen = semantic_builders(raw)
         compare("semantic network training step", train, "training step (BatchNorm)", args.repeats, args.steps)
-        compare("semantic network frozen forward (perceptual target, FID features)", frozen,
-                "frozen forward, BatchNorm folded", args.repeats, args.steps)
+        compare(
+            "semantic network frozen forward (perceptual target, FID features)",
+            frozen,
+            "frozen forward, BatchNorm folded",
+            args.repeats,
+            args.steps,
+        )
     if "ar" in args.stages:
         ar = ar_builders(raw)
-        compare("AR transformer step (params.yaml base size and AR batch)", ar, next(iter(ar)), args.repeats,
-                args.steps)
+        compare(
+            "AR transformer step (params.yaml base size and AR batch)", ar, next(iter(ar)), args.repeats, args.steps
+        )
     if "breakdown" in args.stages:
         parts = tokenizer_breakdown(raw)
-        compare("where a tokenizer phase-1 step goes (ratio: share of the whole step)", parts, next(iter(parts)),
-                args.repeats, args.steps)
+        compare(
+            "where a tokenizer phase-1 step goes (ratio: share of the whole step)",
+            parts,
+            next(iter(parts)),
+            args.repeats,
+            args.steps,
+        )
         parts = ar_breakdown(raw)
-        compare("where an AR step goes (ratio: share of the whole step)", parts, next(iter(parts)),
-                args.repeats, args.steps)
+        compare(
+            "where an AR step goes (ratio: share of the whole step)", parts, next(iter(parts)), args.repeats, args.steps
+        )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,7 @@ def _make_jpeg(args: tuple[str, int]) -> None:
 
 
 def _corpus_paths(corpus: Path, num: int) -> list[tuple[str, int]]:
-    return [
-        (str(corpus / f"class_{i % NUM_CLASSES:02d}" / f"img_{i:06d}.jpg"), i) for i in range(num)
-    ]
+    return [(str(corpus / f"class_{i % NUM_CLASSES:02d}" / f"img_{i:06d}.jpg"), i) for i in range(num)]
 
 
 def ensure_corpus(corpus: Path, num: int, workers: int) -> float:
@@ -77,28 +75,36 @@ def child_main(args: argparse.Namespace) -> None:
 
     start = time.perf_counter()
     manifest = prepare_image_folder(
-        args.corpus, args.out, resolution=args.resolution, layout=args.layout,
-        max_image_pixels=89_478_485, small_images="upscale", workers=args.workers, progress=False,
+        args.corpus,
+        args.out,
+        resolution=args.resolution,
+        layout=args.layout,
+        max_image_pixels=89_478_485,
+        small_images="upscale",
+        workers=args.workers,
+        progress=False,
     )
     seconds = time.perf_counter() - start
     own = resource.getrusage(resource.RUSAGE_SELF)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(json.dumps({
-        "seconds": seconds,
-        "candidates": manifest["candidates"],
-        "written": manifest["written"],
-        "skipped": manifest["skipped"],
-        "self_maxrss_kib": own.ru_maxrss,
-        "workers_maxrss_kib": workers.ru_maxrss,
-        "self_cpu_s": own.ru_utime + own.ru_stime,
-        "workers_cpu_s": workers.ru_utime + workers.ru_stime,
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "candidates": manifest["candidates"],
+                "written": manifest["written"],
+                "skipped": manifest["skipped"],
+                "self_maxrss_kib": own.ru_maxrss,
+                "workers_maxrss_kib": workers.ru_maxrss,
+                "self_cpu_s": own.ru_utime + own.ru_stime,
+                "workers_cpu_s": workers.ru_utime + workers.ru_stime,
+            }
+        )
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num", type=int, default=20000, help="number of JPEGs (default 20000)")
     parser.add_argument("--workers", type=int, default=2, help="preparation workers (default 2)")
     parser.add_argument("--resolution", type=int, default=64, help="output side (default 64)")
@@ -116,12 +122,24 @@ def main() -> None:
         corpus = args.corpus if args.corpus is not None else tmp / "corpus"
         gen_seconds = ensure_corpus(corpus, args.num, args.workers)
         print(f"corpus: {corpus} ({args.num} images; generation {gen_seconds:.1f} s, not timed)")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p),
+        }
         command = [
-            sys.executable, __file__, "--child", "--corpus", str(corpus), "--out", str(tmp / "out"),
-            "--resolution", str(args.resolution), "--workers", str(args.workers),
-            "--layout", args.layout,
+            sys.executable,
+            __file__,
+            "--child",
+            "--corpus",
+            str(corpus),
+            "--out",
+            str(tmp / "out"),
+            "--resolution",
+            str(args.resolution),
+            "--workers",
+            str(args.workers),
+            "--layout",
+            args.layout,
         ]
         load_before = os.getloadavg()[0]
         wall = time.perf_counter()
@@ -135,21 +153,30 @@ def main() -> None:
         all_children_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         total_kib = report["self_maxrss_kib"] + args.workers * report["workers_maxrss_kib"]
         rate = report["candidates"] / report["seconds"]
-        print(f"prepared {report['written']} / {report['candidates']} images "
-              f"(skipped {report['skipped']}) to {args.resolution}px with {args.workers} workers")
-        print(f"time: {report['seconds']:.2f} s in prepare_image_folder "
-              f"({wall:.2f} s child wall incl. interpreter start)")
-        print(f"throughput: {rate:.0f} images/s "
-              f"(load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f} "
-              f"on {os.cpu_count()} CPUs)")
+        print(
+            f"prepared {report['written']} / {report['candidates']} images "
+            f"(skipped {report['skipped']}) to {args.resolution}px with {args.workers} workers"
+        )
+        print(
+            f"time: {report['seconds']:.2f} s in prepare_image_folder ({wall:.2f} s child wall incl. interpreter start)"
+        )
+        print(
+            f"throughput: {rate:.0f} images/s "
+            f"(load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} CPUs)"
+        )
         cpu = report["self_cpu_s"] + report["workers_cpu_s"]
-        print(f"CPU: {report['self_cpu_s']:.1f} s main process + {report['workers_cpu_s']:.1f} s "
-              f"pool workers = {1e3 * cpu / report['candidates']:.2f} ms per image "
-              f"(= {report['candidates'] / cpu:.0f} images/s per fully available core)")
-        print(f"peak RSS: child main {report['self_maxrss_kib'] / 1024:.0f} MiB, "
-              f"largest pool worker {report['workers_maxrss_kib'] / 1024:.0f} MiB, "
-              f"conservative total {total_kib / 1024:.0f} MiB "
-              f"(max over all descendants seen by this process: {all_children_kib / 1024:.0f} MiB)")
+        print(
+            f"CPU: {report['self_cpu_s']:.1f} s main process + {report['workers_cpu_s']:.1f} s "
+            f"pool workers = {1e3 * cpu / report['candidates']:.2f} ms per image "
+            f"(= {report['candidates'] / cpu:.0f} images/s per fully available core)"
+        )
+        print(
+            f"peak RSS: child main {report['self_maxrss_kib'] / 1024:.0f} MiB, "
+            f"largest pool worker {report['workers_maxrss_kib'] / 1024:.0f} MiB, "
+            f"conservative total {total_kib / 1024:.0f} MiB "
+            f"(max over all descendants seen by this process: {all_children_kib / 1024:.0f} MiB)"
+        )
         assert total_kib < RSS_LIMIT_KIB, f"peak RSS {total_kib} KiB >= 1 GiB"
         print("OK: peak RSS < 1 GiB")
     finally:

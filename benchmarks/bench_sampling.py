@@ -70,9 +70,7 @@ def training_tokens_per_s(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--heads", type=int, default=4)
@@ -115,21 +113,15 @@ def main() -> None:
     print(f"load average before the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
     t_cached, ids_cached = best_time(
-        lambda: sample_ar(
-            ar, b, labels, 1.0, 0, 0.98, torch.Generator().manual_seed(0), use_cache=True
-        ),
+        lambda: sample_ar(ar, b, labels, 1.0, 0, 0.98, torch.Generator().manual_seed(0), use_cache=True),
         args.repeats,
     )
     t_full, ids_full = best_time(
-        lambda: sample_ar(
-            ar, b, labels, 1.0, 0, 0.98, torch.Generator().manual_seed(0), use_cache=False
-        ),
+        lambda: sample_ar(ar, b, labels, 1.0, 0, 0.98, torch.Generator().manual_seed(0), use_cache=False),
         args.repeats,
     )
     t_nar, _ = best_time(
-        lambda: sample_nar(
-            nar, b, labels, args.nar_steps, 0.65, "cosine", torch.Generator().manual_seed(0)
-        ),
+        lambda: sample_nar(nar, b, labels, args.nar_steps, 0.65, "cosine", torch.Generator().manual_seed(0)),
         args.repeats,
     )
     same = torch.equal(ids_cached, ids_full)
@@ -138,9 +130,7 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, args.vocab, (b, n), generator=g)
     ar_tps = training_tokens_per_s(ar, lambda: ar_loss(ar, ids, labels), tokens, args.train_steps)
-    nar_tps = training_tokens_per_s(
-        nar, lambda: nar_loss(nar, ids, labels, g), tokens, args.train_steps
-    )
+    nar_tps = training_tokens_per_s(nar, lambda: nar_loss(nar, ids, labels, g), tokens, args.train_steps)
 
     rows = [
         ("AR sampling, KV cache", f"{t_cached:8.2f} s", f"{tokens / t_cached:8.0f} tok/s", ""),

@@ -106,9 +106,7 @@ def images_per_second(params: Params, backbone: str, steps: int) -> tuple[float,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=2, help="timed steps per setting (best of)")

@@ -192,11 +192,20 @@ def single_process(raw: dict[str, Any], **phase_batch: int) -> Any:
 def _architecture_key(raw: dict[str, Any]) -> str:
     """What the per-image costs depend on (configurations that share it share the counts)."""
     t = raw["tokenizer"]
-    keep = {"resolution": raw["data"]["resolution"], "semantic": raw["semantic"],
-            "classes": raw["data"]["synthetic"]["num_classes"], "architecture": t["architecture"],
-            "attention": t["phase2"]["attention"], "perceptual": t["loss"]["perceptual_weight"] > 0,
-            "gan": {"on": t["gan"]["weight"] > 0, "r1": t["gan"]["r1_gamma"] > 0,
-                    "adaptive": t["gan"]["adaptive_weight"], "channels": t["gan"]["disc_channels"]}}
+    keep = {
+        "resolution": raw["data"]["resolution"],
+        "semantic": raw["semantic"],
+        "classes": raw["data"]["synthetic"]["num_classes"],
+        "architecture": t["architecture"],
+        "attention": t["phase2"]["attention"],
+        "perceptual": t["loss"]["perceptual_weight"] > 0,
+        "gan": {
+            "on": t["gan"]["weight"] > 0,
+            "r1": t["gan"]["r1_gamma"] > 0,
+            "adaptive": t["gan"]["adaptive_weight"],
+            "channels": t["gan"]["disc_channels"],
+        },
+    }
     return yaml.safe_dump(keep, sort_keys=True)
 
 
@@ -216,16 +225,18 @@ def _perceptual(params: Any, alpha: float) -> nn.Module:
 
     weight = params.tokenizer.loss.logit_weight
     if params.semantic.backbone == "embedded":
-        return SemanticPerceptualLoss(SemanticNet(params.semantic.widths, params.data.synthetic.num_classes),
-                                      alpha, None, weight)
+        return SemanticPerceptualLoss(
+            SemanticNet(params.semantic.widths, params.data.synthetic.num_classes), alpha, None, weight
+        )
     vgg = VGG16Backbone(torchvision.models.vgg16(weights=None))
     return SemanticPerceptualLoss(vgg, alpha, vgg.lpips_layer_weights(), weight)
 
 
 def tokenizer_step_flops(raw: dict[str, Any], phase: int, kind: str, gan: bool) -> int:
     """FLOPs of one training iteration on ONE image (kind: control | alpha0 | alpha)."""
-    return _once((_architecture_key(raw), "step", phase, kind, gan),
-                 lambda: _count_tokenizer_step(raw, phase, kind, gan))
+    return _once(
+        (_architecture_key(raw), "step", phase, kind, gan), lambda: _count_tokenizer_step(raw, phase, kind, gan)
+    )
 
 
 def _count_tokenizer_step(raw: dict[str, Any], phase: int, kind: str, gan: bool) -> int:
@@ -250,7 +261,9 @@ def _count_tokenizer_step(raw: dict[str, Any], phase: int, kind: str, gan: bool)
         freeze_encoder_and_codebook(phase2)
         tokenizer = phase2
     alpha = {"control": 0.0, "alpha0": 0.0, "alpha": 1.0}[kind]
-    perceptual = None if kind == "control" or params.tokenizer.loss.perceptual_weight == 0 else _perceptual(params, alpha)
+    perceptual = (
+        None if kind == "control" or params.tokenizer.loss.perceptual_weight == 0 else _perceptual(params, alpha)
+    )
     run = TokenizerRun(params, phase, tokenizer, perceptual, Distributed.single(torch.device("cpu")))
     run.set_modes()
     images, _ = generate_images(1, params.data.resolution, 10, seed=0, split="estimate")
@@ -324,7 +337,9 @@ def counted_transformer_train_flops_per_token(raw: dict[str, Any], size: str, ob
         if objective == "ar":
             ar_loss(model, ids, labels).backward()
         else:
-            nar_loss(model, ids, labels, torch.Generator().manual_seed(0), params.transformer.nar.mask_schedule).backward()
+            nar_loss(
+                model, ids, labels, torch.Generator().manual_seed(0), params.transformer.nar.mask_schedule
+            ).backward()
 
     return counted(step) / model.config.num_positions
 
@@ -391,7 +406,13 @@ class Costs:
             o, t = raw["transformer"][objective], raw["transformer"]
             train = o["iterations"] * o["batch_size"] * s.positions * transformer_train_flops_per_token(s)
             val_points = math.ceil(o["iterations"] / t["eval_every"])
-            val = val_points * t["val_batches"] * o["batch_size"] * s.positions * (transformer_train_flops_per_token(s) / 3)
+            val = (
+                val_points
+                * t["val_batches"]
+                * o["batch_size"]
+                * s.positions
+                * (transformer_train_flops_per_token(s) / 3)
+            )
             return train + val
         if rule == "sample":
             s = self.shape(w["size"], w["objective"])
@@ -428,27 +449,53 @@ def gpu_hours(flops: float, gpu: str) -> float:
 # where the paper prints no number).
 ArtefactValue = tuple[str, tuple[str, ...]] | str
 ARTEFACTS: list[tuple[str, str, tuple[str, ...], ArtefactValue]] = [
-    ("Supp. Fig. 2 (val. loss vs alpha)", "results/fig2_val_loss.pdf", ("imagenet",),
-     "curves only (no numbers)"),
-    ("Fig. 6b (rFID / FID vs alpha)", "results/fig6b_alpha_sweep.pdf", ("imagenet",),
-     "curves only (no numbers)"),
+    ("Supp. Fig. 2 (val. loss vs alpha)", "results/fig2_val_loss.pdf", ("imagenet",), "curves only (no numbers)"),
+    ("Fig. 6b (rFID / FID vs alpha)", "results/fig6b_alpha_sweep.pdf", ("imagenet",), "curves only (no numbers)"),
     ("Fig. 4 / Supp. Fig. 3 (AR prediction)", "results/fig3_visualization.pdf", ("imagenet",), "images"),
     ("Supp. Fig. 1 (phase-2 decoder)", "results/fig1_phase2_decoder.pdf", ("imagenet",), "images"),
-    ("Table 1 (decoder capacity)", "results/tables/table1_decoder_capacity.md", ("imagenet",),
-     ("table1_decoder_capacity", ("attention_x2",))),
-    ("Table 2 (reconstruction)", "results/tables/table2_reconstruction.md", ("imagenet", "ffhq"),
-     ("table2_reconstruction", ("seqgan",))),
-    ("Table 3 (unconditional)", "results/tables/table3_unconditional.md",
-     ("ffhq", "lsun_church", "lsun_cat", "lsun_bedroom"), ("table3_unconditional", ("seqgan_ar", "seqgan_nar"))),
-    ("Table 4 (ImageNet conditional)", "results/tables/table4_imagenet_conditional.md", ("imagenet",),
-     ("table4_imagenet_conditional", ("seqgan_ar", "seqgan_ar_l", "seqgan_nar", "seqgan_nar_l"))),
+    (
+        "Table 1 (decoder capacity)",
+        "results/tables/table1_decoder_capacity.md",
+        ("imagenet",),
+        ("table1_decoder_capacity", ("attention_x2",)),
+    ),
+    (
+        "Table 2 (reconstruction)",
+        "results/tables/table2_reconstruction.md",
+        ("imagenet", "ffhq"),
+        ("table2_reconstruction", ("seqgan",)),
+    ),
+    (
+        "Table 3 (unconditional)",
+        "results/tables/table3_unconditional.md",
+        ("ffhq", "lsun_church", "lsun_cat", "lsun_bedroom"),
+        ("table3_unconditional", ("seqgan_ar", "seqgan_nar")),
+    ),
+    (
+        "Table 4 (ImageNet conditional)",
+        "results/tables/table4_imagenet_conditional.md",
+        ("imagenet",),
+        ("table4_imagenet_conditional", ("seqgan_ar", "seqgan_ar_l", "seqgan_nar", "seqgan_nar_l")),
+    ),
     ("Table 5 (codebook)", "results/tables/table5_codebook.md", ("imagenet",), ("table5_codebook", ("entropy",))),
-    ("Table 6 (perceptual layers)", "results/tables/table6_perceptual_layers.md", ("imagenet",),
-     ("table6_perceptual_layers", ("low", "sem"))),
-    ("Fig. 8b (phase-2 decoder FID)", "results/tables/fig8b_phase2.md",
-     ("imagenet", "ffhq", "lsun_church", "lsun_cat", "lsun_bedroom"), ("fig8b_phase2", ("ar_phase2", "nar_phase2"))),
-    ("Model sizes (Supp. Sec. 1, Table 2)", "results/tables/model_sizes.csv", ("imagenet",),
-     ("model_sizes", ("tokenizer_phase1", "tokenizer_phase2", "transformer_base", "transformer_large"))),
+    (
+        "Table 6 (perceptual layers)",
+        "results/tables/table6_perceptual_layers.md",
+        ("imagenet",),
+        ("table6_perceptual_layers", ("low", "sem")),
+    ),
+    (
+        "Fig. 8b (phase-2 decoder FID)",
+        "results/tables/fig8b_phase2.md",
+        ("imagenet", "ffhq", "lsun_church", "lsun_cat", "lsun_bedroom"),
+        ("fig8b_phase2", ("ar_phase2", "nar_phase2")),
+    ),
+    (
+        "Model sizes (Supp. Sec. 1, Table 2)",
+        "results/tables/model_sizes.csv",
+        ("imagenet",),
+        ("model_sizes", ("tokenizer_phase1", "tokenizer_phase2", "transformer_base", "transformer_large")),
+    ),
 ]
 
 
@@ -518,9 +565,12 @@ def main() -> None:
             f"| `{target}` | {title} | {paper_value(spec)} | {', '.join(configs)} | {total / 1e15:,.0f} | "
             f"{gpu_hours(total, 'H100'):,.0f} | {gpu_hours(total, 'A100'):,.0f} | {'; '.join(notes)} |"
         )
-    lines += ["", "| config | whole default target (`rule all`) PFLOP | H100-h | A100-h | run.gpus_per_job | "
-              "wall-clock h of one training job on run.gpus_per_job H100 / A100 (ideal scaling) |",
-              "|---|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        "| config | whole default target (`rule all`) PFLOP | H100-h | A100-h | run.gpus_per_job | "
+        "wall-clock h of one training job on run.gpus_per_job H100 / A100 (ideal scaling) |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for name, jobs in plans.items():
         c = costs[name]
         total, _ = describe(jobs, c)
@@ -530,8 +580,10 @@ def main() -> None:
             if job.rule in ("tokenizer_phase1", "tokenizer_phase2", "train_ar", "train_nar"):
                 label = job.rule + (f" {job.wildcards['size']}" if "size" in job.wildcards else "")
                 walls[label] = max(walls.get(label, 0.0), c.job(job))
-        cells = ", ".join(f"{label} {gpu_hours(f, 'H100') / gpus:,.0f} / {gpu_hours(f, 'A100') / gpus:,.0f}"
-                          for label, f in walls.items())
+        cells = ", ".join(
+            f"{label} {gpu_hours(f, 'H100') / gpus:,.0f} / {gpu_hours(f, 'A100') / gpus:,.0f}"
+            for label, f in walls.items()
+        )
         lines.append(
             f"| {name} | {total / 1e15:,.0f} | {gpu_hours(total, 'H100'):,.0f} | {gpu_hours(total, 'A100'):,.0f} | "
             f"{gpus} | {cells} |"
@@ -545,8 +597,10 @@ def main() -> None:
             measured = counted_transformer_train_flops_per_token(raw, size, objective)
             checks.append(f"{name} {objective} {size}: {formula / 1e9:.2f} vs {measured / 1e9:.2f} GFLOP/token")
         break  # one configuration is enough: the sizes are shared
-    lines += ["", "Transformer training FLOPs per token, formula vs counted forward + backward: "
-              + "; ".join(checks) + "."]
+    lines += [
+        "",
+        "Transformer training FLOPs per token, formula vs counted forward + backward: " + "; ".join(checks) + ".",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

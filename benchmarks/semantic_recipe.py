@@ -38,8 +38,17 @@ from seqgan.train.classifier import train_semantic_classifier
 from seqgan.train.runtime import cpu_description
 
 REPO = Path(__file__).resolve().parents[1]
-COLUMNS = ("lr", "iterations", "seed", "threads", "val_accuracy", "val_loss", "first_step_above_half",
-           "diverged", "wall_seconds")
+COLUMNS = (
+    "lr",
+    "iterations",
+    "seed",
+    "threads",
+    "val_accuracy",
+    "val_loss",
+    "first_step_above_half",
+    "diverged",
+    "wall_seconds",
+)
 
 
 def first_step_above(curve: Path, threshold: float) -> int | None:
@@ -51,33 +60,52 @@ def first_step_above(curve: Path, threshold: float) -> int | None:
     return None
 
 
-def train_once(data: Path, params_file: Path, lr: float, seed: int, threads: int,
-               iterations: int | None) -> dict[str, Any]:
+def train_once(
+    data: Path, params_file: Path, lr: float, seed: int, threads: int, iterations: int | None
+) -> dict[str, Any]:
     """One training run of the params' recipe with ``lr``, ``seed``, ``threads`` (and, when
     given, ``iterations``) changed."""
     sem = load_params(params_file).semantic
     if iterations is not None:
-        sem = dataclasses.replace(sem, iterations=iterations,
-                                  eval_every=min(sem.eval_every, max(1, iterations // 8)))
+        sem = dataclasses.replace(sem, iterations=iterations, eval_every=min(sem.eval_every, max(1, iterations // 8)))
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="semantic-recipe-") as tmp:
         start = time.perf_counter()
         metrics = train_semantic_classifier(
-            data / "train", data / "val", Path(tmp) / "net.safetensors",
-            widths=sem.widths, iterations=sem.iterations, batch_size=sem.batch_size, lr=lr,
-            weight_decay=sem.weight_decay, warmup_steps=sem.warmup_steps, hflip=sem.hflip,
-            seed=seed, device="cpu", checkpoint_every=sem.iterations, eval_every=sem.eval_every,
-            resume_path=Path(tmp) / "resume.pt", log_dir=Path(tmp) / "logs", progress=False,
+            data / "train",
+            data / "val",
+            Path(tmp) / "net.safetensors",
+            widths=sem.widths,
+            iterations=sem.iterations,
+            batch_size=sem.batch_size,
+            lr=lr,
+            weight_decay=sem.weight_decay,
+            warmup_steps=sem.warmup_steps,
+            hflip=sem.hflip,
+            seed=seed,
+            device="cpu",
+            checkpoint_every=sem.iterations,
+            eval_every=sem.eval_every,
+            resume_path=Path(tmp) / "resume.pt",
+            log_dir=Path(tmp) / "logs",
+            progress=False,
             min_val_accuracy=0.0,  # measured here, not gated
         )
         wall = time.perf_counter() - start
         first = first_step_above(Path(tmp) / "logs" / "val.csv", 0.5)
     num_classes = json.loads((data / "train" / "manifest.json").read_text())["num_classes"]
     diverged = abs(metrics["val_loss"] - math.log(num_classes)) < 0.01 * math.log(num_classes)
-    return {"lr": lr, "iterations": sem.iterations, "seed": seed, "threads": threads,
-            "val_accuracy": metrics["val_accuracy"], "val_loss": round(metrics["val_loss"], 5),
-            "first_step_above_half": first if first is not None else "stall", "diverged": diverged,
-            "wall_seconds": round(wall, 1)}
+    return {
+        "lr": lr,
+        "iterations": sem.iterations,
+        "seed": seed,
+        "threads": threads,
+        "val_accuracy": metrics["val_accuracy"],
+        "val_loss": round(metrics["val_loss"], 5),
+        "first_step_above_half": first if first is not None else "stall",
+        "diverged": diverged,
+        "wall_seconds": round(wall, 1),
+    }
 
 
 def print_row(row: dict[str, Any]) -> None:

@@ -44,8 +44,22 @@ from seqgan.train.tokenizer_eval import evaluate_reconstruction
 from seqgan.train.tokenizer_model import load_tokenizer_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
-COLUMNS = ("trial", "variant", "seed", "changes", "iterations", "batch_size", "psnr", "l1", "codebook_usage",
-           "codebook_perplexity", "seconds_per_step", "wall_seconds", "threads", "cpu")
+COLUMNS = (
+    "trial",
+    "variant",
+    "seed",
+    "changes",
+    "iterations",
+    "batch_size",
+    "psnr",
+    "l1",
+    "codebook_usage",
+    "codebook_perplexity",
+    "seconds_per_step",
+    "wall_seconds",
+    "threads",
+    "cpu",
+)
 EVAL_IMAGES = 1000
 GRID_IMAGES = 16
 
@@ -81,8 +95,9 @@ def trial_params(raw: dict[str, Any], changes: dict[str, Any]):
     return validate_params(changed, "params.yaml (trial)")
 
 
-def run_trial(name: str, changes: dict[str, Any], raw: dict[str, Any], data: Path, semantic: Path,
-              threads: int) -> tuple[dict[str, Any], np.ndarray]:
+def run_trial(
+    name: str, changes: dict[str, Any], raw: dict[str, Any], data: Path, semantic: Path, threads: int
+) -> tuple[dict[str, Any], np.ndarray]:
     params = trial_params(raw, changes)
     variant = changes.get("variant", "alpha1.0")
     perceptual = variant != "control"
@@ -92,10 +107,19 @@ def run_trial(name: str, changes: dict[str, Any], raw: dict[str, Any], data: Pat
     with tempfile.TemporaryDirectory(prefix="tokenizer-recipe-") as tmp:
         out = Path(tmp) / "tokenizer.safetensors"
         start = time.perf_counter()
-        metrics = train_tokenizer(params, phase=1, alpha=alpha, perceptual=perceptual, train_dir=data / "train",
-                                  semantic_weights=semantic if perceptual else None, init_weights=None,
-                                  out_path=out, resume_path=Path(tmp) / "resume.pt", log_dir=Path(tmp) / "logs",
-                                  progress=False)
+        metrics = train_tokenizer(
+            params,
+            phase=1,
+            alpha=alpha,
+            perceptual=perceptual,
+            train_dir=data / "train",
+            semantic_weights=semantic if perceptual else None,
+            init_weights=None,
+            out_path=out,
+            resume_path=Path(tmp) / "resume.pt",
+            log_dir=Path(tmp) / "logs",
+            progress=False,
+        )
         wall = time.perf_counter() - start
         tokenizer, _ = load_tokenizer_checkpoint(out, params)
     evaluation = evaluate_reconstruction(tokenizer, val, EVAL_IMAGES, 100, torch.device("cpu"))
@@ -104,13 +128,22 @@ def run_trial(name: str, changes: dict[str, Any], raw: dict[str, Any], data: Pat
         recon = tokenizer(to_model_input(images, torch.device("cpu")))[0]
     recon = ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
     phase1 = params.tokenizer.phase1
-    row = {"trial": name, "variant": variant, "seed": params.run.seed, "changes": json.dumps(changes),
-           "iterations": phase1.iterations, "batch_size": phase1.batch_size,
-           "psnr": round(evaluation["psnr"], 3), "l1": round(evaluation["l1"], 4),
-           "codebook_usage": round(evaluation["codebook_fraction_used"], 4),
-           "codebook_perplexity": round(evaluation["codebook_perplexity"], 1),
-           "seconds_per_step": round(metrics["seconds_per_step"], 4), "wall_seconds": round(wall, 1),
-           "threads": threads, "cpu": cpu_description()}
+    row = {
+        "trial": name,
+        "variant": variant,
+        "seed": params.run.seed,
+        "changes": json.dumps(changes),
+        "iterations": phase1.iterations,
+        "batch_size": phase1.batch_size,
+        "psnr": round(evaluation["psnr"], 3),
+        "l1": round(evaluation["l1"], 4),
+        "codebook_usage": round(evaluation["codebook_fraction_used"], 4),
+        "codebook_perplexity": round(evaluation["codebook_perplexity"], 1),
+        "seconds_per_step": round(metrics["seconds_per_step"], 4),
+        "wall_seconds": round(wall, 1),
+        "threads": threads,
+        "cpu": cpu_description(),
+    }
     return row, np.concatenate(list(recon), axis=1)
 
 

@@ -49,54 +49,99 @@ def cmd_prepare_data(args: argparse.Namespace) -> None:
 def cmd_train_semantic(args: argparse.Namespace) -> None:
     from seqgan.train.semantic_job import train_semantic_job
 
-    train_semantic_job(load_params(args.params), data_dir=Path(args.data), out=Path(args.out),
-                       metrics_path=Path(args.metrics), log_dir=Path(args.log_dir), threads=args.threads)
+    train_semantic_job(
+        load_params(args.params),
+        data_dir=Path(args.data),
+        out=Path(args.out),
+        metrics_path=Path(args.metrics),
+        log_dir=Path(args.log_dir),
+        threads=args.threads,
+    )
 
 
 def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     from seqgan.train.tokenizer_job import train_tokenizer_job
 
-    train_tokenizer_job(load_params(args.params), phase=args.phase, variant=args.variant, seed=args.seed,
-                        data_dir=Path(args.data), semantic=args.semantic, init=args.init, out=Path(args.out),
-                        log_dir=Path(args.log_dir), threads=args.threads)
+    train_tokenizer_job(
+        load_params(args.params),
+        phase=args.phase,
+        variant=args.variant,
+        seed=args.seed,
+        data_dir=Path(args.data),
+        semantic=args.semantic,
+        init=args.init,
+        out=Path(args.out),
+        log_dir=Path(args.log_dir),
+        threads=args.threads,
+    )
 
 
 def cmd_fid_reference(args: argparse.Namespace) -> None:
     from seqgan.evaluate.fid_reference_job import fid_reference_job
 
-    fid_reference_job(load_params(args.params), split_dir=Path(args.split_dir), semantic=args.semantic,
-                      out=Path(args.out), threads=args.threads)
+    fid_reference_job(
+        load_params(args.params),
+        split_dir=Path(args.split_dir),
+        semantic=args.semantic,
+        out=Path(args.out),
+        threads=args.threads,
+    )
 
 
 def cmd_eval_tokenizer(args: argparse.Namespace) -> None:
     from seqgan.evaluate.tokenizer_job import eval_tokenizer_job
 
-    eval_tokenizer_job(load_params(args.params), tokenizer_file=Path(args.tokenizer), split_dir=Path(args.split_dir),
-                       reference=Path(args.reference), semantic=args.semantic, out=Path(args.out),
-                       threads=args.threads)
+    eval_tokenizer_job(
+        load_params(args.params),
+        tokenizer_file=Path(args.tokenizer),
+        split_dir=Path(args.split_dir),
+        reference=Path(args.reference),
+        semantic=args.semantic,
+        out=Path(args.out),
+        threads=args.threads,
+    )
 
 
 def cmd_encode_tokens(args: argparse.Namespace) -> None:
     from seqgan.evaluate.tokens import encode_tokens_job
 
-    encode_tokens_job(load_params(args.params), tokenizer_file=Path(args.tokenizer), split_dir=Path(args.split_dir),
-                      out=Path(args.out), threads=args.threads)
+    encode_tokens_job(
+        load_params(args.params),
+        tokenizer_file=Path(args.tokenizer),
+        split_dir=Path(args.split_dir),
+        out=Path(args.out),
+        threads=args.threads,
+    )
 
 
 def cmd_train_transformer(args: argparse.Namespace) -> None:
     from seqgan.train.transformer_job import train_transformer_job
 
-    train_transformer_job(load_params(args.params), objective=args.objective, size=args.size, seed=args.seed,
-                          tokens=Path(args.tokens), out=Path(args.out), log_dir=Path(args.log_dir),
-                          threads=args.threads)
+    train_transformer_job(
+        load_params(args.params),
+        objective=args.objective,
+        size=args.size,
+        seed=args.seed,
+        tokens=Path(args.tokens),
+        out=Path(args.out),
+        log_dir=Path(args.log_dir),
+        threads=args.threads,
+    )
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     from seqgan.sample.sample_job import sample_job
 
-    sample_job(load_params(args.params), objective=args.objective, transformer_file=Path(args.transformer),
-               tokenizer_file=Path(args.tokenizer), seed=args.seed, num_samples=args.num_samples or None,
-               out=Path(args.out), threads=args.threads)
+    sample_job(
+        load_params(args.params),
+        objective=args.objective,
+        transformer_file=Path(args.transformer),
+        tokenizer_file=Path(args.tokenizer),
+        seed=args.seed,
+        num_samples=args.num_samples or None,
+        out=Path(args.out),
+        threads=args.threads,
+    )
 
 
 def cmd_fig2(args: argparse.Namespace) -> None:
@@ -122,10 +167,18 @@ def cmd_eval_samples(args: argparse.Namespace) -> None:
     from seqgan.evaluate.samples_job import eval_samples_job
 
     eval_samples_job(
-        load_params(args.params), samples_dir=Path(args.samples), objective=args.objective, size=args.size,
-        variant=args.variant, decoder=args.decoder, seed=args.seed, reference_file=Path(args.reference),
+        load_params(args.params),
+        samples_dir=Path(args.samples),
+        objective=args.objective,
+        size=args.size,
+        variant=args.variant,
+        decoder=args.decoder,
+        seed=args.seed,
+        reference_file=Path(args.reference),
         reference_split_dir=Path(args.reference_split_dir) if args.reference_split_dir else None,
-        semantic=args.semantic, out=Path(args.out), threads=args.threads,
+        semantic=args.semantic,
+        out=Path(args.out),
+        threads=args.threads,
     )
 
 
@@ -133,24 +186,41 @@ def cmd_sample_grid(args: argparse.Namespace) -> None:
     from seqgan.report.sample_grids import sample_grid_job
 
     sample_grid_job(
-        load_params(args.params), samples_dir=Path(args.samples), objective=args.objective, size=args.size,
-        variant=args.variant, decoder=args.decoder,
-        class_names_from=Path(args.class_names_from) if args.class_names_from else None, out=Path(args.out),
+        load_params(args.params),
+        samples_dir=Path(args.samples),
+        objective=args.objective,
+        size=args.size,
+        variant=args.variant,
+        decoder=args.decoder,
+        class_names_from=Path(args.class_names_from) if args.class_names_from else None,
+        out=Path(args.out),
     )
 
 
 def cmd_fig1(args: argparse.Namespace) -> None:
     from seqgan.report.fig1 import fig1_job
 
-    fig1_job(load_params(args.params), samples_dir=Path(args.samples), phase1=Path(args.phase1),
-             phase2=Path(args.phase2), val_dir=Path(args.val_dir), out=Path(args.out), threads=args.threads)
+    fig1_job(
+        load_params(args.params),
+        samples_dir=Path(args.samples),
+        phase1=Path(args.phase1),
+        phase2=Path(args.phase2),
+        val_dir=Path(args.val_dir),
+        out=Path(args.out),
+        threads=args.threads,
+    )
 
 
 def cmd_fig3(args: argparse.Namespace) -> None:
     from seqgan.report.fig3 import fig3_job
 
-    fig3_job(load_params(args.params), split_dir=Path(args.split_dir), variants=args.variant, out=Path(args.out),
-             threads=args.threads)
+    fig3_job(
+        load_params(args.params),
+        split_dir=Path(args.split_dir),
+        variants=args.variant,
+        out=Path(args.out),
+        threads=args.threads,
+    )
 
 
 def cmd_fig6b(args: argparse.Namespace) -> None:
@@ -186,15 +256,17 @@ def cmd_claims(args: argparse.Namespace) -> None:
 def cmd_reference_run(args: argparse.Namespace) -> None:
     from seqgan.report.reference_run import reference_run_job
 
-    reference_run_job(Path(args.params), Path(args.out), collect_only=args.collect_only, force=args.force,
-                      threads=args.threads)
+    reference_run_job(
+        Path(args.params), Path(args.out), collect_only=args.collect_only, force=args.force, threads=args.threads
+    )
 
 
 def cmd_compare_reference(args: argparse.Namespace) -> None:
     from seqgan.report.compare_reference import compare_reference_job
 
-    compare_reference_job(load_params(args.params), args.params, _artefact_layout(args), Path(args.reference),
-                          Path(args.out))
+    compare_reference_job(
+        load_params(args.params), args.params, _artefact_layout(args), Path(args.reference), Path(args.out)
+    )
 
 
 def cmd_readme_tables(args: argparse.Namespace) -> None:
@@ -232,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
         return p
 
-    p = with_threads(with_params(add("train-semantic", cmd_train_semantic, "train the embedded default's semantic network")))
+    p = with_threads(
+        with_params(add("train-semantic", cmd_train_semantic, "train the embedded default's semantic network"))
+    )
     p.add_argument("--data", required=True, help="dataset directory holding train/ and val/")
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--metrics", required=True, help="JSON file for the validation accuracy and run facts")
@@ -260,12 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--semantic", help="semantic network weights (embedded backbone)")
     p.add_argument("--out", required=True)
 
-    p = with_threads(with_params(add("encode-tokens", cmd_encode_tokens, "token ids of a split for transformer training")))
+    p = with_threads(
+        with_params(add("encode-tokens", cmd_encode_tokens, "token ids of a split for transformer training"))
+    )
     p.add_argument("--tokenizer", required=True)
     p.add_argument("--split-dir", required=True)
     p.add_argument("--out", required=True, help="token split directory")
 
-    p = with_threads(with_params(add("train-transformer", cmd_train_transformer, "train an AR or NAR transformer on token ids")))
+    p = with_threads(
+        with_params(add("train-transformer", cmd_train_transformer, "train an AR or NAR transformer on token ids"))
+    )
     p.add_argument("--objective", choices=["ar", "nar"], required=True)
     p.add_argument("--size", choices=["base", "large"], required=True)
     p.add_argument("--tokens", required=True, help="token directory holding train/ and val/")
@@ -273,7 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--log-dir", required=True, help="directory for curve.csv, train.csv and DVCLive logs")
 
-    p = with_threads(with_params(add("sample", cmd_sample, "sample token grids with a transformer and decode them to PNGs")))
+    p = with_threads(
+        with_params(add("sample", cmd_sample, "sample token grids with a transformer and decode them to PNGs"))
+    )
     p.add_argument("--objective", choices=["ar", "nar"], required=True)
     p.add_argument("--transformer", required=True, help="transformer weights")
     p.add_argument("--tokenizer", required=True, help="tokenizer whose decoder renders the samples (phase 1 or 2)")
@@ -282,8 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="sample directory (images/, tokens.npy, labels.npy, manifest.json)")
 
     p = with_params(add("fig2", cmd_fig2, "supplement Fig. 2: validation loss per alpha, with the evidence beside it"))
-    p.add_argument("--run", nargs=5, action="append", required=True,
-                   metavar=("VARIANT", "OBJECTIVE", "CURVE_CSV", "TRANSFORMER_JSON", "TOKENIZER_METRICS"))
+    p.add_argument(
+        "--run",
+        nargs=5,
+        action="append",
+        required=True,
+        metavar=("VARIANT", "OBJECTIVE", "CURVE_CSV", "TRANSFORMER_JSON", "TOKENIZER_METRICS"),
+    )
     p.add_argument("--out", required=True, help="PDF; a PNG and a CSV summary are written beside it")
 
     p = with_params(add("model-sizes", cmd_model_sizes, "count parameters of every network (no data needed)"))
@@ -297,20 +382,41 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--decoder", choices=["phase1", "phase2"], required=True)
         return p
 
-    p = with_sample_labels(with_threads(with_params(add(
-        "eval-samples", cmd_eval_samples, "generation FID, IS and the semantic classifier's view of a sample set"))))
+    p = with_sample_labels(
+        with_threads(
+            with_params(
+                add(
+                    "eval-samples",
+                    cmd_eval_samples,
+                    "generation FID, IS and the semantic classifier's view of a sample set",
+                )
+            )
+        )
+    )
     p.add_argument("--seed", type=int, required=True, help="the sampling seed of the sample set (checked)")
-    p.add_argument("--reference", required=True, help="FID reference statistics (.npz) of evaluation.generation_reference")
-    p.add_argument("--reference-split-dir", help="the prepared split of that reference (classifier view, semantic network)")
+    p.add_argument(
+        "--reference", required=True, help="FID reference statistics (.npz) of evaluation.generation_reference"
+    )
+    p.add_argument(
+        "--reference-split-dir", help="the prepared split of that reference (classifier view, semantic network)"
+    )
     p.add_argument("--semantic", help="semantic network weights (embedded backbone)")
     p.add_argument("--out", required=True, help="JSON metrics file")
 
-    p = with_sample_labels(with_params(add("sample-grid", cmd_sample_grid, "grid figure of a sample set (supplement Figs. 4-10)")))
+    p = with_sample_labels(
+        with_params(add("sample-grid", cmd_sample_grid, "grid figure of a sample set (supplement Figs. 4-10)"))
+    )
     p.add_argument("--class-names-from", help="a split manifest.json whose class_names label the rows")
     p.add_argument("--out", required=True, help="PDF; a PNG is written beside it")
 
-    p = with_threads(with_params(add("fig1", cmd_fig1, "supplement Fig. 1: the same tokens through the phase-1 and phase-2 decoders")))
-    p.add_argument("--samples", required=True, help="sample directory of the phase-1 tokenizer (its tokens.npy is decoded)")
+    p = with_threads(
+        with_params(
+            add("fig1", cmd_fig1, "supplement Fig. 1: the same tokens through the phase-1 and phase-2 decoders")
+        )
+    )
+    p.add_argument(
+        "--samples", required=True, help="sample directory of the phase-1 tokenizer (its tokens.npy is decoded)"
+    )
     p.add_argument("--phase1", required=True, help="the phase-1 tokenizer the phase-2 one was built from")
     p.add_argument("--phase2", required=True, help="the phase-2 tokenizer")
     p.add_argument("--val-dir", required=True, help="prepared validation split (reconstructions)")
@@ -318,16 +424,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_threads(with_params(add("fig3", cmd_fig3, "main Fig. 4: AR prediction vs reconstruction per alpha")))
     p.add_argument("--split-dir", required=True, help="prepared validation split (images shown and scored)")
-    p.add_argument("--variant", nargs=3, action="append", required=True,
-                   metavar=("VARIANT", "TOKENIZER", "AR_TRANSFORMER"), help="repeat per tokenizer variant")
+    p.add_argument(
+        "--variant",
+        nargs=3,
+        action="append",
+        required=True,
+        metavar=("VARIANT", "TOKENIZER", "AR_TRANSFORMER"),
+        help="repeat per tokenizer variant",
+    )
     p.add_argument("--out", required=True, help="PDF; a PNG and a CSV of token accuracies are written beside it")
 
     p = with_params(add("fig6b", cmd_fig6b, "main Fig. 6b: rFID and generation FID against alpha"))
-    p.add_argument("--rfid", nargs=3, action="append", required=True,
-                   metavar=("VARIANT", "EXPERIMENT_SEED", "TOKENIZER_METRICS"), help="repeat per tokenizer and seed")
-    p.add_argument("--generation", nargs=4, action="append",
-                   metavar=("OBJECTIVE", "VARIANT", "SAMPLING_SEED", "GENERATION_METRICS"),
-                   help="repeat per objective, variant and sampling seed (phase-1 decoder)")
+    p.add_argument(
+        "--rfid",
+        nargs=3,
+        action="append",
+        required=True,
+        metavar=("VARIANT", "EXPERIMENT_SEED", "TOKENIZER_METRICS"),
+        help="repeat per tokenizer and seed",
+    )
+    p.add_argument(
+        "--generation",
+        nargs=4,
+        action="append",
+        metavar=("OBJECTIVE", "VARIANT", "SAMPLING_SEED", "GENERATION_METRICS"),
+        help="repeat per objective, variant and sampling seed (phase-1 decoder)",
+    )
     p.add_argument("--out", required=True, help="PDF; a PNG and a CSV of every plotted number are written beside it")
 
     def with_artefacts(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -335,33 +457,64 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--models-dir", default="models", help="models directory (checkpoint sidecars)")
         return p
 
-    p = with_artefacts(with_params(add("tables", cmd_tables, "paper Tables 1-6 and Fig. 8b: paper vs reproduced, with the runs")))
+    p = with_artefacts(
+        with_params(add("tables", cmd_tables, "paper Tables 1-6 and Fig. 8b: paper vs reproduced, with the runs"))
+    )
     p.add_argument("--table", action="append", help="one of the table names (repeatable; default: all)")
     p.add_argument("--out-dir", required=True, help="directory for <table>.csv and <table>.md")
 
-    p = with_params(add("hparam-audit", cmd_hparam_audit, "supplement Tables 3-4 beside the params in use, differences flagged"))
+    p = with_params(
+        add("hparam-audit", cmd_hparam_audit, "supplement Tables 3-4 beside the params in use, differences flagged")
+    )
     p.add_argument("--out", required=True, help="CSV file; a Markdown table is written beside it")
 
-    p = with_artefacts(with_params(add("claims", cmd_claims, "the paper's four claims with the reproduced evidence and verdicts")))
+    p = with_artefacts(
+        with_params(add("claims", cmd_claims, "the paper's four claims with the reproduced evidence and verdicts"))
+    )
     p.add_argument("--out", required=True, help="Markdown file (results/claims.md)")
 
-    p = with_params(add("reference-run", cmd_reference_run,
-                        "run the main job and the default target from nothing, timed, and collect the reference"))
+    p = with_params(
+        add(
+            "reference-run",
+            cmd_reference_run,
+            "run the main job and the default target from nothing, timed, and collect the reference",
+        )
+    )
     p.add_argument("--out", default="results/reference", help="reference directory (default: results/reference)")
-    p.add_argument("--force", action="store_true",
-                   help="start even though workflow outputs exist (clears logs/benchmarks; the timings then cover "
-                        "only the jobs that still run)")
-    p.add_argument("--collect-only", action="store_true",
-                   help="do not run Snakemake: collect the reference from the finished run in this directory")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per job for every rule that takes --threads (Snakemake --set-threads; "
-                        "default: the workflow's one), e.g. 2 to see how another float rounding moves the numbers")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start even though workflow outputs exist (clears logs/benchmarks; the timings then cover "
+        "only the jobs that still run)",
+    )
+    p.add_argument(
+        "--collect-only",
+        action="store_true",
+        help="do not run Snakemake: collect the reference from the finished run in this directory",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per job for every rule that takes --threads (Snakemake --set-threads; "
+        "default: the workflow's one), e.g. 2 to see how another float rounding moves the numbers",
+    )
 
-    p = with_artefacts(with_params(add("compare-reference", cmd_compare_reference,
-                                       "this run's numbers and claim verdicts against the reference run's")))
+    p = with_artefacts(
+        with_params(
+            add(
+                "compare-reference",
+                cmd_compare_reference,
+                "this run's numbers and claim verdicts against the reference run's",
+            )
+        )
+    )
     p.add_argument("--reference", default="results/reference", help="reference directory (default: results/reference)")
-    p.add_argument("--out", default="results/compare_reference.md",
-                   help="Markdown report (default: %(default)s); a JSON summary is written beside it")
+    p.add_argument(
+        "--out",
+        default="results/compare_reference.md",
+        help="Markdown report (default: %(default)s); a JSON summary is written beside it",
+    )
 
     p = add("readme-tables", cmd_readme_tables, "rewrite the README's generated sections from the reference run")
     p.add_argument("--reference", default="results/reference", help="reference directory (default: results/reference)")

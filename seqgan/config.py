@@ -443,7 +443,8 @@ def with_seed(params: Params, seed: int) -> Params:
         return params
     if seed not in params.evaluation.experiment_seeds:
         raise ParamsError(
-            "params", [f"--seed {seed}: not one of evaluation.experiment_seeds {list(params.evaluation.experiment_seeds)}"]
+            "params",
+            [f"--seed {seed}: not one of evaluation.experiment_seeds {list(params.evaluation.experiment_seeds)}"],
         )
     raw = copy.deepcopy(params.raw)
     raw["run"]["seed"] = int(seed)

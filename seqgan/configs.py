@@ -37,5 +37,7 @@ def use_config(name: str, params_file: Path) -> None:
 
     dvc_yaml = target.with_name("dvc.yaml")
     changed = write_dvc_yaml(REPOSITORY, target, dvc_yaml)
-    print(f"{dvc_yaml} {'regenerated' if changed else 'unchanged'} for it; run `snakemake -n` or "
-          "`dvc status` to see what will be (re)built")
+    print(
+        f"{dvc_yaml} {'regenerated' if changed else 'unchanged'} for it; run `snakemake -n` or "
+        "`dvc status` to see what will be (re)built"
+    )

@@ -17,14 +17,15 @@ def progress(start: int, total: int, *, enabled: bool = True, desc: str | None =
     postfix with ``bar.set_postfix(loss=f"{value:.4f}", refresh=False)``.
     """
     show = enabled and sys.stderr.isatty()
-    return tqdm(
-        total=total, initial=start, desc=desc, disable=not show, dynamic_ncols=True, leave=False
-    )
+    return tqdm(total=total, initial=start, desc=desc, disable=not show, dynamic_ncols=True, leave=False)
 
 
 def progress_bar(total: int | None, enabled: bool, desc: str) -> tqdm:
     """Same policy as the trainers' bars: silent unless enabled and stderr is a terminal."""
     return tqdm(
-        total=total, desc=desc, disable=not (enabled and sys.stderr.isatty()),
-        dynamic_ncols=True, leave=False,
+        total=total,
+        desc=desc,
+        disable=not (enabled and sys.stderr.isatty()),
+        dynamic_ncols=True,
+        leave=False,
     )

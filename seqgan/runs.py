@@ -116,23 +116,62 @@ SHAPES_NO_OUTPUT: dict[str, str] = {
 # Structural keys: which runs exist (variants, seeds, objectives, sizes). A figure, table or claim
 # that reads one file per run depends on them.
 _RUN_SET = (
-    "tokenizer.alphas", "tokenizer.control_no_perceptual", "tokenizer.control_no_entropy",
-    "tokenizer.phase2.from_alpha", "evaluation.experiment_seeds", "evaluation.sampling_seeds",
-    "transformer.objectives", "transformer.models", "run.seed",
+    "tokenizer.alphas",
+    "tokenizer.control_no_perceptual",
+    "tokenizer.control_no_entropy",
+    "tokenizer.phase2.from_alpha",
+    "evaluation.experiment_seeds",
+    "evaluation.sampling_seeds",
+    "transformer.objectives",
+    "transformer.models",
+    "run.seed",
 )
 _TOKENIZER_SHAPE = (
-    "data.resolution", "tokenizer.architecture", "tokenizer.quantizer", "tokenizer.loss", "tokenizer.gan",
+    "data.resolution",
+    "tokenizer.architecture",
+    "tokenizer.quantizer",
+    "tokenizer.loss",
+    "tokenizer.gan",
 )
-_PHASE1 = tuple(f"tokenizer.phase1.{k}" for k in (
-    "init_from", "batch_size", "iterations", "lr", "end_lr", "lr_decay", "beta1", "beta2", "log_every",
-))
-_PHASE2 = tuple(f"tokenizer.phase2.{k}" for k in (
-    "from_alpha", "alpha", "batch_size", "iterations", "lr", "end_lr", "lr_decay", "beta1", "beta2",
-    "log_every", "attention",
-))
+_PHASE1 = tuple(
+    f"tokenizer.phase1.{k}"
+    for k in (
+        "init_from",
+        "batch_size",
+        "iterations",
+        "lr",
+        "end_lr",
+        "lr_decay",
+        "beta1",
+        "beta2",
+        "log_every",
+    )
+)
+_PHASE2 = tuple(
+    f"tokenizer.phase2.{k}"
+    for k in (
+        "from_alpha",
+        "alpha",
+        "batch_size",
+        "iterations",
+        "lr",
+        "end_lr",
+        "lr_decay",
+        "beta1",
+        "beta2",
+        "log_every",
+        "attention",
+    )
+)
 _TRANSFORMER_SHAPE = (
-    "data.resolution", "tokenizer.architecture", "transformer.conditional", "transformer.num_classes",
-    "transformer.sizes.{size}", "transformer.optimizer", "transformer.eval_every", "transformer.val_batches",
+    "data.resolution",
+    "tokenizer.architecture",
+    "transformer.conditional",
+    "transformer.num_classes",
+    "transformer.sizes.{size}",
+    "transformer.optimizer",
+    "transformer.eval_every",
+    "transformer.val_batches",
 )
 _SCHEDULE = ("batch_size", "iterations", "lr_decay", "end_lr", "decay_start")
 SAMPLING_KEYS: dict[str, tuple[str, ...]] = {
@@ -152,11 +191,20 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     RunDeclaration(
         "prepare_data",
         _keys(
-            "data.source", "data.resolution",
+            "data.source",
+            "data.resolution",
             Key("data.synthetic", only_if=_synthetic),
-            *(Key(f"data.folder.{k}", only_if=_real) for k in (
-                "train_dir", "val_dir", "layout", "val_holdout_fraction", "max_image_pixels", "small_images",
-            )),
+            *(
+                Key(f"data.folder.{k}", only_if=_real)
+                for k in (
+                    "train_dir",
+                    "val_dir",
+                    "layout",
+                    "val_holdout_fraction",
+                    "max_image_pixels",
+                    "small_images",
+                )
+            ),
         ),
         job="seqgan/data/prepare_job.py",
         modules=(
@@ -170,9 +218,22 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     ),
     RunDeclaration(
         "train_semantic",
-        _keys(*(f"semantic.{k}" for k in (
-            "widths", "iterations", "batch_size", "lr", "weight_decay", "warmup_steps", "hflip", "eval_every",
-        )), "run.seed"),
+        _keys(
+            *(
+                f"semantic.{k}"
+                for k in (
+                    "widths",
+                    "iterations",
+                    "batch_size",
+                    "lr",
+                    "weight_decay",
+                    "warmup_steps",
+                    "hflip",
+                    "eval_every",
+                )
+            ),
+            "run.seed",
+        ),
         job="seqgan/train/semantic_job.py",
         modules=(
             "seqgan/artefacts/checkpoints.py",
@@ -196,7 +257,8 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     RunDeclaration(
         "tokenizer_phase1",
         _keys(
-            *_TOKENIZER_SHAPE, *_PHASE1,
+            *_TOKENIZER_SHAPE,
+            *_PHASE1,
             Key("semantic.backbone", unless={"variant": "control"}),
             Key("tokenizer.alphas", only_if=_noentropy),  # the control's alpha is the sweep's smallest
         ),
@@ -381,8 +443,15 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     RunDeclaration(
         "sample",
         _keys(
-            *(Key(k, only_if=lambda _r, wc, o=o: wc.get("objective") == o) for o, ks in SAMPLING_KEYS.items() for k in ks),
-            "evaluation.num_samples", "evaluation.batch_size", "transformer.conditional", "transformer.num_classes",
+            *(
+                Key(k, only_if=lambda _r, wc, o=o: wc.get("objective") == o)
+                for o, ks in SAMPLING_KEYS.items()
+                for k in ks
+            ),
+            "evaluation.num_samples",
+            "evaluation.batch_size",
+            "transformer.conditional",
+            "transformer.num_classes",
         ),
         job="seqgan/sample/sample_job.py",
         modules=(
@@ -416,11 +485,20 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     RunDeclaration(
         "eval_samples",
         _keys(
-            "evaluation.fid_network", "evaluation.generation_reference", "evaluation.batch_size", _SEMANTIC_NET,
-            "transformer.conditional", "run.name",
-            *(f"evaluation.verdicts.{k}" for k in (
-                "confident_probability", "inception_score_splits", "histogram_noise_draws",
-            )),
+            "evaluation.fid_network",
+            "evaluation.generation_reference",
+            "evaluation.batch_size",
+            _SEMANTIC_NET,
+            "transformer.conditional",
+            "run.name",
+            *(
+                f"evaluation.verdicts.{k}"
+                for k in (
+                    "confident_probability",
+                    "inception_score_splits",
+                    "histogram_noise_draws",
+                )
+            ),
         ),
         job="seqgan/evaluate/samples_job.py",
         modules=(
@@ -456,8 +534,15 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     ),
     RunDeclaration(
         "fig1_phase2_decoder",
-        _keys("evaluation.sample_grid.columns", "transformer.objectives", "transformer.models",
-              "evaluation.sampling_seeds", "tokenizer.phase2.from_alpha", "run.seed", "run.name"),
+        _keys(
+            "evaluation.sample_grid.columns",
+            "transformer.objectives",
+            "transformer.models",
+            "evaluation.sampling_seeds",
+            "tokenizer.phase2.from_alpha",
+            "run.seed",
+            "run.name",
+        ),
         job="seqgan/report/fig1.py",
         modules=(
             "seqgan/artefacts/checkpoints.py",
@@ -480,8 +565,16 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     ),
     RunDeclaration(
         "model_sizes",
-        _keys("data.resolution", "tokenizer.architecture", "tokenizer.phase2.attention", "tokenizer.gan.disc_channels",
-              "transformer.sizes", "transformer.num_classes", "transformer.conditional", "run.name"),
+        _keys(
+            "data.resolution",
+            "tokenizer.architecture",
+            "tokenizer.phase2.attention",
+            "tokenizer.gan.disc_channels",
+            "transformer.sizes",
+            "transformer.num_classes",
+            "transformer.conditional",
+            "run.name",
+        ),
         job="seqgan/report/model_sizes.py",
         modules=(
             "seqgan/artefacts/files.py",
@@ -501,7 +594,9 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     ),
     RunDeclaration(
         "fig2_val_loss",
-        _keys(*_RUN_SET, "run.name", "evaluation.verdicts.tokenizer_min_psnr", "evaluation.verdicts.tokenizer_min_usage"),
+        _keys(
+            *_RUN_SET, "run.name", "evaluation.verdicts.tokenizer_min_psnr", "evaluation.verdicts.tokenizer_min_usage"
+        ),
         job="seqgan/report/fig2.py",
         modules=(
             "seqgan/artefacts/files.py",
@@ -596,12 +691,25 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
 LINEAGE: dict[str, tuple[str, ...]] = {
     "tokenizer_phase1": ("prepare_data", "train_semantic", "tokenizer_phase1", "fid_reference", "eval_tokenizer"),
     "tokenizer_phase2": (
-        "prepare_data", "train_semantic", "tokenizer_phase1", "tokenizer_phase2", "fid_reference", "eval_tokenizer",
+        "prepare_data",
+        "train_semantic",
+        "tokenizer_phase1",
+        "tokenizer_phase2",
+        "fid_reference",
+        "eval_tokenizer",
     ),
     "transformer": ("prepare_data", "train_semantic", "tokenizer_phase1", "encode_tokens", "train_ar", "train_nar"),
     "generation": (
-        "prepare_data", "train_semantic", "tokenizer_phase1", "tokenizer_phase2", "encode_tokens", "train_ar",
-        "train_nar", "sample", "fid_reference", "eval_samples",
+        "prepare_data",
+        "train_semantic",
+        "tokenizer_phase1",
+        "tokenizer_phase2",
+        "encode_tokens",
+        "train_ar",
+        "train_nar",
+        "sample",
+        "fid_reference",
+        "eval_samples",
     ),
 }
 _REPORTING_RULES = ("paper_table", "claims")
@@ -611,7 +719,9 @@ def declaration(rule: str) -> RunDeclaration:
     try:
         return DECLARATIONS[rule]
     except KeyError:
-        raise KeyError(f"no run declaration for rule {rule!r} (seqgan/runs.py declares {', '.join(DECLARATIONS)})") from None
+        raise KeyError(
+            f"no run declaration for rule {rule!r} (seqgan/runs.py declares {', '.join(DECLARATIONS)})"
+        ) from None
 
 
 def _fill(path: str, wildcards: Mapping[str, str]) -> str:
@@ -643,8 +753,9 @@ def lineage_keys(kind: str, raw: Mapping[str, Any]) -> list[str]:
     return keys
 
 
-def run_keys(rule: str, raw: Mapping[str, Any], wildcards: Mapping[str, str] | None = None,
-             *, gates: bool = True) -> list[str]:
+def run_keys(
+    rule: str, raw: Mapping[str, Any], wildcards: Mapping[str, str] | None = None, *, gates: bool = True
+) -> list[str]:
     """The key paths that shape a job of ``rule`` (and its gates unless ``gates=False``), in
     declaration order, placeholders filled from ``wildcards``."""
     wc = dict(wildcards or {})
@@ -658,8 +769,9 @@ def run_keys(rule: str, raw: Mapping[str, Any], wildcards: Mapping[str, str] | N
     return keys
 
 
-def run_values(rule: str, raw: Mapping[str, Any], wildcards: Mapping[str, str] | None = None,
-               *, gates: bool = True) -> dict[str, Any]:
+def run_values(
+    rule: str, raw: Mapping[str, Any], wildcards: Mapping[str, str] | None = None, *, gates: bool = True
+) -> dict[str, Any]:
     """``{key path: value}`` of :func:`run_keys`: a rule's ``params:``, and with ``gates=False``
     what identifies a training run (resume directory, fingerprint, sidecar)."""
     return {k: copy.deepcopy(lookup(dict(raw), k)) for k in run_keys(rule, raw, wildcards, gates=gates)}

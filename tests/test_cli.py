@@ -55,7 +55,9 @@ def test_folder_without_val_dir_holds_out_a_disjoint_validation_split(tmp_path):
         data__folder__workers=1,
     )
     for split in ("train", "val"):
-        assert cli.main(["prepare-data", "--params", str(params), "--split", split, "--out", str(tmp_path / split)]) == 0
+        assert (
+            cli.main(["prepare-data", "--params", str(params), "--split", split, "--out", str(tmp_path / split)]) == 0
+        )
     train, val = open_image_store(tmp_path / "train"), open_image_store(tmp_path / "val")
     assert len(train) + len(val) == 40 and len(val) > 0 and len(train) > 0
     assert train.manifest["subset"] == "train" and val.manifest["subset"] == "holdout"

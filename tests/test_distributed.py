@@ -76,7 +76,10 @@ def run_cli(tmp: Path, workdir: Path, args: list[str], nproc: int) -> subprocess
         launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
     result = subprocess.run(
         [*launcher, str(runner), str(workdir), *args],
-        env=_env(), capture_output=True, text=True, timeout=300,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -157,8 +160,12 @@ def test_batch_sizes_must_split_evenly_over_the_gpus() -> None:
     with pytest.raises(ParamsError) as info:
         validate_params(raw)
     problems = info.value.problems
-    for key in ("tokenizer.phase1.batch_size", "tokenizer.phase2.batch_size",
-                "transformer.ar.batch_size", "transformer.nar.batch_size"):
+    for key in (
+        "tokenizer.phase1.batch_size",
+        "tokenizer.phase2.batch_size",
+        "transformer.ar.batch_size",
+        "transformer.nar.batch_size",
+    ):
         assert any(p.startswith(f"{key} = ") and "run.gpus_per_job = 3" in p for p in problems), key
     raw["run"]["gpus_per_job"] = 0
     with pytest.raises(ParamsError, match=r"run\.gpus_per_job = 0: must be within \[1, 64\]"):
@@ -200,20 +207,34 @@ def test_transformer_two_ranks_match_one_process(objective: str, tmp_path: Path)
     tokens = tmp_path / "tokens"
     meta = {"tokenizer": {"file": "toy", "sha256": "0" * 64}, "source": {"directory": "toy"}}
     for split, count, seed in (("train", 256, 1), ("val", 64, 2)):
-        write_token_split(tokens / split, token_ids(count, seed), np.zeros(count, np.int64), meta,
-                          codebook_size=K)
+        write_token_split(tokens / split, token_ids(count, seed), np.zeros(count, np.int64), meta, codebook_size=K)
     params = write_params(tmp_path / "params.yaml", transformer_raw(objective))
-    args = ["train-transformer", "--params", str(params), "--objective", objective, "--size", "base",
-            "--seed", "0", "--tokens", str(tokens), "--out", "out/model.safetensors",
-            "--log-dir", "curves", "--threads", "1"]
+    args = [
+        "train-transformer",
+        "--params",
+        str(params),
+        "--objective",
+        objective,
+        "--size",
+        "base",
+        "--seed",
+        "0",
+        "--tokens",
+        str(tokens),
+        "--out",
+        "out/model.safetensors",
+        "--log-dir",
+        "curves",
+        "--threads",
+        "1",
+    ]
 
     run_cli(tmp_path, tmp_path / "single", args, nproc=1)
     run_cli(tmp_path, tmp_path / "ddp", args, nproc=2)
 
     single, ddp = tmp_path / "single" / "rank0", tmp_path / "ddp" / "rank0"
     assert_rows_close(single / "curves" / "train.csv", ddp / "curves" / "train.csv", ["loss", "lr"])
-    assert_rows_close(single / "curves" / "curve.csv", ddp / "curves" / "curve.csv",
-                      ["train_loss", "val_loss"])
+    assert_rows_close(single / "curves" / "curve.csv", ddp / "curves" / "curve.csv", ["train_loss", "val_loss"])
     assert [r["step"] for r in read_rows(ddp / "curves" / "curve.csv")] == ["10", "20"]
     assert_weights_close(single / "out" / "model.safetensors", ddp / "out" / "model.safetensors")
     assert len(list((ddp / "work" / "resume").rglob("state.pt"))) == 1  # rank 0's resume state
@@ -232,12 +253,20 @@ def tokenizer_raw() -> dict[str, Any]:
     raw["run"].update(seed=0, device="cpu", gpus_per_job=2)
     raw["data"]["resolution"] = 16
     t = raw["tokenizer"]
-    t["architecture"].update(base_channels=8, channel_mult=[1, 2], num_res_blocks=1,
-                             extra_res_blocks=1, num_groups=4, codebook_size=32, code_dim=8)
+    t["architecture"].update(
+        base_channels=8,
+        channel_mult=[1, 2],
+        num_res_blocks=1,
+        extra_res_blocks=1,
+        num_groups=4,
+        codebook_size=32,
+        code_dim=8,
+    )
     t["quantizer"]["entropy_weight"] = 0.0
     t["gan"].update(weight=0.1, adaptive_weight=False, start_step=2, disc_channels=4, r1_gamma=1.0)
-    t["phase1"].update(batch_size=16, iterations=12, lr=3e-3, end_lr=1e-3, lr_decay="cosine",
-                       checkpoint_every=6, log_every=1)
+    t["phase1"].update(
+        batch_size=16, iterations=12, lr=3e-3, end_lr=1e-3, lr_decay="cosine", checkpoint_every=6, log_every=1
+    )
     t["control_no_perceptual"] = True
     t["control_no_entropy"] = False  # entropy_weight 0: every tokenizer here is without the regulariser
     return raw
@@ -248,9 +277,25 @@ def test_tokenizer_two_ranks_match_one_process(tmp_path: Path) -> None:
     data = tmp_path / "data"
     write_synthetic_split(data / "train", 64, 16, 10, seed=7, split="train")
     params = write_params(tmp_path / "params.yaml", tokenizer_raw())
-    args = ["train-tokenizer", "--params", str(params), "--phase", "1", "--variant", "control",
-            "--seed", "0", "--data", str(data), "--out", "out/tokenizer.safetensors",
-            "--log-dir", "curves", "--threads", "1"]
+    args = [
+        "train-tokenizer",
+        "--params",
+        str(params),
+        "--phase",
+        "1",
+        "--variant",
+        "control",
+        "--seed",
+        "0",
+        "--data",
+        str(data),
+        "--out",
+        "out/tokenizer.safetensors",
+        "--log-dir",
+        "curves",
+        "--threads",
+        "1",
+    ]
 
     run_cli(tmp_path, tmp_path / "single", args, nproc=1)
     run_cli(tmp_path, tmp_path / "ddp", args, nproc=2)

@@ -153,13 +153,21 @@ def project(tmp_path_factory) -> Project:
 def test_repro_builds_fig2_and_tracks_every_output(project):
     p = project
     expected = {
-        "prepare_data", "train_semantic", "fid_reference@val", "fig2_val_loss",
-        f"tokenizer_phase1@{ALPHA}-0", "tokenizer_phase1_control@0",
-        f"eval_tokenizer@{ALPHA}-0", "eval_tokenizer_control@0",
-        f"encode_tokens@{ALPHA}-0", "encode_tokens_control@0", *TRAIN_STAGES,
+        "prepare_data",
+        "train_semantic",
+        "fid_reference@val",
+        "fig2_val_loss",
+        f"tokenizer_phase1@{ALPHA}-0",
+        "tokenizer_phase1_control@0",
+        f"eval_tokenizer@{ALPHA}-0",
+        "eval_tokenizer_control@0",
+        f"encode_tokens@{ALPHA}-0",
+        "encode_tokens_control@0",
+        *TRAIN_STAGES,
         # fig2's stage depends on the directory results/metrics/tokenizer/phase1 (a hand-written
         # dvc.yaml cannot list one file per variant), so the no-entropy control's metrics come too
-        "tokenizer_phase1_noentropy@0", "eval_tokenizer_noentropy@0",
+        "tokenizer_phase1_noentropy@0",
+        "eval_tokenizer_noentropy@0",
     }
     assert ran(p.first_repro) == expected  # fig2's upstream and nothing else (no phase 2, no samples)
 
@@ -172,8 +180,12 @@ def test_repro_builds_fig2_and_tracks_every_output(project):
     # Every file the stages wrote is a DVC out (or inside one): a run-cache restore brings back all of
     # it, including DVCLive's files beside the declared curves.
     outs = [out["path"] for stage in p.first_lock["stages"].values() for out in stage.get("outs", [])]
-    written = [f.relative_to(p.repo).as_posix() for top in ("data", "models", "results")
-               for f in (p.repo / top).rglob("*") if f.is_file()]
+    written = [
+        f.relative_to(p.repo).as_posix()
+        for top in ("data", "models", "results")
+        for f in (p.repo / top).rglob("*")
+        if f.is_file()
+    ]
     untracked = [f for f in written if not any(f == o or f.startswith(o + "/") for o in outs)]
     assert written and untracked == []
     for stage in TRAIN_STAGES:  # training runs: cached outs, metrics and curves, no persist
@@ -214,8 +226,11 @@ def test_exp_run_with_set_param_lists_the_metrics(project):
     # Rows: the workspace, the commit (baseline) and, under it, the experiment.
     rows = {row["name"] or row["rev"]: row["data"] for row in shown}
     rows.update({e["name"]: e["data"] for row in shown for exp in row.get("experiments") or [] for e in exp["revs"]})
-    by_lr = {data["params"]["params.yaml"]["data"]["transformer"]["optimizer"]["lr"]: data["metrics"]
-             for name, data in rows.items() if name != "workspace"}
+    by_lr = {
+        data["params"]["params.yaml"]["data"]["transformer"]["optimizer"]["lr"]: data["metrics"]
+        for name, data in rows.items()
+        if name != "workspace"
+    }
     assert set(by_lr) == {LR, LR_EXPERIMENT}
     curve_metrics = f"results/curves/transformer/ar/base/alpha{ALPHA}/seed0/metrics.json"
     tokenizer_metrics = f"results/metrics/tokenizer/phase1/alpha{ALPHA}/seed0.json"
@@ -245,8 +260,11 @@ def test_direct_snakemake_run_then_dvc_commit_leaves_status_clean(project):
     snakemake(p, "--touch", "--cores", "1", "results/fig2_val_loss.pdf")  # realign after DVC restores
     write_params(p, LR_CHANGED * 2)
     plan = snakemake(p, "-n", "--quiet", "rules", "--", "results/fig2_val_loss.pdf")
-    planned = {line.split()[0] for line in plan.splitlines()
-               if len(line.split()) == 2 and line.split()[1].isdigit() and line.split()[0] not in {"job", "total"}}
+    planned = {
+        line.split()[0]
+        for line in plan.splitlines()
+        if len(line.split()) == 2 and line.split()[1].isdigit() and line.split()[0] not in {"job", "total"}
+    }
     assert planned == {"train_ar", "fig2_val_loss"}
     snakemake(p, "--cores", "2", "results/fig2_val_loss.pdf")  # e.g. on a cluster, outside DVC
     assert changed_stages(p) == TRAIN_STAGES | {"fig2_val_loss"}

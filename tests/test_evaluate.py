@@ -71,8 +71,13 @@ NUM_IMAGES = 24
 def tokenizer() -> nn.Module:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["tokenizer"]["architecture"].update(
-        base_channels=8, channel_mult=[1, 2, 2], num_res_blocks=1, extra_res_blocks=0,
-        num_groups=4, codebook_size=16, code_dim=8,
+        base_channels=8,
+        channel_mult=[1, 2, 2],
+        num_res_blocks=1,
+        extra_res_blocks=0,
+        num_groups=4,
+        codebook_size=16,
+        code_dim=8,
     )
     params = validate_params(raw, "tiny params")
     torch.manual_seed(0)
@@ -133,9 +138,7 @@ def test_frechet_distance_matches_the_formula_on_random_features():
     mu1, s1 = reference_statistics(a)
     mu2, s2 = reference_statistics(b)
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(direct_frechet(a, b), rel=1e-9)
-    assert fid_from_features(b, ReferenceStatistics(mu1, s1, {})) == pytest.approx(
-        direct_frechet(b, a), rel=1e-9
-    )
+    assert fid_from_features(b, ReferenceStatistics(mu1, s1, {})) == pytest.approx(direct_frechet(b, a), rel=1e-9)
     with pytest.raises(ValueError, match="dimension"):
         frechet_distance(mu1, s1, mu2[:4], s2[:4, :4])
 
@@ -168,8 +171,10 @@ def test_semantic_features_through_cleanfid_equal_the_net_called_directly(semant
         taps, _ = semantic_net.features(to_model_input(np.array(store.images), CPU))
     # Batches of 10 through clean-fid vs one direct pass of 24: two paths, the tolerance as above.
     np.testing.assert_allclose(
-        features_of_store(store, network, batch_size=10), taps[-1].mean(dim=(2, 3)).numpy(),
-        rtol=64 * np.finfo(np.float32).eps, atol=1e-6,
+        features_of_store(store, network, batch_size=10),
+        taps[-1].mean(dim=(2, 3)).numpy(),
+        rtol=64 * np.finfo(np.float32).eps,
+        atol=1e-6,
     )
     probs = class_probabilities_of_images(images, network)
     np.testing.assert_allclose(probs, torch.softmax(logits, 1).numpy(), rtol=1e-5, atol=1e-7)
@@ -185,9 +190,7 @@ def test_features_do_not_move_the_global_torch_rng(semantic_net):
 def test_feature_network_records_how_it_computes(semantic_net, tmp_path):
     described = semantic_feature_network(semantic_net, weights_file="semantic.safetensors").describe()
     assert described["name"] == "semantic_relu5_3_gap"
-    assert described["weights"] == {
-        "sha256": module_sha256(semantic_net), "file": "semantic.safetensors"
-    }
+    assert described["weights"] == {"sha256": module_sha256(semantic_net), "file": "semantic.safetensors"}
     assert described["resize"] == "none"
     other = copy.deepcopy(semantic_net)
     with torch.no_grad():
@@ -230,7 +233,10 @@ class _FakeInception(nn.Module):
         self.head = nn.Linear(2048, 1008)
 
     def forward(
-        self, img: torch.Tensor, return_features: bool = False, use_fp16: bool = False,
+        self,
+        img: torch.Tensor,
+        return_features: bool = False,
+        use_fp16: bool = False,
         no_output_bias: bool = False,
     ) -> torch.Tensor:
         feats = self.layers((img - 128) / 128).view(-1, 2048)
@@ -240,9 +246,7 @@ class _FakeInception(nn.Module):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
-def test_inception_network_uses_cleanfid_clean_resize(
-    inception_at: Path, monkeypatch: pytest.MonkeyPatch
-):
+def test_inception_network_uses_cleanfid_clean_resize(inception_at: Path, monkeypatch: pytest.MonkeyPatch):
     import cleanfid.inception_torchscript
     from cleanfid.resize import build_resizer
 
@@ -353,16 +357,33 @@ def test_reconstruction_metrics(tokenizer, semantic_net, store):
     distance = embedded_perceptual_distance(semantic_net)
     tokenizer.train()
     metrics = evaluate_reconstruction(
-        tokenizer, store, batch_size=10, device="cpu", fid_network=network, reference=reference,
-        perceptual_distance=distance, classifier=semantic_net,
+        tokenizer,
+        store,
+        batch_size=10,
+        device="cpu",
+        fid_network=network,
+        reference=reference,
+        perceptual_distance=distance,
+        classifier=semantic_net,
     )
     assert tokenizer.training  # mode restored
     json.dumps(metrics, allow_nan=False)  # a valid JSON record
     for key in (
-        "count", "resolution", "rfid", "psnr", "psnr_identical_images", "codebook_usage",
-        "codebook_perplexity", "codebook_used_codes", "codebook_size", "tokenizer_sha256",
-        "perceptual_embedded_alpha0", "perceptual_metric", "classifier_accuracy_reconstructed",
-        "classifier_accuracy_original", "computed_with",
+        "count",
+        "resolution",
+        "rfid",
+        "psnr",
+        "psnr_identical_images",
+        "codebook_usage",
+        "codebook_perplexity",
+        "codebook_used_codes",
+        "codebook_size",
+        "tokenizer_sha256",
+        "perceptual_embedded_alpha0",
+        "perceptual_metric",
+        "classifier_accuracy_reconstructed",
+        "classifier_accuracy_original",
+        "computed_with",
     ):
         assert key in metrics, key
     how = metrics["computed_with"]
@@ -437,17 +458,23 @@ def test_training_time_psnr_is_the_evaluation_psnr(tokenizer, semantic_net, stor
     network = semantic_feature_network(semantic_net)
     reference = compute_reference(store, network, name="shapes_val")
     evaluated = evaluate_reconstruction(
-        DecodeIds(tokenizer), store, batch_size=batch, device="cpu", fid_network=network,
+        DecodeIds(tokenizer),
+        store,
+        batch_size=batch,
+        device="cpu",
+        fid_network=network,
         reference=reference,
     )
     assert trained["psnr"] == evaluated["psnr"]
     # ... and both are the uint8 PSNR of those reconstructions, written out here
     originals = np.array(store.images)
     with eval_mode(tokenizer):
-        recon = np.concatenate([
-            to_uint8(tokenizer.decode_ids(tokenizer.encode(to_model_input(originals[i : i + batch], CPU))[1]))
-            for i in range(0, NUM_IMAGES, batch)
-        ])
+        recon = np.concatenate(
+            [
+                to_uint8(tokenizer.decode_ids(tokenizer.encode(to_model_input(originals[i : i + batch], CPU))[1]))
+                for i in range(0, NUM_IMAGES, batch)
+            ]
+        )
     diff = recon.astype(np.float64) - originals.astype(np.float64)
     per_image = 10 * np.log10(255.0**2 / (diff**2).mean(axis=(1, 2, 3)))
     assert np.isfinite(per_image).all()
@@ -462,8 +489,12 @@ def test_reconstruction_refuses_a_reference_of_another_network(tokenizer, semant
         other.head.bias.add_(0.1)
     with pytest.raises(ValueError, match="another feature network"):
         evaluate_reconstruction(
-            tokenizer, store, batch_size=8, device="cpu",
-            fid_network=semantic_feature_network(other), reference=reference,
+            tokenizer,
+            store,
+            batch_size=8,
+            device="cpu",
+            fid_network=semantic_feature_network(other),
+            reference=reference,
         )
 
 
@@ -508,9 +539,7 @@ def test_token_split_round_trip_and_checks(tmp_path: Path):
     np.testing.assert_array_equal(split.labels, labels)
     assert split.grid == (4, 4) and split.codebook_size == 300 and len(split) == 10
     assert split.manifest == manifest and manifest["tokenizer"] == meta["tokenizer"]
-    assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == [
-        "labels.npy", "manifest.json", "tokens.npy"
-    ]
+    assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == ["labels.npy", "manifest.json", "tokens.npy"]
     with pytest.raises(ValueError, match=r"outside \[0, 300\)"):
         write_token_split(tmp_path / "bad", ids.astype(np.int64) + 1, labels, {}, codebook_size=300)
     with pytest.raises(ValueError, match="reserved"):

@@ -19,13 +19,24 @@ def _write_run(root: Path, variant: str, objective: str, offset: float, psnr: fl
     run_dir.mkdir(parents=True)
     curve = run_dir / "curve.csv"
     steps = [10, 20, 30]
-    pd.DataFrame({"step": steps, "train_loss": [5.0, 4.0, 3.5], "val_loss": [5.0 + offset, 4.5 + offset, 4.2 + offset]}).to_csv(curve, index=False)
+    pd.DataFrame(
+        {"step": steps, "train_loss": [5.0, 4.0, 3.5], "val_loss": [5.0 + offset, 4.5 + offset, 4.2 + offset]}
+    ).to_csv(curve, index=False)
     sidecar = run_dir / "model.json"
     sidecar.write_text(json.dumps({"metrics": {"unigram_cross_entropy": 5.1 + offset}}))
     metrics = run_dir / "tokenizer.json"
-    metrics.write_text(json.dumps({"codebook_perplexity": 100.0 - offset, "codebook_usage": 0.9, "psnr": psnr,
-                                   "rfid": 3.0, "classifier_accuracy_reconstructed": 0.8,
-                                   "classifier_accuracy_original": 0.99}))
+    metrics.write_text(
+        json.dumps(
+            {
+                "codebook_perplexity": 100.0 - offset,
+                "codebook_usage": 0.9,
+                "psnr": psnr,
+                "rfid": 3.0,
+                "classifier_accuracy_reconstructed": 0.8,
+                "classifier_accuracy_original": 0.99,
+            }
+        )
+    )
     return ["--run", variant, objective, str(curve), str(sidecar), str(metrics)]
 
 

@@ -165,14 +165,22 @@ def test_fig3_figure_layout(result, tmp_path):
     assert canvas.shape == (pad + rows * (tile + pad), pad + cols * (tile + pad), 3)
     grid_rows = fig3_mod.fig3_rows(res)
     assert [name for name, _ in grid_rows] == [
-        "input", "alpha0.0 recon", "alpha0.0 pred", "alpha1.0 recon", "alpha1.0 pred", "control recon", "control pred"
+        "input",
+        "alpha0.0 recon",
+        "alpha0.0 pred",
+        "alpha1.0 recon",
+        "alpha1.0 pred",
+        "control recon",
+        "control pred",
     ]
 
     def tile_at(r: int, c: int) -> np.ndarray:
         x, y = tile_origin(r, c, grid_rows, scale=scale, pad=pad, label_width=0)
         return canvas[y : y + tile, x : x + tile]
 
-    up = lambda image: image.repeat(scale, axis=0).repeat(scale, axis=1)
+    def up(image):
+        return image.repeat(scale, axis=0).repeat(scale, axis=1)
+
     np.testing.assert_array_equal(tile_at(0, 2), up(res.inputs[2]))
     np.testing.assert_array_equal(tile_at(3, 1), up(res.variants[1].shown["reconstruction"][1]))
     np.testing.assert_array_equal(tile_at(6, 0), up(res.variants[2].shown["prediction"][0]))
@@ -204,14 +212,30 @@ def test_fig3_cli_on_saved_checkpoints(tmp_path, params, one_thread):
         with torch.random.fork_rng():
             v = make_variant(params, variant, seed)
         tok = tmp_path / variant / "tokenizer.safetensors"
-        save_weights(tok, v.tokenizer.state_dict(), {"kind": "tokenizer", "phase": 1, "alpha": alpha,
-                                                    "perceptual": perceptual, "config": tokenizer_config(params, 1)})
+        save_weights(
+            tok,
+            v.tokenizer.state_dict(),
+            {
+                "kind": "tokenizer",
+                "phase": 1,
+                "alpha": alpha,
+                "perceptual": perceptual,
+                "config": tokenizer_config(params, 1),
+            },
+        )
         ar = tmp_path / variant / "model.safetensors"
-        save_weights(ar, v.transformer.state_dict(), {
-            "kind": "transformer", "objective": "ar", "size": "base",
-            "config": dataclasses.asdict(v.transformer.config), "training": {"seed": 0},
-            "metrics": {"tokens": {"train": {"tokenizer": {"sha256": file_sha256(tok)}}}},
-        })
+        save_weights(
+            ar,
+            v.transformer.state_dict(),
+            {
+                "kind": "transformer",
+                "objective": "ar",
+                "size": "base",
+                "config": dataclasses.asdict(v.transformer.config),
+                "training": {"seed": 0},
+                "metrics": {"tokens": {"train": {"tokenizer": {"sha256": file_sha256(tok)}}}},
+            },
+        )
         args += ["--variant", variant, str(tok), str(ar)]
     out = tmp_path / "results" / "fig3_visualization.pdf"
     common = ["fig3", "--params", str(tmp_path / "params.yaml"), "--split-dir", str(tmp_path / "val"), "--threads", "1"]
@@ -260,9 +284,15 @@ def rfid_json(value: float, variant: str, network: str = NETWORK) -> dict:
     """The keys of results/metrics/tokenizer/phase1/{variant}/seed{S}.json fig6b reads."""
     control = variant == "control"
     return {
-        "rfid": value, "psnr": 17.0,
-        "computed_with": {"rfid": {"feature_network": {"name": network}, "count": 1000,
-                                   "reference": {"name": "shapes32/val", "count": 1000}}},
+        "rfid": value,
+        "psnr": 17.0,
+        "computed_with": {
+            "rfid": {
+                "feature_network": {"name": network},
+                "count": 1000,
+                "reference": {"name": "shapes32/val", "count": 1000},
+            }
+        },
         "tokenizer": {"alpha": 0.0 if control else float(variant.removeprefix("alpha")), "perceptual": not control},
     }
 
@@ -270,8 +300,15 @@ def rfid_json(value: float, variant: str, network: str = NETWORK) -> dict:
 def generation_json(value: float, objective: str, variant: str, seed: int) -> dict:
     """The keys of helper A's results/metrics/generation/{obj}/{size}/{variant}/phase1/seed{N}.json."""
     return {
-        "fid": value, "inception_score": None, "num_samples": 1000, "seed": seed, "objective": objective,
-        "size": "base", "variant": variant, "decoder": "phase1", "feature_network": {"name": NETWORK},
+        "fid": value,
+        "inception_score": None,
+        "num_samples": 1000,
+        "seed": seed,
+        "objective": objective,
+        "size": "base",
+        "variant": variant,
+        "decoder": "phase1",
+        "feature_network": {"name": NETWORK},
         "reference": {"file": "results/fid_refs/train.npz", "split": "train", "count": 10000},
     }
 
@@ -279,11 +316,13 @@ def generation_json(value: float, objective: str, variant: str, seed: int) -> di
 def fake_metrics(root: Path) -> tuple[list[MetricsFile], list[MetricsFile]]:
     rfid = [
         MetricsFile(v, s, write_json(root / f"tok/{v}/seed{s}.json", rfid_json(x, v)))
-        for v, values in RFID.items() for s, x in enumerate(values)
+        for v, values in RFID.items()
+        for s, x in enumerate(values)
     ]
     generation = [
         MetricsFile(v, n, write_json(root / f"gen/{o}/base/{v}/phase1/seed{n}.json", generation_json(x, o, v, n)), o)
-        for (o, v), values in GFID.items() for n, x in enumerate(values)
+        for (o, v), values in GFID.items()
+        for n, x in enumerate(values)
     ]
     return rfid, generation
 
@@ -298,8 +337,12 @@ def test_fig6b_table_holds_the_inputs_and_their_spread(tmp_path):
         assert row.value.item() == RFID[entry.variant][entry.seed] and row.source.item() == str(entry.path)
         assert row.seed_kind.item() == "experiment" and pd.isna(row.transformer_seed.item())
     for entry in generation:
-        row = seeds[(seeds.panel == "generation_fid") & (seeds.objective == entry.objective)
-                    & (seeds.variant == entry.variant) & (seeds.seed == entry.seed)]
+        row = seeds[
+            (seeds.panel == "generation_fid")
+            & (seeds.objective == entry.objective)
+            & (seeds.variant == entry.variant)
+            & (seeds.seed == entry.seed)
+        ]
         assert row.value.item() == GFID[(entry.objective, entry.variant)][entry.seed]
         assert row.seed_kind.item() == "sampling" and row.transformer_seed.item() == 0
 
@@ -340,8 +383,9 @@ def test_fig6b_plot_keeps_the_control_off_the_alpha_axis(tmp_path):
         # the control: one labelled horizontal line at its mean
         control = [line for line in left.get_lines() if "control" in str(line.get_label())]
         assert len(control) == 1 and list(control[0].get_ydata()) == [np.mean(RFID["control"])] * 2
-        assert [str(line.get_label()).split(",")[0] for line in right.get_lines() if "control" in str(line.get_label())] \
-            == ["AR", "NAR"]
+        assert [
+            str(line.get_label()).split(",")[0] for line in right.get_lines() if "control" in str(line.get_label())
+        ] == ["AR", "NAR"]
     finally:
         plt.close(fig)
 

@@ -65,8 +65,16 @@ def read_pngs(directory: Path, n: int) -> np.ndarray:
 def run(tokenizer, transformer, out: Path, objective: str, seed: int = 0, num: int = 5, **kw):
     sampling = AR_SAMPLING if objective == "ar" else NAR_SAMPLING
     return generate_samples(
-        transformer, tokenizer, objective=objective, num_samples=num, batch_size=2, seed=seed,
-        out_dir=out, sampling=sampling, progress=False, **kw,
+        transformer,
+        tokenizer,
+        objective=objective,
+        num_samples=num,
+        batch_size=2,
+        seed=seed,
+        out_dir=out,
+        sampling=sampling,
+        progress=False,
+        **kw,
     )
 
 
@@ -79,8 +87,15 @@ def run(tokenizer, transformer, out: Path, objective: str, seed: int = 0, num: i
 def test_generate_writes_consistent_sample_set(tmp_path, params, tokenizer, objective):
     transformer = make_transformer(params, objective)
     n = 5
-    manifest = run(tokenizer, transformer, tmp_path / "s0", objective, seed=0, num=n,
-                   meta={"transformer": {"sha256": "abc"}, "tokenizer": {"file": "tok.pt"}})
+    manifest = run(
+        tokenizer,
+        transformer,
+        tmp_path / "s0",
+        objective,
+        seed=0,
+        num=n,
+        meta={"transformer": {"sha256": "abc"}, "tokenizer": {"file": "tok.pt"}},
+    )
     out = tmp_path / "s0"
     res = params.data.resolution
     side = res // params.tokenizer.architecture.compression
@@ -173,8 +188,17 @@ def test_generate_unconditional_rejects_counts_and_bad_sampling(tmp_path, params
     with pytest.raises(ValueError, match="unconditional"):
         run(tokenizer, transformer, tmp_path / "x", "ar", class_counts={0: 5})
     with pytest.raises(ValueError, match="missing"):
-        generate_samples(transformer, tokenizer, objective="ar", num_samples=2, batch_size=2, seed=0,
-                         out_dir=tmp_path / "x", sampling={"temperature": 1.0}, progress=False)
+        generate_samples(
+            transformer,
+            tokenizer,
+            objective="ar",
+            num_samples=2,
+            batch_size=2,
+            seed=0,
+            out_dir=tmp_path / "x",
+            sampling={"temperature": 1.0},
+            progress=False,
+        )
     with pytest.raises(ValueError, match="does not match"):
         run(tokenizer, transformer, tmp_path / "x", "nar")
     assert not (tmp_path / "x").exists()

@@ -70,8 +70,13 @@ def tiny_raw() -> dict:
     raw["transformer"]["num_classes"] = NUM_CLASSES
     raw["transformer"]["conditional"] = False
     raw["tokenizer"]["architecture"].update(
-        base_channels=8, channel_mult=[1, 2, 2], num_res_blocks=1, extra_res_blocks=0,
-        num_groups=4, codebook_size=16, code_dim=8,
+        base_channels=8,
+        channel_mult=[1, 2, 2],
+        num_res_blocks=1,
+        extra_res_blocks=0,
+        num_groups=4,
+        codebook_size=16,
+        code_dim=8,
     )
     raw["tokenizer"]["phase2"]["attention"].update(block_size=2, dilation=2, heads=2)
     raw["evaluation"].update(fid_network="semantic", batch_size=16, generation_reference="train")
@@ -97,9 +102,15 @@ def tiny_semantic(seed: int) -> SemanticNet:
 
 
 def save_semantic(net: SemanticNet, path: Path) -> Path:
-    sidecar = {"kind": "semantic_net",
-               "config": {"widths": WIDTHS, "num_classes": NUM_CLASSES, "convs_per_stage": list(CONVS_PER_STAGE),
-                          "normalization": NORMALIZATION}}
+    sidecar = {
+        "kind": "semantic_net",
+        "config": {
+            "widths": WIDTHS,
+            "num_classes": NUM_CLASSES,
+            "convs_per_stage": list(CONVS_PER_STAGE),
+            "normalization": NORMALIZATION,
+        },
+    }
     save_weights(path, net.state_dict(), sidecar)
     return path
 
@@ -115,12 +126,26 @@ def world(tmp_path_factory):
     network = semantic_feature_network(net, weights_file=weights)
     reference = compute_reference(store, network, name="tiny/train", batch_size=16)
     save_reference(root / "train.npz", reference.mu, reference.sigma, reference.meta)
-    return {"root": root, "store": store, "net": net, "weights": weights, "network": network,
-            "reference": reference, "reference_file": root / "train.npz"}
+    return {
+        "root": root,
+        "store": store,
+        "net": net,
+        "weights": weights,
+        "network": network,
+        "reference": reference,
+        "reference_file": root / "train.npz",
+    }
 
 
-def write_sample_dir(out: Path, images: np.ndarray, labels: np.ndarray | None = None, *, seed: int = 7,
-                     objective: str = "ar", tokenizer: dict | None = None) -> Path:
+def write_sample_dir(
+    out: Path,
+    images: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    seed: int = 7,
+    objective: str = "ar",
+    tokenizer: dict | None = None,
+) -> Path:
     """A sample directory in the layout of seqgan.sample.generate (PNGs, tokens, labels, manifest)."""
     n = len(images)
     conditional = labels is not None
@@ -132,11 +157,19 @@ def write_sample_dir(out: Path, images: np.ndarray, labels: np.ndarray | None = 
         Image.fromarray(image).save(path, format="PNG")
         h.update(path.read_bytes())
     counts = {str(c): int((labels == c).sum()) for c in sorted(set(labels.tolist()))} if conditional else None
-    meta = {"kind": "generated_samples", "objective": objective,
-            "sampling": {"temperature": 1.0, "top_k": 0, "top_p": 0.98}, "seed": seed, "batch_size": 4,
-            "class_counts": counts, "images_dir": "images", "image_format": "png",
-            "resolution": [int(images.shape[1]), int(images.shape[2])], "images_sha256": h.hexdigest(),
-            "tokenizer_checkpoint": tokenizer or {"file": "tok.safetensors", "phase": 1}}
+    meta = {
+        "kind": "generated_samples",
+        "objective": objective,
+        "sampling": {"temperature": 1.0, "top_k": 0, "top_p": 0.98},
+        "seed": seed,
+        "batch_size": 4,
+        "class_counts": counts,
+        "images_dir": "images",
+        "image_format": "png",
+        "resolution": [int(images.shape[1]), int(images.shape[2])],
+        "images_sha256": h.hexdigest(),
+        "tokenizer_checkpoint": tokenizer or {"file": "tok.safetensors", "phase": 1},
+    }
     tokens = np.random.default_rng(seed).integers(0, 16, (n, 8, 8))
     write_token_split(out, tokens, labels, meta, codebook_size=16)
     return out
@@ -155,8 +188,14 @@ def test_fid_of_the_reference_images_is_zero_shift_grows_it_and_classifier_views
     images = np.array(world["store"].images)
     own = open_sample_set(write_sample_dir(tmp_path / "own", images))
     moved = open_sample_set(write_sample_dir(tmp_path / "moved", shifted(images, 60)))
-    kw = dict(fid_network="semantic", batch_size=16, inception_score_splits=10,
-              confident_threshold=CONFIDENT_THRESHOLD, histogram_noise_draws=DRAWS, reference_store=world["store"])
+    kw = dict(
+        fid_network="semantic",
+        batch_size=16,
+        inception_score_splits=10,
+        confident_threshold=CONFIDENT_THRESHOLD,
+        histogram_noise_draws=DRAWS,
+        reference_store=world["store"],
+    )
     a = evaluate_generation(own, world["network"], world["reference"], **kw)
     b = evaluate_generation(moved, world["network"], world["reference"], **kw)
     assert abs(a["fid"]) < 1e-6
@@ -237,8 +276,14 @@ def test_histogram_noise_floor_bootstraps_when_the_pool_is_small_and_is_seeded()
 def test_evaluate_generation_records_the_noise_floor_of_the_reference_split(world, tmp_path):
     images = np.array(world["store"].images[:8])
     samples = open_sample_set(write_sample_dir(tmp_path / "s", images, seed=11))
-    kw = dict(fid_network="semantic", batch_size=16, inception_score_splits=10, confident_threshold=0.5,
-              histogram_noise_draws=DRAWS, reference_store=world["store"])
+    kw = dict(
+        fid_network="semantic",
+        batch_size=16,
+        inception_score_splits=10,
+        confident_threshold=0.5,
+        histogram_noise_draws=DRAWS,
+        reference_store=world["store"],
+    )
     record = evaluate_generation(samples, world["network"], world["reference"], **kw)
     floor = record["classifier"]["histogram_noise_floor"]
     assert floor["seed"] == 11 and floor["set_size"] == 8 and floor["draws"] == DRAWS
@@ -262,8 +307,14 @@ def test_evaluate_generation_records_the_noise_floor_of_the_reference_split(worl
 def test_a_reference_of_another_network_or_resolution_is_refused(world, tmp_path):
     samples = open_sample_set(write_sample_dir(tmp_path / "s", np.array(world["store"].images[:8])))
     other = semantic_feature_network(tiny_semantic(2))
-    kw = dict(fid_network="semantic", batch_size=16, inception_score_splits=10,
-              confident_threshold=0.5, histogram_noise_draws=DRAWS, reference_store=world["store"])
+    kw = dict(
+        fid_network="semantic",
+        batch_size=16,
+        inception_score_splits=10,
+        confident_threshold=0.5,
+        histogram_noise_draws=DRAWS,
+        reference_store=world["store"],
+    )
     with pytest.raises(ValueError, match="another feature network.*weights sha256"):
         evaluate_generation(samples, other, world["reference"], **kw)
     small = open_sample_set(write_sample_dir(tmp_path / "small", np.array(world["store"].images[:8, :16, :16])))
@@ -280,8 +331,13 @@ def test_inception_score_only_for_conditional_models_with_inception(world, tmp_p
     images = np.array(world["store"].images[:20])
     labels = np.array(world["store"].labels[:20])
     samples = open_sample_set(write_sample_dir(tmp_path / "cond", images, labels))
-    kw = dict(batch_size=16, inception_score_splits=5, confident_threshold=0.5, histogram_noise_draws=DRAWS,
-              reference_store=world["store"])
+    kw = dict(
+        batch_size=16,
+        inception_score_splits=5,
+        confident_threshold=0.5,
+        histogram_noise_draws=DRAWS,
+        reference_store=world["store"],
+    )
     semantic = evaluate_generation(samples, network, world["reference"], fid_network="semantic", **kw)
     assert semantic["inception_score"] is None
     # in the pipeline's batches of 16 (16 + 4), the same computation: an argmax is discrete, and one
@@ -306,36 +362,108 @@ def test_edited_pngs_are_refused(world, tmp_path):
 def test_eval_samples_cli_writes_the_contract_keys(world, params_file, tmp_path):
     images = np.array(world["store"].images)
     samples = write_sample_dir(tmp_path / "samples", shifted(images, 30), seed=7)
-    common = ["eval-samples", "--params", str(params_file), "--samples", str(samples), "--objective", "ar",
-              "--size", "base", "--variant", "alpha1.0", "--decoder", "phase1", "--seed", "7",
-              "--reference-split-dir", str(world["root"] / "train"), "--threads", "1"]
+    common = [
+        "eval-samples",
+        "--params",
+        str(params_file),
+        "--samples",
+        str(samples),
+        "--objective",
+        "ar",
+        "--size",
+        "base",
+        "--variant",
+        "alpha1.0",
+        "--decoder",
+        "phase1",
+        "--seed",
+        "7",
+        "--reference-split-dir",
+        str(world["root"] / "train"),
+        "--threads",
+        "1",
+    ]
     out = tmp_path / "seed7.json"
-    assert main([*common, "--reference", str(world["reference_file"]), "--semantic", str(world["weights"]),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--reference",
+                str(world["reference_file"]),
+                "--semantic",
+                str(world["weights"]),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = json.loads(out.read_text())
-    for key in ("fid", "inception_score", "inception_score_std", "classifier", "num_samples", "seed", "objective",
-                "size", "variant", "decoder", "sampling", "feature_network", "reference"):
+    for key in (
+        "fid",
+        "inception_score",
+        "inception_score_std",
+        "classifier",
+        "num_samples",
+        "seed",
+        "objective",
+        "size",
+        "variant",
+        "decoder",
+        "sampling",
+        "feature_network",
+        "reference",
+    ):
         assert key in record, key
     assert record["fid"] > 0 and record["num_samples"] == NUM_REF and record["seed"] == 7
-    assert record["reference"] == {"file": str(world["reference_file"]), "split": "train", "name": "tiny/train",
-                                   "count": NUM_REF, "selection": "all images",
-                                   "source_sha256": world["store"].manifest["sha256"]}
+    assert record["reference"] == {
+        "file": str(world["reference_file"]),
+        "split": "train",
+        "name": "tiny/train",
+        "count": NUM_REF,
+        "selection": "all images",
+        "source_sha256": world["store"].manifest["sha256"],
+    }
     assert record["sampling"] == {"temperature": 1.0, "top_k": 0, "top_p": 0.98}
     assert record["feature_network"]["weights"]["file"] == str(world["weights"])
-    assert set(record["classifier"]) >= {"name", "mean_max_prob", "confident_fraction",
-                                         "predicted_class_histogram", "reference", "histogram_tv_distance",
-                                         "histogram_noise_floor"}
+    assert set(record["classifier"]) >= {
+        "name",
+        "mean_max_prob",
+        "confident_fraction",
+        "predicted_class_histogram",
+        "reference",
+        "histogram_tv_distance",
+        "histogram_noise_floor",
+    }
     # the metric definitions come from params.yaml (evaluation.verdicts)
     assert record["classifier"]["confident_threshold"] == VERDICTS["confident_probability"]
     assert record["classifier"]["histogram_noise_floor"]["draws"] == VERDICTS["histogram_noise_draws"]
 
     other = save_semantic(tiny_semantic(2), tmp_path / "other.safetensors")
     with pytest.raises(SystemExit, match="train.npz.*another feature network"):
-        main([*common, "--reference", str(world["reference_file"]), "--semantic", str(other),
-              "--out", str(tmp_path / "x.json")])
+        main(
+            [
+                *common,
+                "--reference",
+                str(world["reference_file"]),
+                "--semantic",
+                str(other),
+                "--out",
+                str(tmp_path / "x.json"),
+            ]
+        )
     with pytest.raises(SystemExit, match="seed 7 != --seed 8"):
-        main([*[a if a != "7" else "8" for a in common], "--reference", str(world["reference_file"]),
-              "--semantic", str(world["weights"]), "--out", str(tmp_path / "y.json")])
+        main(
+            [
+                *[a if a != "7" else "8" for a in common],
+                "--reference",
+                str(world["reference_file"]),
+                "--semantic",
+                str(world["weights"]),
+                "--out",
+                str(tmp_path / "y.json"),
+            ]
+        )
     assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.json").exists()
 
 
@@ -353,7 +481,7 @@ def png_tiles(path: Path, layout) -> list[list[np.ndarray]]:
         row = []
         for c in range(layout.columns):
             x0, y0, x1, y1 = layout.tile_box(r, c)
-            row.append(png[y0:y1:layout.scale, x0:x1:layout.scale])
+            row.append(png[y0 : y1 : layout.scale, x0 : x1 : layout.scale])
         tiles.append(row)
     return tiles
 
@@ -373,8 +501,9 @@ def test_mosaic_places_tiles_with_padding():
 def test_unconditional_grid_shows_the_first_samples_row_major_and_refuses_too_few(tmp_path):
     images = random_images(8)
     samples = open_sample_set(write_sample_dir(tmp_path / "s", images, seed=5))
-    layout = plot_sample_grid(samples, tmp_path / "grid.pdf", classes=[3], columns=3, rows=2,
-                              title="t", description="AR base")
+    layout = plot_sample_grid(
+        samples, tmp_path / "grid.pdf", classes=[3], columns=3, rows=2, title="t", description="AR base"
+    )
     assert (layout.rows, layout.columns) == (2, 3)
     assert (tmp_path / "grid.pdf").read_bytes().startswith(b"%PDF")
     tiles = png_tiles(tmp_path / "grid.png", layout)
@@ -391,8 +520,9 @@ def test_conditional_grid_has_one_row_per_listed_class(tmp_path):
     images = random_images(12)
     labels = np.array([0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 3, 3])
     samples = open_sample_set(write_sample_dir(tmp_path / "s", images, labels))
-    rows, caption = sample_grid_rows(samples, classes=[2, 0], columns=3, rows=99,
-                                     class_names=["circle", "square", "star", "ring"])
+    rows, caption = sample_grid_rows(
+        samples, classes=[2, 0], columns=3, rows=99, class_names=["circle", "square", "star", "ring"]
+    )
     assert [name for name, _ in rows] == ["class 2 (star)", "class 0 (circle)"]
     np.testing.assert_array_equal(rows[0][1], images[7:10])
     np.testing.assert_array_equal(rows[1][1], images[0:3])
@@ -405,8 +535,21 @@ def test_conditional_grid_has_one_row_per_listed_class(tmp_path):
 
 def test_sample_grid_cli(params_file, tmp_path):
     samples = write_sample_dir(tmp_path / "s", random_images(6), seed=2)
-    args = ["sample-grid", "--params", str(params_file), "--samples", str(samples), "--objective", "ar",
-            "--size", "base", "--variant", "alpha1.0", "--decoder", "phase1"]
+    args = [
+        "sample-grid",
+        "--params",
+        str(params_file),
+        "--samples",
+        str(samples),
+        "--objective",
+        "ar",
+        "--size",
+        "base",
+        "--variant",
+        "alpha1.0",
+        "--decoder",
+        "phase1",
+    ]
     assert main([*args, "--out", str(tmp_path / "g.pdf")]) == 0  # params: 2 rows x 3 columns
     assert (tmp_path / "g.png").is_file()
     few = write_sample_dir(tmp_path / "few", random_images(5))
@@ -450,8 +593,14 @@ def test_fig1_zero_init_phase2_decodes_identically_and_changed_codebook_is_refus
     np.testing.assert_array_equal(tiles[2][1], val[1])  # row 3: the originals
     np.testing.assert_array_equal(tiles[4][3], panels.val_phase2[3])
     table = psnr_table(panels, range(4), world["store"].labels[:4], world["store"].class_names)
-    assert list(table.columns) == ["val_index", "label", "class_name", "psnr_phase1_db", "psnr_phase2_db",
-                                   "psnr_gain_db"]
+    assert list(table.columns) == [
+        "val_index",
+        "label",
+        "class_name",
+        "psnr_phase1_db",
+        "psnr_phase2_db",
+        "psnr_gain_db",
+    ]
     assert (table.psnr_gain_db == 0).all()
 
     # a trained attention changes the output but not the tokens: accepted, decodings differ
@@ -478,8 +627,11 @@ def build_tokenizer_like(model: torch.nn.Module, state: dict) -> torch.nn.Module
 
 
 def save_tokenizer(model, params, phase: int, path: Path) -> Path:
-    save_weights(path, model.state_dict(), {"kind": WEIGHTS_KIND, "phase": phase, "alpha": float(phase == 1),
-                                            "config": tokenizer_config(params, phase)})
+    save_weights(
+        path,
+        model.state_dict(),
+        {"kind": WEIGHTS_KIND, "phase": phase, "alpha": float(phase == 1), "config": tokenizer_config(params, phase)},
+    )
     return path
 
 
@@ -490,10 +642,24 @@ def test_fig1_cli_writes_figure_and_psnr_csv(tokenizers, params, params_file, wo
     p1 = save_tokenizer(tok1, params, 1, tmp_path / "p1.safetensors")
     p2 = save_tokenizer(tok2, params, 2, tmp_path / "p2.safetensors")
     write_synthetic_split(tmp_path / "val", 5, RES, NUM_CLASSES, seed=9, split="val")
-    samples = write_sample_dir(tmp_path / "s", random_images(4), tokenizer={"file": str(p1), "phase": 1,
-                                                                             "sha256": file_sha256(p1)})
-    args = ["fig1", "--params", str(params_file), "--samples", str(samples), "--phase1", str(p1),
-            "--phase2", str(p2), "--val-dir", str(tmp_path / "val"), "--threads", "1"]
+    samples = write_sample_dir(
+        tmp_path / "s", random_images(4), tokenizer={"file": str(p1), "phase": 1, "sha256": file_sha256(p1)}
+    )
+    args = [
+        "fig1",
+        "--params",
+        str(params_file),
+        "--samples",
+        str(samples),
+        "--phase1",
+        str(p1),
+        "--phase2",
+        str(p2),
+        "--val-dir",
+        str(tmp_path / "val"),
+        "--threads",
+        "1",
+    ]
     assert main([*args, "--out", str(tmp_path / "fig1.pdf")]) == 0
     table = pd.read_csv(tmp_path / "fig1.csv")
     assert len(table) == 3  # evaluation.sample_grid.columns = 3 of the 5 validation images

@@ -42,7 +42,11 @@ def test_paper_configuration_matches_paper_counts(imagenet_table, component, pap
 def test_parts_add_up(imagenet_table):
     t = imagenet_table.parameters
     for phase in (1, 2):
-        parts = t[f"tokenizer_phase{phase}.encoder"] + t[f"tokenizer_phase{phase}.codebook"] + t[f"tokenizer_phase{phase}.decoder"]
+        parts = (
+            t[f"tokenizer_phase{phase}.encoder"]
+            + t[f"tokenizer_phase{phase}.codebook"]
+            + t[f"tokenizer_phase{phase}.decoder"]
+        )
         assert parts == t[f"tokenizer_phase{phase}"]
     assert t["tokenizer_phase2"] - t["tokenizer_phase1"] == t["tokenizer_phase2.attention"]
 

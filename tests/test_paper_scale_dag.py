@@ -21,9 +21,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS_FILES = {"embedded": ROOT / "params.yaml"} | {
-    p.stem: p for p in sorted((ROOT / "configs").glob("*.yaml"))
-}
+PARAMS_FILES = {"embedded": ROOT / "params.yaml"} | {p.stem: p for p in sorted((ROOT / "configs").glob("*.yaml"))}
 PROFILES = ROOT / "workflow" / "profiles"
 TRAINING_RULES = ("tokenizer_phase1", "tokenizer_phase2", "train_ar", "train_nar")
 LAUNCH = re.compile(r"-m torch\.distributed\.run --standalone --nproc_per_node (\d+) -m seqgan ")
@@ -118,25 +116,46 @@ def test_default_target_holds_every_figure_and_table(name: str, plans: dict[str,
     plan = plans[name]
     targets = set(plan.default_targets())
     # every job that makes a figure (.pdf) or a table / report (.md) is asked for by rule all
-    makers = [j for j in plan.jobs
-              if any(o.startswith("results/") and o.endswith((".pdf", ".md")) for o in j.files("output"))]
+    makers = [
+        j for j in plan.jobs if any(o.startswith("results/") and o.endswith((".pdf", ".md")) for o in j.files("output"))
+    ]
     assert makers
     missed = [j.files("output") for j in makers if not set(j.files("output")) & targets]
     assert not missed, missed
     # the paper's big artefacts, by name
     named = {
-        "results/fig2_val_loss.pdf", "results/fig1_phase2_decoder.pdf", "results/fig6b_alpha_sweep.pdf",
-        "results/tables/model_sizes.csv", "results/tables/hparam_audit.md", "results/claims.md",
-        *(f"results/tables/{t}.md" for t in (
-            "table1_decoder_capacity", "table2_reconstruction", "table3_unconditional",
-            "table4_imagenet_conditional", "table5_codebook", "table6_perceptual_layers", "fig8b_phase2")),
+        "results/fig2_val_loss.pdf",
+        "results/fig1_phase2_decoder.pdf",
+        "results/fig6b_alpha_sweep.pdf",
+        "results/tables/model_sizes.csv",
+        "results/tables/hparam_audit.md",
+        "results/claims.md",
+        *(
+            f"results/tables/{t}.md"
+            for t in (
+                "table1_decoder_capacity",
+                "table2_reconstruction",
+                "table3_unconditional",
+                "table4_imagenet_conditional",
+                "table5_codebook",
+                "table6_perceptual_layers",
+                "fig8b_phase2",
+            )
+        ),
     }
     if "ar" in plan.raw["transformer"]["objectives"]:
         named.add("results/fig3_visualization.pdf")
     assert named <= targets, sorted(named - targets)
     producers = {plan.producer()[t] for t in targets}
-    assert {"prepare_data", "eval_tokenizer", "eval_samples", "fig2_val_loss", "model_sizes",
-            "paper_table", "claims"} <= producers
+    assert {
+        "prepare_data",
+        "eval_tokenizer",
+        "eval_samples",
+        "fig2_val_loss",
+        "model_sizes",
+        "paper_table",
+        "claims",
+    } <= producers
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS_FILES))
@@ -155,8 +174,11 @@ def test_job_counts_follow_the_params(name: str, plans: dict[str, Plan]) -> None
     assert counts["eval_samples"] == counts["sample"] >= len(raw["evaluation"]["sampling_seeds"])
     size = raw["transformer"]["models"][0]
     for objective in raw["transformer"]["objectives"]:
-        trained = {(j.wildcards["variant"], j.wildcards["seed"]) for j in plan.of(f"train_{objective}")
-                   if j.wildcards["size"] == size}
+        trained = {
+            (j.wildcards["variant"], j.wildcards["seed"])
+            for j in plan.of(f"train_{objective}")
+            if j.wildcards["size"] == size
+        }
         assert trained == {(v, str(s)) for v in variants(raw) for s in raw["evaluation"]["experiment_seeds"]}
 
 
@@ -194,8 +216,15 @@ def load_profile(name: str) -> dict:
 def gpu_rules(plans: dict[str, Plan]) -> tuple[set[str], set[str]]:
     """(rules that declare gpu themselves, rules that need the profiles to give them one)."""
     declared = {j.rule for plan in plans.values() for j in plan.jobs if "gpu" in j.resources}
-    inference = {"encode_tokens", "fid_reference", "eval_tokenizer", "sample", "eval_samples",
-                 "fig1_phase2_decoder", "fig3_visualization"}
+    inference = {
+        "encode_tokens",
+        "fid_reference",
+        "eval_tokenizer",
+        "sample",
+        "eval_samples",
+        "fig1_phase2_decoder",
+        "fig3_visualization",
+    }
     return declared, inference
 
 

@@ -217,7 +217,7 @@ def test_alpha1_shallow_taps_do_not_contribute_to_gradient(standin: StandIn) -> 
 
     def shallow_only(r: Tensor) -> Tensor:
         fx, fy = standin.features(r)[0], standin.features(y)[0]
-        return sum(hand_tap_distance(a, b).mean() for a, b in zip(fx[:4], fy[:4]))
+        return sum(hand_tap_distance(a, b).mean() for a, b in zip(fx[:4], fy[:4], strict=True))
 
     g_total = _grad(lambda r: loss(r, y)["total"], x)
     g_sem = _grad(sem_only, x)
@@ -252,7 +252,7 @@ def test_plain_distance_matches_hand_formula(standin: StandIn) -> None:
     for got, a, b in zip(d.taps, fx, fy, strict=True):
         torch.testing.assert_close(got.double(), hand_tap_distance(a, b), rtol=1e-5, atol=1e-8)
     torch.testing.assert_close(d.logit.double(), hand_logit_distance(zx, zy), rtol=1e-5, atol=1e-8)
-    expected = sum(hand_tap_distance(a, b).mean() for a, b in zip(fx, fy))
+    expected = sum(hand_tap_distance(a, b).mean() for a, b in zip(fx, fy, strict=True))
     expected = expected + 0.1 * hand_logit_distance(zx, zy).mean()
     torch.testing.assert_close(out["total"].double(), expected, rtol=1e-5, atol=1e-8)
 
@@ -283,6 +283,7 @@ def test_semantic_net_backbone() -> None:
     assert all(p.grad is None for p in net.parameters())
     with torch.no_grad():
         (fx, zx), (fy, zy) = net.features(x), net.features(y)
+
     # ReLU taps can be all-zero vectors; lpips's eps makes those unit vectors 0, so compare on the
     # documented formula with the same eps rather than the cosine identity.
     def plain(a: Tensor, b: Tensor) -> Tensor:
@@ -290,7 +291,7 @@ def test_semantic_net_backbone() -> None:
         nb = b.double() / (b.double().norm(dim=1, keepdim=True) + 1e-10)
         return ((na - nb) ** 2).mean(dim=(1, 2, 3))
 
-    taps = [plain(a, b).mean() for a, b in zip(fx, fy)]
+    taps = [plain(a, b).mean() for a, b in zip(fx, fy, strict=True)]
     expected = 0.5 * sum(taps[:4]) + taps[4] + 0.5 * LOGIT_WEIGHT * hand_logit_distance(zx, zy).mean()
     torch.testing.assert_close(out["total"].detach().double(), expected, rtol=1e-5, atol=1e-8)
     assert loss(x, x.clone())["total"] == 0

@@ -264,8 +264,12 @@ def test_workers_do_not_change_output(bad_run: dict, tmp_path: Path) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
         manifest = prepare_image_folder(
-            bad_run["root"] / "src", tmp_path / "out2", layout="classes", small_images="upscale",
-            workers=2, **COMMON,
+            bad_run["root"] / "src",
+            tmp_path / "out2",
+            layout="classes",
+            small_images="upscale",
+            workers=2,
+            **COMMON,
         )
     one, two = bad_run["root"] / "out", tmp_path / "out2"
     assert manifest == bad_run["manifest"]
@@ -344,9 +348,7 @@ def test_resize_of_exact_size_is_identity() -> None:
     assert np.array_equal(resize_center_crop(pixels, 64), pixels)
 
 
-@pytest.mark.parametrize(
-    "value, expected", [(0, 0), (1000, 4), (32768, 128), (65535, 255)]
-)
+@pytest.mark.parametrize("value, expected", [(0, 0), (1000, 4), (32768, 128), (65535, 255)])
 def test_sixteen_bit_is_scaled_not_clipped(value: int, expected: int) -> None:
     pixels, note = to_rgb_array(Image.fromarray(np.full((4, 4), value, np.uint16)))
     assert pixels.shape == (4, 4, 3) and np.all(pixels == expected)
@@ -416,8 +418,9 @@ def _colour_corpus(src: Path, n: int) -> dict[tuple[int, int, int], str]:
 
 def test_holdout_partitions_all(tmp_path: Path) -> None:
     colours = _colour_corpus(tmp_path / "src", 40)
-    kwargs = dict(resolution=8, layout="flat", max_image_pixels=10**6, small_images="skip",
-                  holdout_fraction=0.3, progress=False)
+    kwargs = dict(
+        resolution=8, layout="flat", max_image_pixels=10**6, small_images="skip", holdout_fraction=0.3, progress=False
+    )
     seen = {}
     for subset in ("all", "train", "holdout"):
         m = prepare_image_folder(tmp_path / "src", tmp_path / subset, subset=subset, **kwargs)
@@ -454,8 +457,15 @@ def test_small_images_skip_vs_upscale(tmp_path: Path) -> None:
 def test_bomb_threshold_is_ours(tmp_path: Path) -> None:
     _write(tmp_path / "src/a.png", _encode(Image.new("RGB", (100, 100)), "PNG"))
     _write(tmp_path / "src/b.png", _encode(Image.new("RGB", (64, 64)), "PNG"))
-    m = prepare_image_folder(tmp_path / "src", tmp_path / "out", layout="flat", small_images="skip",
-                             resolution=RES, max_image_pixels=5000, progress=False)
+    m = prepare_image_folder(
+        tmp_path / "src",
+        tmp_path / "out",
+        layout="flat",
+        small_images="skip",
+        resolution=RES,
+        max_image_pixels=5000,
+        progress=False,
+    )
     assert m["written"] == 1
     assert _read_tsv(tmp_path / "out/skipped.tsv") == {"a.png": "decompression_bomb: 10000 px > 5000"}
 
@@ -512,8 +522,9 @@ def test_everything_skipped_is_an_error_with_report(tmp_path: Path) -> None:
 def test_bad_arguments(tmp_path: Path) -> None:
     _write(tmp_path / "src/a.png", _encode(Image.new("RGB", (64, 64)), "PNG"))
     with pytest.raises(ValueError, match="holdout_fraction"):
-        prepare_image_folder(tmp_path / "src", tmp_path / "o", layout="flat", small_images="skip",
-                             subset="holdout", **COMMON)
+        prepare_image_folder(
+            tmp_path / "src", tmp_path / "o", layout="flat", small_images="skip", subset="holdout", **COMMON
+        )
     with pytest.raises(ValueError, match="layout"):
         prepare_image_folder(tmp_path / "src", tmp_path / "o", layout="nested", small_images="skip", **COMMON)  # type: ignore[arg-type]
 
@@ -544,31 +555,58 @@ def test_lsun_lmdb_matches_folder_and_reports_corrupt(tmp_path: Path) -> None:
     for key, value in entries.items():  # the same bytes as files, named by key
         _write(tmp_path / "files" / (key.decode() + ".webp"), value)
 
-    m = prepare_lsun_lmdb(tmp_path / "db", tmp_path / "out", resolution=RES,
-                          max_image_pixels=PILLOW_DEFAULT_LIMIT, small_images="upscale", progress=False)
+    m = prepare_lsun_lmdb(
+        tmp_path / "db",
+        tmp_path / "out",
+        resolution=RES,
+        max_image_pixels=PILLOW_DEFAULT_LIMIT,
+        small_images="upscale",
+        progress=False,
+    )
     skipped = _read_tsv(tmp_path / "out/skipped.tsv")
     assert {k: v.split(":")[0] for k, v in skipped.items()} == {
-        "00ff" + "0" * 36: "not_an_image", "0a" + "0" * 38: "empty_file"}
+        "00ff" + "0" * 36: "not_an_image",
+        "0a" + "0" * 38: "empty_file",
+    }
     assert m["written"] == 5 and m["candidates"] == 7 and m["class_names"] == ["all"]
     assert m["lmdb_entries_scanned"] == 7 and m["source_kind"] == "lsun_lmdb"
 
-    prepare_image_folder(tmp_path / "files", tmp_path / "ref", layout="flat",
-                         small_images="upscale", **COMMON)
+    prepare_image_folder(tmp_path / "files", tmp_path / "ref", layout="flat", small_images="upscale", **COMMON)
     assert (tmp_path / "out/images.u8").read_bytes() == (tmp_path / "ref/images.u8").read_bytes()
 
-    m2 = prepare_lsun_lmdb(tmp_path / "db", tmp_path / "out2", resolution=RES, workers=2,
-                           max_image_pixels=PILLOW_DEFAULT_LIMIT, small_images="upscale", progress=False)
+    m2 = prepare_lsun_lmdb(
+        tmp_path / "db",
+        tmp_path / "out2",
+        resolution=RES,
+        workers=2,
+        max_image_pixels=PILLOW_DEFAULT_LIMIT,
+        small_images="upscale",
+        progress=False,
+    )
     assert m2["sha256"] == m["sha256"]
 
-    limited = prepare_lsun_lmdb(tmp_path / "db", tmp_path / "lim", resolution=RES, limit=3,
-                                max_image_pixels=PILLOW_DEFAULT_LIMIT, small_images="upscale", progress=False)
+    limited = prepare_lsun_lmdb(
+        tmp_path / "db",
+        tmp_path / "lim",
+        resolution=RES,
+        limit=3,
+        max_image_pixels=PILLOW_DEFAULT_LIMIT,
+        small_images="upscale",
+        progress=False,
+    )
     assert limited["lmdb_entries_scanned"] == 3 and limited["candidates"] == 3
 
     counts = {}
     for subset in ("train", "holdout"):
         counts[subset] = prepare_lsun_lmdb(
-            tmp_path / "db", tmp_path / subset, resolution=RES, subset=subset, holdout_fraction=0.5,
-            max_image_pixels=PILLOW_DEFAULT_LIMIT, small_images="upscale", progress=False,
+            tmp_path / "db",
+            tmp_path / subset,
+            resolution=RES,
+            subset=subset,
+            holdout_fraction=0.5,
+            max_image_pixels=PILLOW_DEFAULT_LIMIT,
+            small_images="upscale",
+            progress=False,
         )["candidates"]
     expected_holdout = sum(in_holdout(k.decode(), 0.5) for k in entries)
     assert counts["holdout"] == expected_holdout and counts["train"] == 7 - expected_holdout
@@ -579,13 +617,23 @@ def test_lsun_lmdb_without_package(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setitem(sys.modules, "lmdb", None)  # makes `import lmdb` raise ImportError
     with pytest.raises(DatasetError, match="pip install lmdb"):
-        prepare_lsun_lmdb(tmp_path / "db", tmp_path / "out", resolution=RES,
-                          max_image_pixels=PILLOW_DEFAULT_LIMIT, small_images="upscale")
+        prepare_lsun_lmdb(
+            tmp_path / "db",
+            tmp_path / "out",
+            resolution=RES,
+            max_image_pixels=PILLOW_DEFAULT_LIMIT,
+            small_images="upscale",
+        )
 
 
 def test_lsun_lmdb_missing(tmp_path: Path) -> None:
     pytest.importorskip("lmdb")
     with pytest.raises(DatasetError, match="does not exist") as info:
-        prepare_lsun_lmdb(tmp_path / "db", tmp_path / "out", resolution=RES,
-                          max_image_pixels=PILLOW_DEFAULT_LIMIT, small_images="upscale")
+        prepare_lsun_lmdb(
+            tmp_path / "db",
+            tmp_path / "out",
+            resolution=RES,
+            max_image_pixels=PILLOW_DEFAULT_LIMIT,
+            small_images="upscale",
+        )
     assert str(tmp_path / "db") in str(info.value)

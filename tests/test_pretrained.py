@@ -142,7 +142,7 @@ def test_load_cached_state_dict(torch_home: Path, no_network: list[str]) -> None
     torch.save(reference.state_dict(), path)
     model = load_vgg16_imagenet()
     assert not model.training
-    for (name, a), (_, b) in zip(reference.state_dict().items(), model.state_dict().items()):
+    for (name, a), (_, b) in zip(reference.state_dict().items(), model.state_dict().items(), strict=True):
         assert a.device == b.device and torch.equal(a, b), name
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
@@ -150,9 +150,7 @@ def test_load_cached_state_dict(torch_home: Path, no_network: list[str]) -> None
     assert no_network == []
 
 
-def test_fetch_skips_present_files(
-    torch_home: Path, fake_inception: Path, no_network: list[str]
-) -> None:
+def test_fetch_skips_present_files(torch_home: Path, fake_inception: Path, no_network: list[str]) -> None:
     vgg = vgg16_weights_path()
     vgg.parent.mkdir(parents=True)
     vgg.write_bytes(b"present")
@@ -165,9 +163,7 @@ def test_fetch_skips_present_files(
     assert vgg.read_bytes() == b"present"
 
 
-def test_fetch_downloads_only_missing(
-    torch_home: Path, fake_inception: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fetch_downloads_only_missing(torch_home: Path, fake_inception: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_inception.parent.mkdir(parents=True)
     fake_inception.write_bytes(b"present")
     calls: list[tuple[str, dict]] = []
@@ -180,6 +176,7 @@ def test_fetch_downloads_only_missing(
         return {}
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fake_hub_download)
+
     def must_not_run(*args: object, **kwargs: object) -> None:
         pytest.fail("inception is present; it must not be downloaded")
 

@@ -54,8 +54,16 @@ BENCHMARKS = (
     ("eval_tokenizer/phase1/alpha0.0/seed0.tsv", 7.0, 300.0, 6.5),
     ("fig2_val_loss.tsv", 2.0, 200.0, 1.9),
 )
-MACHINE = {"cpu_model": "Test CPU 9000", "cpu_family_model_stepping": "6/85/7", "cpu_flags": ["avx2"],
-           "cpu_capability": "AVX2", "native_bf16": False, "cores": 2, "torch": "2.0.test", "python": "3.12.0"}
+MACHINE = {
+    "cpu_model": "Test CPU 9000",
+    "cpu_family_model_stepping": "6/85/7",
+    "cpu_flags": ["avx2"],
+    "cpu_capability": "AVX2",
+    "native_bf16": False,
+    "cores": 2,
+    "torch": "2.0.test",
+    "python": "3.12.0",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -91,9 +99,14 @@ def write_run_tree(root: Path, **scenario) -> Fakes:
     for rel, seconds, rss, cpu in BENCHMARKS:
         path = root / "logs" / "benchmarks" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        fmt = lambda v: "NA" if v is None else f"{v:.2f}"
-        path.write_text(BENCH_HEADER + f"{seconds:.4f}\t0:00:{int(seconds):02d}\t{fmt(rss)}\t{fmt(rss)}\t"
-                        f"{fmt(rss)}\t{fmt(rss)}\t0.1\t0.2\t{fmt(cpu)}\t{fmt(cpu)}\n")
+
+        def fmt(v):
+            return "NA" if v is None else f"{v:.2f}"
+
+        path.write_text(
+            BENCH_HEADER + f"{seconds:.4f}\t0:00:{int(seconds):02d}\t{fmt(rss)}\t{fmt(rss)}\t"
+            f"{fmt(rss)}\t{fmt(rss)}\t0.1\t0.2\t{fmt(cpu)}\t{fmt(cpu)}\n"
+        )
     return f
 
 
@@ -143,7 +156,8 @@ def test_collect_numbers_reads_every_variant_per_seed(tmp_path):
     assert (paired.interval.low, paired.interval.high) == pytest.approx((-0.2 - half, -0.2 + half))
     assert {k for k in n if k.startswith("claim2/")} == {
         f"claim2/ar/base/{p}/paired_difference"
-        for p in ("alpha1.0 - alpha0.0", "alpha0.5 - alpha0.0", "alpha1.0 - alpha0.5")}
+        for p in ("alpha1.0 - alpha0.0", "alpha0.5 - alpha0.0", "alpha1.0 - alpha0.5")
+    }
 
     expected = {c.number: c.verdict for c in C.evaluate_claims(params, f.layout)}
     assert {k: v.verdict for k, v in run.claims.items()} == expected and run.missing == ()
@@ -227,14 +241,16 @@ def test_a_changed_verdict_and_absent_numbers_are_reported(tmp_path):
     params = embedded_params()
     run = collect_numbers(params, f.layout)
     loss_part = run.claims[2].parts[0]
-    changed = dataclasses.replace(run.claims[2], verdict=C.DOES_NOT_HOLD,
-                                  parts=((loss_part[0], C.UNDECIDED), *run.claims[2].parts[1:]))
+    changed = dataclasses.replace(
+        run.claims[2], verdict=C.DOES_NOT_HOLD, parts=((loss_part[0], C.UNDECIDED), *run.claims[2].parts[1:])
+    )
     flipped = dataclasses.replace(run, claims={**run.claims, 2: changed})
     comparison = compare_runs(run, flipped, params.evaluation.verdicts)
     assert [(v.claim, v.part) for v in comparison.verdicts if v.status == DIFFER] == [(2, None), (2, loss_part[0])]
     assert comparison.disagreements == [
         f"claim 2 verdict: differ ({run.claims[2].verdict} -> does not hold)",
-        f"claim 2, part \"{loss_part[0]}\" verdict: differ ({loss_part[1]} -> undecided at this scale)"]
+        f'claim 2, part "{loss_part[0]}" verdict: differ ({loss_part[1]} -> undecided at this scale)',
+    ]
 
     name = "tokenizer/control/rfid"
     partial = dataclasses.replace(run, numbers={k: n for k, n in run.numbers.items() if k != name}, claims={})
@@ -247,8 +263,19 @@ def test_a_changed_verdict_and_absent_numbers_are_reported(tmp_path):
 def test_compare_reference_cli_exit_status_and_report(tmp_path, capsys):
     root, params, f = make_reference(tmp_path)
     out = root / "results" / "compare_reference.md"
-    args = ["compare-reference", "--params", str(params), "--reference", str(root / "results" / "reference"),
-            "--results-dir", str(f.layout.results), "--models-dir", str(f.layout.models), "--out", str(out)]
+    args = [
+        "compare-reference",
+        "--params",
+        str(params),
+        "--reference",
+        str(root / "results" / "reference"),
+        "--results-dir",
+        str(f.layout.results),
+        "--models-dir",
+        str(f.layout.models),
+        "--out",
+        str(out),
+    ]
     assert cli.main(args) == 0
     text = out.read_text()
     same = "4.147 +- 0.042 (n = 3)"
@@ -268,7 +295,9 @@ def test_compare_reference_cli_exit_status_and_report(tmp_path, capsys):
     # the JSON summary beside the report, and the README's thread-check section rendered from it
     summary = json.loads(out.with_suffix(".json").read_text())
     assert summary["agrees"] is False and summary["number_outcomes"]["differ"] >= 1
-    assert {"claim": 2, "part": None, "reference": "holds", "this": "does not hold", "outcome": "differ"} in summary["verdicts"]
+    assert {"claim": 2, "part": None, "reference": "holds", "this": "does not hold", "outcome": "differ"} in summary[
+        "verdicts"
+    ]
     reference = root / "results" / "reference"
     (reference / "threads2").mkdir()
     out.with_suffix(".json").rename(reference / "threads2" / "compare_reference.json")
@@ -314,10 +343,18 @@ def test_reference_run_refuses_to_start_over_existing_outputs(tmp_path):
             R.run_reference(params_file(tmp_path), root, root / "results" / "reference", run_command=runner)
         assert calls == []
     assert [str(p.relative_to(root)) for p in R.existing_outputs(root, root / "results" / "reference")] == [
-        "data/shapes32", "models/semantic", "results/metrics", "logs/benchmarks"]
+        "data/shapes32",
+        "models/semantic",
+        "results/metrics",
+        "logs/benchmarks",
+    ]
     # a second reference elsewhere (e.g. --threads 2) starts beside the committed one
     assert [str(p.relative_to(root)) for p in R.existing_outputs(root, root / "results" / "threads2")] == [
-        "data/shapes32", "models/semantic", "results/metrics", "logs/benchmarks"]
+        "data/shapes32",
+        "models/semantic",
+        "results/metrics",
+        "logs/benchmarks",
+    ]
     fresh = tmp_path / "fresh"
     (fresh / "results" / "reference").mkdir(parents=True)
     assert R.existing_outputs(fresh, fresh / "results" / "reference-threads2") == []
@@ -342,8 +379,10 @@ def test_reference_run_times_both_snakemake_calls_then_collects(tmp_path):
         return 0
 
     ref = R.run_reference(params_file(tmp_path), root, root / "results" / "reference", run_command=runner)
-    assert [c for c, _ in calls] == [[sys.executable, "-m", "snakemake", "results/fig2_val_loss.pdf", "--cores", "all"],
-                                     [sys.executable, "-m", "snakemake", "--cores", "all"]]
+    assert [c for c, _ in calls] == [
+        [sys.executable, "-m", "snakemake", "results/fig2_val_loss.pdf", "--cores", "all"],
+        [sys.executable, "-m", "snakemake", "--cores", "all"],
+    ]
     assert {cwd for _, cwd in calls} == {root}
     info = ref.run_info()
     assert info["main_job"]["command"] == "python -m snakemake results/fig2_val_loss.pdf --cores all"
@@ -355,7 +394,7 @@ def test_reference_run_times_both_snakemake_calls_then_collects(tmp_path):
 def test_reference_run_with_threads_sets_every_threaded_rule(tmp_path):
     commands = R.snakemake_commands(2)
     for command in commands.values():
-        assert command[command.index("--set-threads") + 1:] == [f"{rule}=2" for rule in R.THREADED_RULES]
+        assert command[command.index("--set-threads") + 1 :] == [f"{rule}=2" for rule in R.THREADED_RULES]
     assert R.snakemake_commands(None)["default_target"] == [sys.executable, "-m", "snakemake", "--cores", "all"]
     # the list is exactly the rules whose command hands Snakemake's thread count to torch
     blocks = _rule_blocks()
@@ -370,7 +409,11 @@ def test_collect_only_writes_every_reference_file(tmp_path, monkeypatch):
     assert (out / "claims.md").read_text() == "# claims\n"
     assert (out / "fig2_val_loss.csv").read_text() == (root / "results" / "fig2_val_loss.csv").read_text()
     assert sorted(p.name for p in (out / "tables").iterdir()) == [
-        "model_sizes.csv", "model_sizes.md", "table5_codebook.csv", "table5_codebook.md"]
+        "model_sizes.csv",
+        "model_sizes.md",
+        "table5_codebook.csv",
+        "table5_codebook.md",
+    ]
     for variant in VARIANTS:
         for seed in (0, 1, 2):
             copied = out / "metrics" / "tokenizer" / "phase1" / variant / f"seed{seed}.json"
@@ -397,6 +440,7 @@ def test_collect_only_writes_every_reference_file(tmp_path, monkeypatch):
     assert info["git_revision"] == "fed9876" and info["collected_with"] == "abc1234"
     assert info["params_name"] == "embedded"
     from seqgan.config import load_params, params_hash
+
     assert info["params_hash"] == params_hash(load_params(params).raw)
     assert info["main_job"]["wall_seconds"] is None  # collect-only: nothing was timed
     assert ref.numbers() == collect_numbers(load_params(params), f.layout)
@@ -421,11 +465,29 @@ def test_collect_only_writes_every_reference_file(tmp_path, monkeypatch):
 
 
 def fake_readme(path: Path) -> Path:
-    path.write_text("# Title\n\nprose before\n\n" + start_marker("timings") + "\nold\n" + end_marker("timings")
-                    + "\n\nmiddle prose\n\n" + start_marker("results") + "\n" + end_marker("results")
-                    + "\n\n" + start_marker("semantic_recipe") + "\n" + end_marker("semantic_recipe")
-                    + "\n\n" + start_marker("tokenizer_recipe") + "\n" + end_marker("tokenizer_recipe")
-                    + "\n\n" + start_marker("threads") + "\n" + end_marker("threads") + "\n\nafter\n")
+    path.write_text(
+        "# Title\n\nprose before\n\n"
+        + start_marker("timings")
+        + "\nold\n"
+        + end_marker("timings")
+        + "\n\nmiddle prose\n\n"
+        + start_marker("results")
+        + "\n"
+        + end_marker("results")
+        + "\n\n"
+        + start_marker("semantic_recipe")
+        + "\n"
+        + end_marker("semantic_recipe")
+        + "\n\n"
+        + start_marker("tokenizer_recipe")
+        + "\n"
+        + end_marker("tokenizer_recipe")
+        + "\n\n"
+        + start_marker("threads")
+        + "\n"
+        + end_marker("threads")
+        + "\n\nafter\n"
+    )
     return path
 
 
@@ -436,11 +498,14 @@ def test_readme_tokenizer_recipe_section_renders_the_recorded_trials(tmp_path):
     root, _, _ = make_reference(tmp_path)
     reference = root / "results" / "reference"
     readme = fake_readme(root / "README.md")
-    header = ("trial,variant,seed,changes,iterations,batch_size,psnr,l1,codebook_usage,codebook_perplexity,"
-              "seconds_per_step,wall_seconds,threads,cpu\n")
+    header = (
+        "trial,variant,seed,changes,iterations,batch_size,psnr,l1,codebook_usage,codebook_perplexity,"
+        "seconds_per_step,wall_seconds,threads,cpu\n"
+    )
     (reference / "tokenizer_recipe.csv").write_text(
         header + 'lr 1e-3,alpha1.0,0,"{""tokenizer.phase1.lr"": 0.001}",600,16,17.456,0.21,0.4453,106.7,0.1024,65.2,1,'
-        "Test CPU 9000\n")
+        "Test CPU 9000\n"
+    )
     cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
     section = readme.read_text().split(start_marker("tokenizer_recipe"))[1].split(end_marker("tokenizer_recipe"))[0]
     assert "Measured on Test CPU 9000, 1 torch thread(s) per trial" in section
@@ -455,9 +520,11 @@ def test_readme_semantic_recipe_section_renders_the_recorded_sweep(tmp_path):
     section = readme.read_text().split(start_marker("semantic_recipe"))[1].split(end_marker("semantic_recipe"))[0]
     assert "No recipe measurement is recorded" in section
     (reference / "semantic_sweep.csv").write_text(
-        RECIPE_COLUMNS + "0.0005,600,0,1,0.1,2.30258,stall,True,40.0\n0.004,600,0,1,0.997,0.02375,200,False,45.0\n")
+        RECIPE_COLUMNS + "0.0005,600,0,1,0.1,2.30258,stall,True,40.0\n0.004,600,0,1,0.997,0.02375,200,False,45.0\n"
+    )
     (reference / "semantic_seeds.csv").write_text(
-        RECIPE_COLUMNS + "0.004,600,0,1,0.997,0.02375,200,False,45.0\n0.004,600,1,2,0.981,0.05,200,False,30.0\n")
+        RECIPE_COLUMNS + "0.004,600,0,1,0.997,0.02375,200,False,45.0\n0.004,600,1,2,0.981,0.05,200,False,30.0\n"
+    )
     cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
     section = readme.read_text().split(start_marker("semantic_recipe"))[1].split(end_marker("semantic_recipe"))[0]
     assert "| 0.0005 | 600 | 0 | 1 | 0.100 | 2.3026 | stall | diverged (chance) |" in section
@@ -499,8 +566,12 @@ def test_readme_tables_render_the_reference(tmp_path):
     assert "the final validation loss decreases as alpha grows (paired per-seed differences): *holds*" in claim2
     assert "| AR base | alpha1.0 - alpha0.0 | -0.200, -0.250, -0.150 | -0.200 | [-0.324, -0.076] |" in results
 
-    assert cli.main(["readme-tables", "--check", "--reference", str(root / "results" / "reference"),
-                     "--readme", str(readme)]) == 0
+    assert (
+        cli.main(
+            ["readme-tables", "--check", "--reference", str(root / "results" / "reference"), "--readme", str(readme)]
+        )
+        == 0
+    )
 
 
 def test_readme_check_fails_on_a_stale_readme(tmp_path, capsys):
@@ -557,11 +628,15 @@ def test_results_reference_is_committed_and_nobody_s_output():
     markers = ("results/reference", "RESULTS_DIR}/reference")
     assert not any(marker in path.read_text() for path in rules for marker in markers)
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    paths = [next(iter(item)) if isinstance(item, dict) else item
-             for stage in dvc["stages"].values() for key in ("outs", "deps", "metrics", "plots")
-             for item in stage.get("do", stage).get(key, [])]
-    assert paths and not [p for p in paths if p.rstrip("/") in ("results", "results/reference")
-                          or p.startswith("results/reference")]
+    paths = [
+        next(iter(item)) if isinstance(item, dict) else item
+        for stage in dvc["stages"].values()
+        for key in ("outs", "deps", "metrics", "plots")
+        for item in stage.get("do", stage).get(key, [])
+    ]
+    assert paths and not [
+        p for p in paths if p.rstrip("/") in ("results", "results/reference") or p.startswith("results/reference")
+    ]
     assert "/results/reference/" in (ROOT / ".dvcignore").read_text().splitlines()
     if shutil.which("git") and (ROOT / ".git").exists():
         ignored = subprocess.run(["git", "check-ignore", "-q", "results/reference/run.json"], cwd=ROOT, check=False)

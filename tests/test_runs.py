@@ -108,8 +108,10 @@ def _wildcards(rule: str, raw: dict) -> list[dict[str, str]]:
     if rule in ("train_ar", "train_nar"):
         return [{"size": s, "variant": variants[0], "seed": "0"} for s in ("base", "large")]
     if rule in ("sample", "eval_samples", "sample_grid"):
-        return [{"objective": o, "size": "base", "variant": variants[0], "decoder": "phase1", "seed": "0"}
-                for o in ("ar", "nar")]
+        return [
+            {"objective": o, "size": "base", "variant": variants[0], "decoder": "phase1", "seed": "0"}
+            for o in ("ar", "nar")
+        ]
     return [{}]
 
 

@@ -23,9 +23,7 @@ K, N, CLASSES = 16, 12, 3
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny(
-    causal: bool, num_classes: int = 0, seq_len: int = N, seed: int = 0
-) -> GenerativeTransformer:
+def tiny(causal: bool, num_classes: int = 0, seq_len: int = N, seed: int = 0) -> GenerativeTransformer:
     torch.manual_seed(seed)
     cfg = TransformerConfig(
         vocab_size=K,
@@ -62,9 +60,7 @@ def test_mask_ratio_endpoints_and_shape():
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "linear"])
-@pytest.mark.parametrize(
-    "seq_len, steps", [(256, 12), (256, 1), (256, 256), (12, 8), (5, 5), (1024, 20), (3, 2)]
-)
+@pytest.mark.parametrize("seq_len, steps", [(256, 12), (256, 1), (256, 256), (12, 8), (5, 5), (1024, 20), (3, 2)])
 def test_schedule_reveals_everything_at_least_one_per_step(schedule, seq_len, steps):
     masked = tokens_to_keep_masked_per_step(seq_len, steps, schedule)
     revealed = tokens_revealed_per_step(seq_len, steps, schedule)
@@ -72,17 +68,13 @@ def test_schedule_reveals_everything_at_least_one_per_step(schedule, seq_len, st
     assert masked[-1] == 0
     assert sum(revealed) == seq_len
     assert min(revealed) >= 1
-    assert all(
-        a > b for a, b in zip([seq_len, *masked[:-1]], masked, strict=True)
-    )  # strictly decreasing
+    assert all(a > b for a, b in zip([seq_len, *masked[:-1]], masked, strict=True))  # strictly decreasing
 
 
 def test_schedule_follows_maskgit_floor_rule():
     # where the clamps are inactive, step t keeps floor(gamma((t+1)/T) * N) masked
     masked = tokens_to_keep_masked_per_step(256, 12, "cosine")
-    assert masked[:-1] == [
-        math.floor(math.cos(math.pi / 2 * (t + 1) / 12) * 256) for t in range(11)
-    ]
+    assert masked[:-1] == [math.floor(math.cos(math.pi / 2 * (t + 1) / 12) * 256) for t in range(11)]
     assert masked[0] == 253 and masked[-2] == 33  # few reveals first, many at the end
     assert tokens_to_keep_masked_per_step(100, 4, "linear") == [75, 50, 25, 0]
 
@@ -237,9 +229,7 @@ def test_nar_sampling_never_changes_a_revealed_token(num_classes, schedule, step
     model = tiny(causal=False, num_classes=num_classes)
     labels = torch.tensor([0, 1, 2, 1, 0]) if num_classes else None
     history: list[torch.Tensor] = []
-    ids = sample_nar(
-        model, 5, labels, steps, 4.5, schedule, gen(0), callback=lambda t, x: history.append(x)
-    )
+    ids = sample_nar(model, 5, labels, steps, 4.5, schedule, gen(0), callback=lambda t, x: history.append(x))
     assert len(history) == steps and torch.equal(history[-1], ids)
     mask_id = model.special_id
     expected_masked = tokens_to_keep_masked_per_step(N, steps, schedule)

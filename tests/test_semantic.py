@@ -88,9 +88,7 @@ def _train(splits, out: Path, iterations: int, **overrides):
         progress=False,
     )
     kwargs.update(overrides)
-    return classifier.train_semantic_classifier(
-        train_dir, val_dir, out / "net.safetensors", **kwargs
-    )
+    return classifier.train_semantic_classifier(train_dir, val_dir, out / "net.safetensors", **kwargs)
 
 
 # --- the network ------------------------------------------------------------------------------
@@ -200,9 +198,7 @@ def test_brief_training_beats_chance_by_a_wide_margin(splits, tmp_path: Path) ->
     assert not net.training and not any(p.requires_grad for p in net.parameters())
     pixels = open_image_store(splits[0]).images.reshape(-1, 3) / 127.5 - 1.0
     for buffer, expected in ((net.input_mean, pixels.mean(0)), (net.input_std, pixels.std(0))):
-        torch.testing.assert_close(
-            buffer.flatten().double(), torch.from_numpy(expected), rtol=1e-5, atol=1e-6
-        )
+        torch.testing.assert_close(buffer.flatten().double(), torch.from_numpy(expected), rtol=1e-5, atol=1e-6)
     trained_state, sidecar = load_weights(tmp_path / "net.safetensors")
     assert sidecar["config"]["normalization"] == NORMALIZATION
     unfolded = SemanticNet(TINY_WIDTHS, num_classes=4).eval()
@@ -236,8 +232,7 @@ def test_save_then_load_gives_identical_logits(tmp_path: Path) -> None:
     torch.manual_seed(0)
     net = _randomise_batchnorm(SemanticNet(TINY_WIDTHS, num_classes=5)).eval()
     net.set_input_statistics([0.1, 0.0, -0.1], [0.4, 0.5, 0.6])
-    config = {"widths": list(TINY_WIDTHS), "num_classes": 5, "resolution": 32,
-              "normalization": NORMALIZATION}
+    config = {"widths": list(TINY_WIDTHS), "num_classes": 5, "resolution": 32, "normalization": NORMALIZATION}
     sidecar = {"kind": "semantic_net", "config": config}
     save_weights(tmp_path / "n.safetensors", net.state_dict(), sidecar)
     loaded = load_semantic_net(tmp_path / "n.safetensors")
@@ -249,8 +244,11 @@ def test_save_then_load_gives_identical_logits(tmp_path: Path) -> None:
             assert torch.equal(a, b)
 
     old_layout = {**config, "normalization": "none"}  # weights of the earlier, BatchNorm-free net
-    save_weights(tmp_path / "old.safetensors", load_weights(tmp_path / "n.safetensors")[0],
-                 {"kind": "semantic_net", "config": old_layout})
+    save_weights(
+        tmp_path / "old.safetensors",
+        load_weights(tmp_path / "n.safetensors")[0],
+        {"kind": "semantic_net", "config": old_layout},
+    )
     with pytest.raises(ValueError, match="normalization 'none'.*retrain"):
         load_semantic_net(tmp_path / "old.safetensors")
 
@@ -293,9 +291,7 @@ def test_resume_after_a_kill_is_bit_identical(splits, tmp_path: Path, monkeypatc
         assert torch.equal(a[key], b[key]), key
     # the logs of the killed run were cut back to the checkpoint: same rows, no duplicates
     for name in ("train.csv", "val.csv"):
-        assert (tmp_path / "straight" / "logs" / name).read_text() == (
-            tmp_path / "resumed" / "logs" / name
-        ).read_text()
+        assert (tmp_path / "straight" / "logs" / name).read_text() == (tmp_path / "resumed" / "logs" / name).read_text()
 
     with pytest.raises(ValueError, match="other settings"):  # refuses a stale resume file
         _train(splits, tmp_path / "resumed", n, **{**common, "lr": 1e-3})

@@ -47,49 +47,104 @@ class Fakes:
     @staticmethod
     def _tokenizer_record(rfid, usage, psnr, perplexity, acc, phase, git) -> dict:
         return {
-            "rfid": rfid, "psnr": psnr, "codebook_usage": usage, "codebook_perplexity": perplexity,
-            "codebook_used_codes": round(usage * 256), "codebook_size": 256,
-            "classifier_accuracy_reconstructed": acc, "perceptual_metric": "perceptual_embedded_alpha0",
+            "rfid": rfid,
+            "psnr": psnr,
+            "codebook_usage": usage,
+            "codebook_perplexity": perplexity,
+            "codebook_used_codes": round(usage * 256),
+            "codebook_size": 256,
+            "classifier_accuracy_reconstructed": acc,
+            "perceptual_metric": "perceptual_embedded_alpha0",
             "perceptual_embedded_alpha0": 0.01,
-            "computed_with": {"images": {"split": "data/x/val", "count": 100},
-                              "rfid": {"feature_network": {"name": "semantic_relu5_3_gap"},
-                                       "reference": {"name": "x/val", "count": 100}}},
+            "computed_with": {
+                "images": {"split": "data/x/val", "count": 100},
+                "rfid": {
+                    "feature_network": {"name": "semantic_relu5_3_gap"},
+                    "reference": {"name": "x/val", "count": 100},
+                },
+            },
             "tokenizer": {"phase": phase, "git_revision": git},
         }
 
     def tokenizer(self, variant, seed, *, rfid=10.0, usage=1.0, psnr=17.0, perplexity=200.0, acc=0.8, git="abc1234"):
-        return self._write(self.layout.tokenizer_metrics(variant, seed),
-                           self._tokenizer_record(rfid, usage, psnr, perplexity, acc, 1, git))
+        return self._write(
+            self.layout.tokenizer_metrics(variant, seed),
+            self._tokenizer_record(rfid, usage, psnr, perplexity, acc, 1, git),
+        )
 
     def phase2(self, *, rfid=8.0, usage=1.0, psnr=18.0, perplexity=200.0, acc=0.8, git="def5678"):
-        return self._write(self.layout.phase2_metrics(), self._tokenizer_record(rfid, usage, psnr, perplexity, acc, 2, git))
+        return self._write(
+            self.layout.phase2_metrics(), self._tokenizer_record(rfid, usage, psnr, perplexity, acc, 2, git)
+        )
 
     def tokenizer_sidecar(self, variant, seed, *, parameters=54_450_000, code_dim=256):
-        return self._write(self.layout.tokenizer_sidecar(variant, seed),
-                           {"git_revision": "abc1234", "num_parameters": parameters,
-                            "config": {"architecture": {"code_dim": code_dim}}})
+        return self._write(
+            self.layout.tokenizer_sidecar(variant, seed),
+            {
+                "git_revision": "abc1234",
+                "num_parameters": parameters,
+                "config": {"architecture": {"code_dim": code_dim}},
+            },
+        )
 
     def phase2_sidecar(self, *, parameters=57_870_000):
         return self._write(self.layout.phase2_sidecar(), {"git_revision": "def5678", "num_parameters": parameters})
 
     def transformer(self, objective, size, variant, seed, *, loss=3.0, unigram=5.0, parameters=172_000_000):
-        return self._write(self.layout.transformer_sidecar(objective, size, variant, seed),
-                           {"git_revision": "fed9876", "num_parameters": parameters,
-                            "metrics": {"final_val_loss": loss, "unigram_cross_entropy": unigram}})
+        return self._write(
+            self.layout.transformer_sidecar(objective, size, variant, seed),
+            {
+                "git_revision": "fed9876",
+                "num_parameters": parameters,
+                "metrics": {"final_val_loss": loss, "unigram_cross_entropy": unigram},
+            },
+        )
 
-    def generation(self, objective, size, variant, decoder, seed, *, fid, confident=0.8, reference=0.9, tv=0.05,
-                   floor=0.05, inception_score=None, classifier=True, tokens="t0"):
-        view = ({"name": "semantic", "confident_fraction": confident, "reference": {"confident_fraction": reference},
-                 "histogram_tv_distance": tv,
-                 "histogram_noise_floor": {"mean": floor, "std": 0.01, "draws": 100, "set_size": 100, "seed": seed}}
-                if classifier else None)
-        return self._write(self.layout.generation_metrics(objective, size, variant, decoder, seed), {
-            "fid": fid, "inception_score": inception_score, "classifier": view, "num_samples": 100, "seed": seed,
-            "objective": objective, "size": size, "variant": variant, "decoder": decoder,
-            "feature_network": {"name": "semantic_relu5_3_gap"},
-            "reference": {"file": "results/fid_refs/train.npz", "split": "train", "name": "x/train", "count": 1000},
-            "samples": {"tokens_sha256": f"{tokens}-{objective}-{seed}"},
-        })
+    def generation(
+        self,
+        objective,
+        size,
+        variant,
+        decoder,
+        seed,
+        *,
+        fid,
+        confident=0.8,
+        reference=0.9,
+        tv=0.05,
+        floor=0.05,
+        inception_score=None,
+        classifier=True,
+        tokens="t0",
+    ):
+        view = (
+            {
+                "name": "semantic",
+                "confident_fraction": confident,
+                "reference": {"confident_fraction": reference},
+                "histogram_tv_distance": tv,
+                "histogram_noise_floor": {"mean": floor, "std": 0.01, "draws": 100, "set_size": 100, "seed": seed},
+            }
+            if classifier
+            else None
+        )
+        return self._write(
+            self.layout.generation_metrics(objective, size, variant, decoder, seed),
+            {
+                "fid": fid,
+                "inception_score": inception_score,
+                "classifier": view,
+                "num_samples": 100,
+                "seed": seed,
+                "objective": objective,
+                "size": size,
+                "variant": variant,
+                "decoder": decoder,
+                "feature_network": {"name": "semantic_relu5_3_gap"},
+                "reference": {"file": "results/fid_refs/train.npz", "split": "train", "name": "x/train", "count": 1000},
+                "samples": {"tokens_sha256": f"{tokens}-{objective}-{seed}"},
+            },
+        )
 
 
 def params_from(path: Path, **changes):
@@ -105,12 +160,21 @@ def params_from(path: Path, **changes):
 
 
 def embedded_params(**changes):
-    base = {"tokenizer.alphas": [0.0, 0.5, 1.0], "tokenizer.control_no_perceptual": True,
-            "tokenizer.phase2.from_alpha": 1.0, "transformer.objectives": ["ar"], "transformer.models": ["base"],
-            "transformer.conditional": False, "evaluation.experiment_seeds": [0, 1, 2],
-            "evaluation.sampling_seeds": [0, 1], "run.seed": 0, "tokenizer.quantizer.entropy_weight": 0.01,
-            "tokenizer.control_no_entropy": True, "evaluation.verdicts.tokenizer_min_psnr": 15.0,
-            "evaluation.verdicts.tokenizer_min_usage": 0.25}
+    base = {
+        "tokenizer.alphas": [0.0, 0.5, 1.0],
+        "tokenizer.control_no_perceptual": True,
+        "tokenizer.phase2.from_alpha": 1.0,
+        "transformer.objectives": ["ar"],
+        "transformer.models": ["base"],
+        "transformer.conditional": False,
+        "evaluation.experiment_seeds": [0, 1, 2],
+        "evaluation.sampling_seeds": [0, 1],
+        "run.seed": 0,
+        "tokenizer.quantizer.entropy_weight": 0.01,
+        "tokenizer.control_no_entropy": True,
+        "evaluation.verdicts.tokenizer_min_psnr": 15.0,
+        "evaluation.verdicts.tokenizer_min_usage": 0.25,
+    }
     base.update(changes)
     return params_from(ROOT / "params.yaml", **base)
 
@@ -129,7 +193,7 @@ def imagenet_params(**changes):
 def test_spread_is_mean_sample_std_and_range():
     s = spread([1.0, 2.0, 4.0])
     assert s.mean == pytest.approx(7 / 3)
-    assert s.std == pytest.approx(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) ** 0.5 / 2 ** 0.5)
+    assert s.std == pytest.approx(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) ** 0.5 / 2**0.5)
     assert (s.minimum, s.maximum, s.count) == (1.0, 4.0, 3)
     one = spread([2.5])
     assert one.std is None and "n = 1" in one.describe()
@@ -187,7 +251,7 @@ def test_table6_cells_paper_reproduced_difference_and_not_run(tmp_path):
     assert low_rfid.reproduced == pytest.approx(3.60) and low_rfid.difference == pytest.approx(3.60 - 3.45)
     low_ar = table.cell("low", "ar")
     assert low_ar.reproduced == pytest.approx(17.5) and low_ar.difference == pytest.approx(17.5 - 16.97)
-    assert low_ar.measurement.std == pytest.approx(0.5 ** 0.5) and low_ar.measurement.count == 2
+    assert low_ar.measurement.std == pytest.approx(0.5**0.5) and low_ar.measurement.count == 2
     assert table.cell("sem", "nar").difference == pytest.approx(8.5 - 8.84)
     for row in ("A", "B", "C", "D", "E"):
         cell = table.cell(row, "rfid")
@@ -206,7 +270,9 @@ def test_table6_cells_paper_reproduced_difference_and_not_run(tmp_path):
 def test_table_inputs_are_exactly_the_files_read(tmp_path):
     f = Fakes(tmp_path)
     inputs = table_inputs(embedded_params(), "table6_perceptual_layers", f.layout)
-    gen = [f"results/metrics/generation/ar/base/{v}/phase1/seed{s}.json" for v in ("alpha0.0", "alpha1.0") for s in (0, 1)]
+    gen = [
+        f"results/metrics/generation/ar/base/{v}/phase1/seed{s}.json" for v in ("alpha0.0", "alpha1.0") for s in (0, 1)
+    ]
     expected = {f"results/metrics/tokenizer/phase1/{v}/seed0.json" for v in ("alpha0.0", "alpha1.0")}
     expected |= set(gen) | {f"models/transformer/ar/base/{v}/seed0/model.json" for v in ("alpha0.0", "alpha1.0")}
     assert {str(Path(p).relative_to(tmp_path)) for p in inputs} == expected  # no NAR: objectives = [ar]
@@ -248,7 +314,9 @@ def test_imagenet_tables_3_4_1_by_conditioning_and_sizes(tmp_path):
     assert table4.cell("seqgan_nar", "inception_score").reproduced == pytest.approx(150.5)
     assert table4.cell("maskgit", "fid").status == "not run"
 
-    unconditional = build_table(imagenet_params(**{"transformer.conditional": False}), "table4_imagenet_conditional", f.layout)
+    unconditional = build_table(
+        imagenet_params(**{"transformer.conditional": False}), "table4_imagenet_conditional", f.layout
+    )
     assert all(c.status == "not run" for c in unconditional.cells)
 
     # Table 1 reads the AR-L runs with both decoders; conv x2 and AR-L-2x are never run.
@@ -266,8 +334,19 @@ def test_tables_cli_writes_markdown_and_csv(tmp_path):
     for seed in (0, 1):
         f.generation("ar", "base", "alpha0.0", "phase1", seed, fid=40.0 + seed)
     out = tmp_path / "tables"
-    args = ["tables", "--params", str(params_file), "--results-dir", str(f.layout.results),
-            "--models-dir", str(f.layout.models), "--table", "table5_codebook", "--out-dir", str(out)]
+    args = [
+        "tables",
+        "--params",
+        str(params_file),
+        "--results-dir",
+        str(f.layout.results),
+        "--models-dir",
+        str(f.layout.models),
+        "--table",
+        "table5_codebook",
+        "--out-dir",
+        str(out),
+    ]
     assert cli.main(args) == 0
     frame = pd.read_csv(out / "table5_codebook.csv").set_index(["row", "column"])
     assert frame.loc[("entropy", "ar"), "reproduced"] == pytest.approx(40.5)
@@ -307,9 +386,10 @@ def test_audit_of_the_imagenet_config_flags_nothing_because_nothing_differs():
 
 
 def test_audit_flags_exactly_the_changed_keys():
-    changed = params_from(ROOT / "configs" / "imagenet.yaml",
-                          **{"tokenizer.phase1.lr": 2.0e-4, "transformer.nar.temperature": 0.65,
-                             "transformer.ar.top_k": 100})
+    changed = params_from(
+        ROOT / "configs" / "imagenet.yaml",
+        **{"tokenizer.phase1.lr": 2.0e-4, "transformer.nar.temperature": 0.65, "transformer.ar.top_k": 100},
+    )
     assert flagged(audit(changed)) == ["tokenizer.phase1.lr", "transformer.nar.temperature"]  # top_k: not stated
 
 
@@ -347,9 +427,25 @@ def test_audit_cli_runs_for_every_params_file(tmp_path, config):
 ALPHAS = ("alpha0.0", "alpha0.5", "alpha1.0")
 
 
-def write_claim_inputs(f: Fakes, *, losses=None, control_loss=4.5, gen_fids=(30.0, 25.0, 20.0), confident=0.8,
-                       usage=1.0, p1_fid=20.0, p2_fid=18.0, p1_psnr=17.0, p2_psnr=18.0, p1_rfid=10.0, p2_rfid=8.0,
-                       tv=0.05, floor=0.05, sampling_seeds=(0, 1), no_entropy_usage=(0.4, 0.5, 0.45)):
+def write_claim_inputs(
+    f: Fakes,
+    *,
+    losses=None,
+    control_loss=4.5,
+    gen_fids=(30.0, 25.0, 20.0),
+    confident=0.8,
+    usage=1.0,
+    p1_fid=20.0,
+    p2_fid=18.0,
+    p1_psnr=17.0,
+    p2_psnr=18.0,
+    p1_rfid=10.0,
+    p2_rfid=8.0,
+    tv=0.05,
+    floor=0.05,
+    sampling_seeds=(0, 1),
+    no_entropy_usage=(0.4, 0.5, 0.45),
+):
     """A full claims input tree for embedded_params(): 3 experiment seeds, 2 sampling seeds, AR base.
 
     Generation FIDs are ``value + sampling seed``: with seeds 0 and 1 every set's std over sampling
@@ -358,8 +454,13 @@ def write_claim_inputs(f: Fakes, *, losses=None, control_loss=4.5, gen_fids=(30.
     for seed, values in losses.items():
         for variant, loss in zip(ALPHAS, values, strict=True):
             f.transformer("ar", "base", variant, seed, loss=loss, unigram=5.0 + loss / 10)
-            f.tokenizer(variant, seed, usage=usage, psnr=p1_psnr if variant == "alpha1.0" else 17.5,
-                        rfid=p1_rfid if variant == "alpha1.0" else 12.0)
+            f.tokenizer(
+                variant,
+                seed,
+                usage=usage,
+                psnr=p1_psnr if variant == "alpha1.0" else 17.5,
+                rfid=p1_rfid if variant == "alpha1.0" else 12.0,
+            )
         f.transformer("ar", "base", "control", seed, loss=control_loss)
         f.tokenizer("control", seed, usage=usage)
         f.tokenizer("noentropy", seed, usage=no_entropy_usage[seed], psnr=17.5)
@@ -396,7 +497,10 @@ def test_claim2_holds_when_every_paired_interval_is_below_zero(tmp_path):
     assert loss_part.verdict == C.HOLDS and gen_part.verdict == C.HOLDS and claim.verdict == C.HOLDS
     text = "\n".join(loss_part.evidence)
     # paired alpha1.0 - alpha0.0 per seed: -0.2, -0.25, -0.15 -> mean -0.2, std 0.05, t-interval (2 dof)
-    assert "| alpha1.0 - alpha0.0 | -0.200 | -0.250 | -0.150 | -0.200, 95% interval [-0.324, -0.076] (n = 3) | yes | holds |" in text
+    assert (
+        "| alpha1.0 - alpha0.0 | -0.200 | -0.250 | -0.150 | -0.200, 95% interval [-0.324, -0.076] (n = "
+        "3) | yes | holds |" in text
+    )
     assert "| alpha0.5 - alpha0.0 |" in text and "| alpha1.0 - alpha0.5 |" in text
     assert "| control - alpha0.0 |" in text and "(context)" in text  # the control beside, no verdict
     assert not any("control" in c and "below every alpha" in c for c in claim.caveats)
@@ -449,11 +553,21 @@ def test_a_histogram_within_the_noise_floor_factor_and_confident_samples_are_usa
     v = embedded_params().evaluation.verdicts
     f = Fakes(tmp_path)
     # exactly at the factor (0.24 = 2.0 x 0.12): usable; just above: not
-    at = C._generation_run(f.generation("ar", "base", "alpha1.0", "phase1", 0, fid=5.0, confident=0.95, tv=0.24,
-                                        floor=0.12), "ar", "alpha1.0", "phase1", 0)
+    at = C._generation_run(
+        f.generation("ar", "base", "alpha1.0", "phase1", 0, fid=5.0, confident=0.95, tv=0.24, floor=0.12),
+        "ar",
+        "alpha1.0",
+        "phase1",
+        0,
+    )
     assert C.unusable_reason(at, v) is None
-    above = C._generation_run(f.generation("ar", "base", "alpha0.0", "phase1", 0, fid=5.0, confident=0.95, tv=0.25,
-                                           floor=0.12), "ar", "alpha0.0", "phase1", 0)
+    above = C._generation_run(
+        f.generation("ar", "base", "alpha0.0", "phase1", 0, fid=5.0, confident=0.95, tv=0.25, floor=0.12),
+        "ar",
+        "alpha0.0",
+        "phase1",
+        0,
+    )
     assert "TV distance 0.250 > 2.0 x the noise floor 0.120" in C.unusable_reason(above, v)
     claims, _ = claims_by_number(tmp_path / "c", confident=0.95, tv=0.2, floor=0.12, gen_fids=(30.0, 25.0, 0.0))
     assert claims[2].parts[1].verdict == C.HOLDS
@@ -478,8 +592,10 @@ def test_a_classifier_view_without_the_noise_floor_is_refused(tmp_path):
 
 def run_with(fids, tmp_path, name):
     f = Fakes(tmp_path / name)
-    return [C._generation_run(f.generation("ar", "base", name, "phase1", s, fid=fid), "ar", name, "phase1", s)
-            for s, fid in enumerate(fids)]
+    return [
+        C._generation_run(f.generation("ar", "base", name, "phase1", s, fid=fid), "ar", name, "phase1", s)
+        for s, fid in enumerate(fids)
+    ]
 
 
 def test_fid_comparison_against_the_spread_over_sampling_seeds(tmp_path):
@@ -487,7 +603,7 @@ def test_fid_comparison_against_the_spread_over_sampling_seeds(tmp_path):
     b = run_with([7.0, 7.5], tmp_path, "b")  # mean 7.25, std 0.354
     c = run_with([9.0, 10.0], tmp_path, "c")  # mean 9.5
     ab = C.compare_fid("ar", a, b, 2.0)
-    assert ab.difference == pytest.approx(-3.75) and ab.margin == pytest.approx(2 * 2 ** 0.5)
+    assert ab.difference == pytest.approx(-3.75) and ab.margin == pytest.approx(2 * 2**0.5)
     assert ab.outcome == C.LOWER and C.compare_fid("ar", b, a, 2.0).outcome == C.HIGHER
     assert C.compare_fid("ar", a, c, 2.0).outcome == C.WITHIN_SPREAD  # |-1.5| <= 2.83
     assert C.compare_fid("ar", a, b, 3.0).outcome == C.WITHIN_SPREAD  # 3.75 <= 4.24
@@ -517,8 +633,9 @@ def test_generation_differences_within_the_seed_spread_are_not_testable(tmp_path
 
 def test_one_sampling_seed_gives_no_generation_verdict(tmp_path):
     params = embedded_params(**{"evaluation.sampling_seeds": [0]})
-    claims, _ = claims_by_number(tmp_path, params=params, sampling_seeds=(0,), gen_fids=(30.0, 25.0, 0.0),
-                                 p1_fid=20.0, p2_fid=10.0)
+    claims, _ = claims_by_number(
+        tmp_path, params=params, sampling_seeds=(0,), gen_fids=(30.0, 25.0, 0.0), p1_fid=20.0, p2_fid=10.0
+    )
     for part in (claims[2].parts[1], claims[4].parts[0], claims[1].parts[1]):
         assert part.verdict == C.NOT_TESTABLE
         assert "spread over sampling seeds is unknown" in part.evidence[0]
@@ -555,13 +672,17 @@ def test_tokenizers_below_a_floor_are_flagged(tmp_path):
     # alpha1.0 (p1_psnr) and the control have PSNR 17.0, the other alphas 17.5: two flags per seed
     assert len(flagged) == 6 and all("PSNR 17.00 dB < " in c for c in flagged)
     assert sorted(c.split(": ")[1].split(" (")[0] for c in flagged) == sorted(
-        f"{v} seed {s}" for v in ("alpha1.0", "control") for s in (0, 1, 2))
+        f"{v} seed {s}" for v in ("alpha1.0", "control") for s in (0, 1, 2)
+    )
     usage_text = "\n".join(claims[3].parts[0].evidence)
     assert "noentropy seed 0" not in usage_text  # usage 0.4 is above the 0.25 usage floor
     params = embedded_params(**{"evaluation.verdicts.tokenizer_min_usage": 0.42})
     claims, _ = claims_by_number(tmp_path / "usage", params=params, usage=0.995)
     usage_text = "\n".join(claims[3].parts[0].evidence)
-    assert "noentropy seed 0" in usage_text and "codebook usage 0.400 < evaluation.verdicts.tokenizer_min_usage 0.42" in usage_text
+    assert (
+        "noentropy seed 0" in usage_text
+        and "codebook usage 0.400 < evaluation.verdicts.tokenizer_min_usage 0.42" in usage_text
+    )
 
 
 def test_claims_1_and_4_on_the_phase2_decoder(tmp_path):
@@ -591,12 +712,29 @@ def test_claims_cli_writes_rules_evidence_and_verdicts(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(embedded_params().raw, sort_keys=False))
     out = tmp_path / "claims.md"
-    assert cli.main(["claims", "--params", str(params_file), "--results-dir", str(f.layout.results),
-                     "--models-dir", str(f.layout.models), "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "claims",
+                "--params",
+                str(params_file),
+                "--results-dir",
+                str(f.layout.results),
+                "--models-dir",
+                str(f.layout.models),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = out.read_text()
     assert "## How verdicts are derived" in text and "paired per-seed differences with a 95%" in text
     v = embedded_params().evaluation.verdicts
-    assert f"histogram_tv_factor = {v.histogram_tv_factor}" in text and f"fid_spread_factor =\n{v.fid_spread_factor}" in text
+    assert (
+        f"histogram_tv_factor = {v.histogram_tv_factor}" in text
+        and f"fid_spread_factor =\n{v.fid_spread_factor}" in text
+    )
     assert f"<= {v.histogram_tv_factor} x `classifier.histogram_noise_floor.mean`" in text
     for number in (1, 2, 3, 4):
         assert f"## Claim {number}:" in text
@@ -618,8 +756,22 @@ def test_rules_plan_the_tables_audit_and_claims_from_their_generation_inputs(tmp
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(embedded_params().raw, sort_keys=False))
     targets = ["results/claims.md", "results/tables/table6_perceptual_layers.md", "results/tables/hparam_audit.md"]
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "-n", "--quiet", "rules", "--", *targets],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "-n",
+            "--quiet",
+            "rules",
+            "--",
+            *targets,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = {}

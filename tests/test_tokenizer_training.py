@@ -219,9 +219,7 @@ def test_checkpoint_architecture_mismatch_is_named(phase1_run: dict[str, Any]) -
     raw = tiny_raw()
     raw["tokenizer"]["architecture"]["codebook_size"] = 64
     other = validate_params(raw)
-    with pytest.raises(
-        ValueError, match=r"tokenizer\.architecture\.codebook_size = 64 in params.*32"
-    ):
+    with pytest.raises(ValueError, match=r"tokenizer\.architecture\.codebook_size = 64 in params.*32"):
         load_tokenizer_checkpoint(phase1_run["ckpt"], other)
 
 
@@ -273,9 +271,7 @@ def _discriminator_recorder(monkeypatch: pytest.MonkeyPatch) -> list[tuple[torch
     return built
 
 
-@pytest.mark.parametrize(
-    ("loss", "adaptive"), [("non_saturating", False), ("hinge", False), ("non_saturating", True)]
-)
+@pytest.mark.parametrize(("loss", "adaptive"), [("non_saturating", False), ("hinge", False), ("non_saturating", True)])
 def test_gan_path_trains_discriminator(
     loss: str,
     adaptive: bool,
@@ -292,16 +288,10 @@ def test_gan_path_trains_discriminator(
     rows = read_log(tmp_path)
     assert [r["gan_g"] for r in rows[:2]] == ["", ""]  # before gan.start_step
     for row in rows[2:]:
-        values = {
-            n: float(row[n]) for n in ("gan_g", "gan_weight", "gan_d", "r1", "d_real", "d_fake")
-        }
+        values = {n: float(row[n]) for n in ("gan_g", "gan_weight", "gan_d", "r1", "d_real", "d_fake")}
         assert all(math.isfinite(v) for v in values.values()), values
         assert values["r1"] >= 0
-        assert (
-            (values["gan_weight"] != 0.1)
-            if adaptive
-            else values["gan_weight"] == pytest.approx(0.1)
-        )
+        assert (values["gan_weight"] != 0.1) if adaptive else values["gan_weight"] == pytest.approx(0.1)
     state = load_resume_state(tmp_path / "resume.pt")
     assert {"disc", "opt_d"} <= set(state)
 

@@ -76,9 +76,7 @@ def test_save_load_weights_roundtrip_is_bit_exact(tmp_path: Path) -> None:
     assert abs((dt.datetime.now(dt.UTC) - stamp).total_seconds()) < 600
 
 
-def test_weights_file_is_safetensors_and_loads_without_pickle(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_weights_file_is_safetensors_and_loads_without_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "w.safetensors"
     save_weights(path, _example_state(), {"kind": "test"})
     raw = path.read_bytes()
@@ -258,7 +256,7 @@ def test_cosine_schedule_warms_up_and_decays_to_zero() -> None:
     assert 0 < cosine_schedule(99, 100, 10) < 0.001
     assert cosine_schedule(0, 100, 0) == 1.0
     values = [cosine_schedule(s, 100, 10) for s in range(10, 100)]
-    assert all(b < a for a, b in zip(values, values[1:]))
+    assert all(b < a for a, b in zip(values, values[1:], strict=False))
 
 
 # --- the loop ---------------------------------------------------------------------------------

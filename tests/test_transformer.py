@@ -85,9 +85,7 @@ def test_vocabulary_layout():
     assert tiny(causal=True, num_classes=CLASSES).head.out_features == K  # codes only are predicted
 
 
-@pytest.mark.parametrize(
-    "bad", [dict(heads=3), dict(dim=0), dict(dropout=1.0), dict(num_classes=-1)]
-)
+@pytest.mark.parametrize("bad", [dict(heads=3), dict(dim=0), dict(dropout=1.0), dict(num_classes=-1)])
 def test_config_rejects_bad_sizes(bad):
     sizes = dict(
         vocab_size=K,
@@ -189,9 +187,7 @@ def test_nar_loss_with_mask_matches_hand_computation(num_classes):
     # the targets at unmasked positions are visible inputs, not targets: the loss must equal the
     # one computed from the same masked input with garbage targets there
     garbage = torch.where(mask, ids, (ids + 5) % K)
-    torch.testing.assert_close(
-        masked_cross_entropy(model(apply_mask(ids, mask, K), labels), garbage, mask), loss
-    )
+    torch.testing.assert_close(masked_cross_entropy(model(apply_mask(ids, mask, K), labels), garbage, mask), loss)
 
 
 def test_random_masks_follow_the_cosine_count_rule():

@@ -102,8 +102,7 @@ def tiny_raw(objective: str = "ar", **settings: Any) -> dict[str, Any]:
     raw["data"]["synthetic"]["num_classes"] = CLASSES
     raw["tokenizer"]["architecture"].update(channel_mult=[1, 2, 2], codebook_size=K)
     t = raw["transformer"]
-    t.update(conditional=False, num_classes=CLASSES, eval_every=20, val_batches=2,
-             checkpoint_every=50)
+    t.update(conditional=False, num_classes=CLASSES, eval_every=20, val_batches=2, checkpoint_every=50)
     t["sizes"]["base"].update(layers=2, heads=2, dim=32, mlp_dim=64, dropout=0.1)
     t["optimizer"].update(lr=3e-3, weight_decay=0.01)
     t["ar"].update(batch_size=32, iterations=150, lr_decay="exponential", end_lr=3e-4, decay_start=75)
@@ -119,9 +118,15 @@ def params_of(raw: dict[str, Any]) -> Params:
 def run_training(params: Params, data: dict[str, Path], out: Path, objective: str = "ar") -> dict:
     with torch_threads(1):
         return tt.train_transformer(
-            params, objective=objective, size="base", train_tokens=data["train"],
-            val_tokens=data["val"], out_path=out / "model.safetensors",
-            resume_path=out / "resume.pt", log_dir=out / "logs", progress=False,
+            params,
+            objective=objective,
+            size="base",
+            train_tokens=data["train"],
+            val_tokens=data["val"],
+            out_path=out / "model.safetensors",
+            resume_path=out / "resume.pt",
+            log_dir=out / "logs",
+            progress=False,
         )
 
 
@@ -180,8 +185,7 @@ def test_train_log_follows_the_schedule(ar_run: dict[str, Any]) -> None:
     rows = read_csv(ar_run["out"] / "logs" / "train.csv")
     s = ar_run["params"].transformer.ar
     assert [int(r["step"]) for r in rows] == list(range(1, s.iterations + 1))
-    expected = [tt.lr_at(i, 3e-3, s.lr_decay, s.end_lr, s.decay_start, s.iterations)
-                for i in range(s.iterations)]
+    expected = [tt.lr_at(i, 3e-3, s.lr_decay, s.end_lr, s.decay_start, s.iterations) for i in range(s.iterations)]
     assert [float(r["lr"]) for r in rows] == expected
     assert float(rows[-1]["lr"]) == s.end_lr
 
@@ -225,18 +229,30 @@ def test_curve_csv_header_and_steps(ar_run: dict[str, Any]) -> None:
     assert ar_run["metrics"]["final_train_loss"] == float(rows[-1]["train_loss"])
 
 
-def test_sidecar_records_baselines_and_token_identity(
-    ar_run: dict[str, Any], markov: dict[str, Path]
-) -> None:
+def test_sidecar_records_baselines_and_token_identity(ar_run: dict[str, Any], markov: dict[str, Path]) -> None:
     _, sidecar = load_weights(ar_run["out"] / "model.safetensors")
     assert sidecar["kind"] == "transformer"
     assert (sidecar["objective"], sidecar["size"], sidecar["step"]) == ("ar", "base", 150)
-    assert sidecar["config"] == {"vocab_size": K, "seq_len": GRID * GRID, "num_classes": 0,
-                                 "layers": 2, "heads": 2, "dim": 32, "mlp_dim": 64,
-                                 "dropout": 0.1, "causal": True}
+    assert sidecar["config"] == {
+        "vocab_size": K,
+        "seq_len": GRID * GRID,
+        "num_classes": 0,
+        "layers": 2,
+        "heads": 2,
+        "dim": 32,
+        "mlp_dim": 64,
+        "dropout": 0.1,
+        "causal": True,
+    }
     m = sidecar["metrics"]
-    for key in ("final_val_loss", "best_val_loss", "final_train_loss", "unigram_cross_entropy",
-                "val_token_entropy", "val_sequences"):
+    for key in (
+        "final_val_loss",
+        "best_val_loss",
+        "final_train_loss",
+        "unigram_cross_entropy",
+        "val_token_entropy",
+        "val_sequences",
+    ):
         assert m[key] == ar_run["metrics"][key], key
     manifest = open_token_split(markov["train"]).manifest
     assert m["tokens"]["train"]["tokens_sha256"] == manifest["tokens_sha256"]
@@ -252,8 +268,9 @@ def test_sidecar_records_baselines_and_token_identity(
 def test_nar_validation_uses_fixed_masks(nar_run: dict[str, Any], markov: dict[str, Path]) -> None:
     params = nar_run["params"]
     model, sidecar = tt.load_transformer_checkpoint(nar_run["out"] / "model.safetensors", params)
-    vset = tt.validation_set(open_token_split(markov["val"]), 64, conditional=False,
-                             objective="nar", seed=params.run.seed, schedule="cosine")
+    vset = tt.validation_set(
+        open_token_split(markov["val"]), 64, conditional=False, objective="nar", seed=params.run.seed, schedule="cosine"
+    )
     with torch_threads(1):
         first = tt.validation_loss(model, vset, 32)
         second = tt.validation_loss(model, vset, 32)
@@ -261,8 +278,9 @@ def test_nar_validation_uses_fixed_masks(nar_run: dict[str, Any], markov: dict[s
     # the trainer scored the same masked positions: its final point is reproduced from the files
     assert first == pytest.approx(sidecar["metrics"]["final_val_loss"], rel=1e-6)
     # and the set is a function of the seed only: rebuilding it gives the same masks
-    again = tt.validation_set(open_token_split(markov["val"]), 64, conditional=False,
-                              objective="nar", seed=params.run.seed, schedule="cosine")
+    again = tt.validation_set(
+        open_token_split(markov["val"]), 64, conditional=False, objective="nar", seed=params.run.seed, schedule="cosine"
+    )
     assert torch.equal(vset.masks, again.masks)
     assert 0 < int(vset.masks.sum()) < vset.masks.numel()
 
@@ -272,9 +290,7 @@ def test_nar_validation_uses_fixed_masks(nar_run: dict[str, Any], markov: dict[s
 # --------------------------------------------------------------------------------------------
 
 
-def test_checkpoint_round_trip_gives_identical_logits(
-    ar_run: dict[str, Any], markov: dict[str, Path]
-) -> None:
+def test_checkpoint_round_trip_gives_identical_logits(ar_run: dict[str, Any], markov: dict[str, Path]) -> None:
     path = ar_run["out"] / "model.safetensors"
     model, sidecar = tt.load_transformer_checkpoint(path, ar_run["params"])
     assert isinstance(model, GenerativeTransformer) and not model.training

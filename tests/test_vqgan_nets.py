@@ -202,7 +202,7 @@ def _naive_attention(module, x: torch.Tensor, groups: list[list[tuple[int, int]]
                 a = torch.softmax(q[:, sl] @ k[:, sl].t() / math.sqrt(hd), dim=-1)
                 outs.append(a @ v[:, sl])
             o = torch.cat(outs, dim=1) @ module.proj_out.weight.t() + module.proj_out.bias
-            for (i, j), val in zip(grp, o):
+            for (i, j), val in zip(grp, o, strict=True):
                 y[bi, :, i, j] = x[bi, :, i, j] + val
     return y
 
@@ -248,8 +248,7 @@ def test_dilated_attention_hit_rule():
     ref = _naive_attention(
         m,
         x,
-        [[(i, j) for i in range(8) for j in range(6) if (i % 4, j % 3) == (r, s)]
-         for r in range(4) for s in range(3)],
+        [[(i, j) for i in range(8) for j in range(6) if (i % 4, j % 3) == (r, s)] for r in range(4) for s in range(3)],
     )
     with torch.no_grad():
         assert torch.allclose(m(x), ref, atol=1e-5)

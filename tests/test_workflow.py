@@ -18,8 +18,9 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snake
 def tiny_params() -> dict:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["synthetic"].update(train_images=200, val_images=60)
-    raw["semantic"].update(iterations=40, batch_size=32, warmup_steps=5, eval_every=20, checkpoint_every=20,
-                           min_val_accuracy=0.0)  # 40 steps train a plumbing test, not a usable net
+    raw["semantic"].update(
+        iterations=40, batch_size=32, warmup_steps=5, eval_every=20, checkpoint_every=20, min_val_accuracy=0.0
+    )  # 40 steps train a plumbing test, not a usable net
     return raw
 
 
@@ -143,8 +144,15 @@ def tiny_default_params() -> dict:
 
 FIGURES = ("fig1_phase2_decoder", "fig2_val_loss", "fig3_visualization", "fig6b_alpha_sweep")
 TABLES = (
-    "table1_decoder_capacity", "table2_reconstruction", "table3_unconditional", "table4_imagenet_conditional",
-    "table5_codebook", "table6_perceptual_layers", "fig8b_phase2", "hparam_audit", "model_sizes",
+    "table1_decoder_capacity",
+    "table2_reconstruction",
+    "table3_unconditional",
+    "table4_imagenet_conditional",
+    "table5_codebook",
+    "table6_perceptual_layers",
+    "fig8b_phase2",
+    "hparam_audit",
+    "model_sizes",
 )
 
 
@@ -176,11 +184,14 @@ def test_default_target_end_to_end(tmp_path):
             tokens = json.loads((tmp_path / f"data/shapes32/tokens/{variant}/seed{seed}/val/manifest.json").read_text())
             assert tokens["count"] == 60 and tokens["grid_h"] == tokens["grid_w"] == 8
         # the two experiment seeds are different runs, not copies
-        weights = [(tmp_path / f"models/tokenizer/phase1/{variant}/seed{s}/tokenizer.safetensors").read_bytes()
-                   for s in (0, 1)]
+        weights = [
+            (tmp_path / f"models/tokenizer/phase1/{variant}/seed{s}/tokenizer.safetensors").read_bytes() for s in (0, 1)
+        ]
         assert weights[0] != weights[1]
         for sampling_seed in (0,):
-            gen = json.loads((tmp_path / f"results/metrics/generation/ar/base/{variant}/phase1/seed{sampling_seed}.json").read_text())
+            gen = json.loads(
+                (tmp_path / f"results/metrics/generation/ar/base/{variant}/phase1/seed{sampling_seed}.json").read_text()
+            )
             assert gen["num_samples"] == 6 and gen["seed"] == sampling_seed and math.isfinite(gen["fid"])
     phase2 = json.loads((tmp_path / "results/metrics/tokenizer/phase2.json").read_text())
     assert phase2["tokenizer"]["phase"] == 2

@@ -14,8 +14,13 @@ def tiny_model_raw(conditional: bool = False) -> dict:
     """params.yaml as a dict with a 32-code 8-channel tokenizer and 1-layer d = 16 transformers."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["tokenizer"]["architecture"].update(
-        base_channels=8, channel_mult=[1, 2, 2], num_res_blocks=1, extra_res_blocks=0,
-        num_groups=4, codebook_size=32, code_dim=8,
+        base_channels=8,
+        channel_mult=[1, 2, 2],
+        num_res_blocks=1,
+        extra_res_blocks=0,
+        num_groups=4,
+        codebook_size=32,
+        code_dim=8,
     )
     for size in raw["transformer"]["sizes"].values():
         size.update(layers=1, heads=2, dim=16, mlp_dim=32)

@@ -153,9 +153,7 @@ def save_resume_state(path: str | os.PathLike[str], state: Mapping[str, Any]) ->
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_resume_state(
-    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-) -> dict[str, Any]:
+def load_resume_state(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a resume state with the restricted (weights-only) unpickler.
 
     Tensors land on ``map_location`` (CPU by default); ``load_state_dict`` of modules and
@@ -209,4 +207,3 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     if cuda_states and torch.cuda.is_available():
         for index, cuda_state in enumerate(cuda_states[: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(cuda_state.cpu(), index)
-

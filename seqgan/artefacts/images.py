@@ -90,9 +90,7 @@ class ImageStoreWriter:
             "labels_file": LABELS_FILE,
             "num_classes": len(self.class_names),
             "class_names": self.class_names,
-            "class_counts": {
-                name: int(counts.get(i, 0)) for i, name in enumerate(self.class_names)
-            },
+            "class_counts": {name: int(counts.get(i, 0)) for i, name in enumerate(self.class_names)},
             "sha256": self._hash.hexdigest(),
         }
         if extra:
@@ -146,9 +144,7 @@ def open_image_store(directory: str | os.PathLike[str]) -> ImageStore:
     if actual != expected:
         raise ValueError(f"{images_path}: {actual} bytes, manifest says {expected} (truncated copy?)")
     images = (
-        np.memmap(images_path, dtype=np.uint8, mode="r", shape=(n, h, w, c))
-        if n
-        else np.zeros((0, h, w, c), np.uint8)
+        np.memmap(images_path, dtype=np.uint8, mode="r", shape=(n, h, w, c)) if n else np.zeros((0, h, w, c), np.uint8)
     )
     labels = np.load(directory / manifest["labels_file"])
     if labels.shape != (n,):

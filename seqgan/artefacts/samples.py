@@ -105,8 +105,9 @@ def sample_set_record(samples: SampleSet) -> dict[str, Any]:
     }
 
 
-def check_sample_identity(samples: SampleSet, *, objective: str, decoder: str, seed: int | None,
-                          conditional: bool) -> None:
+def check_sample_identity(
+    samples: SampleSet, *, objective: str, decoder: str, seed: int | None, conditional: bool
+) -> None:
     """Refuse a sample directory that is not what the command line says it is."""
     m = samples.manifest
     problems = []

@@ -61,8 +61,16 @@ MAX_CODEBOOK_SIZE = int(np.iinfo(TOKEN_DTYPE).max) + 1  # 65536
 _COUNT_CHUNK = 1 << 22  # token ids counted at once (bounded memory on memory-mapped arrays)
 _RESERVED_KEYS = frozenset(
     {
-        "format_version", "count", "grid_h", "grid_w", "codebook_size", "dtype", "tokens_file",
-        "labels_file", "tokens_sha256", "labels_sha256",
+        "format_version",
+        "count",
+        "grid_h",
+        "grid_w",
+        "codebook_size",
+        "dtype",
+        "tokens_file",
+        "labels_file",
+        "tokens_sha256",
+        "labels_sha256",
     }
 )
 
@@ -71,8 +79,7 @@ def check_codebook_size(codebook_size: int) -> int:
     k = int(codebook_size)
     if not 1 <= k <= MAX_CODEBOOK_SIZE:
         raise ValueError(
-            f"codebook_size = {k}: token arrays are stored as uint16, which holds K <= "
-            f"{MAX_CODEBOOK_SIZE} codes"
+            f"codebook_size = {k}: token arrays are stored as uint16, which holds K <= {MAX_CODEBOOK_SIZE} codes"
         )
     return k
 

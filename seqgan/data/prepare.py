@@ -84,8 +84,7 @@ from seqgan.artefacts.images import ImageStoreWriter
 PREPARER_VERSION = "seqgan.data.prepare v1"
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff",
-     ".ppm", ".pgm", ".pbm", ".pnm"}
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm"}
 )  # compared lower-cased, so .JPEG (ImageNet) and .PNG match too
 
 RESAMPLING = Image.Resampling.LANCZOS
@@ -217,9 +216,7 @@ def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
 
 
 def _has_transparency(image: Image.Image) -> bool:
-    return image.mode in _ALPHA_MODES or (
-        image.mode in ("P", "L", "RGB") and "transparency" in image.info
-    )
+    return image.mode in _ALPHA_MODES or (image.mode in ("P", "L", "RGB") and "transparency" in image.info)
 
 
 def to_rgb_array(image: Image.Image) -> tuple[np.ndarray, str | None]:
@@ -275,9 +272,7 @@ def _open(source: str | bytes) -> Image.Image:
     return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
 
 
-def _decode(
-    image: Image.Image, source: str | bytes, max_image_pixels: int, min_side: int | None
-) -> LoadedImage | Skip:
+def _decode(image: Image.Image, source: str | bytes, max_image_pixels: int, min_side: int | None) -> LoadedImage | Skip:
     width, height = image.size
     if width * height > max_image_pixels:
         return Skip(f"decompression_bomb: {width * height} px > {max_image_pixels}")
@@ -348,9 +343,7 @@ def resize_center_crop(pixels: np.ndarray, resolution: int) -> np.ndarray:
     left = (width - side) / 2.0
     top = (height - side) / 2.0
     image = Image.fromarray(np.ascontiguousarray(pixels))
-    out = image.resize(
-        (resolution, resolution), RESAMPLING, box=(left, top, left + side, top + side)
-    )
+    out = image.resize((resolution, resolution), RESAMPLING, box=(left, top, left + side, top + side))
     return np.asarray(out, dtype=np.uint8)
 
 
@@ -564,8 +557,12 @@ def _write_report(path: Path, second_column: str, rows: list[tuple[str, str]]) -
 
 
 def _check_arguments(
-    resolution: int, max_image_pixels: int, small_images: str, workers: int,
-    subset: str, holdout_fraction: float,
+    resolution: int,
+    max_image_pixels: int,
+    small_images: str,
+    workers: int,
+    subset: str,
+    holdout_fraction: float,
 ) -> None:
     if int(resolution) < 1:
         raise ValueError(f"resolution must be positive, got {resolution}")
@@ -589,9 +586,17 @@ def _check_arguments(
 
 
 def _run(
-    tasks: Iterator[_Task], *, total: int | None, out_dir: Path, settings: Settings,
-    class_names: list[str], workers: int, progress: bool, source_label: str,
-    extra: Callable[[], dict[str, Any]], empty_hint: str,
+    tasks: Iterator[_Task],
+    *,
+    total: int | None,
+    out_dir: Path,
+    settings: Settings,
+    class_names: list[str],
+    workers: int,
+    progress: bool,
+    source_label: str,
+    extra: Callable[[], dict[str, Any]],
+    empty_hint: str,
 ) -> dict[str, Any]:
     """Stream tasks into a split, write both reports, close the split with the counts.
 
@@ -712,22 +717,17 @@ def prepare_image_folder(
         raise DatasetError(
             f"{src_path}: no image files found (looked recursively for {extensions}, any case; "
             f"{ignored_total} other files ignored)"
-            + ("; layout 'classes' expects one sub-folder of images per class"
-               if layout == "classes" else "")
+            + ("; layout 'classes' expects one sub-folder of images per class" if layout == "classes" else "")
         )
     settings = Settings(int(resolution), int(max_image_pixels), small_images)
-    selected = [
-        (rel, label) for rel, label in listing.files if _in_subset(rel, subset, holdout_fraction)
-    ]
+    selected = [(rel, label) for rel, label in listing.files if _in_subset(rel, subset, holdout_fraction)]
     if not selected:
         raise DatasetError(
             f"{src_path}: none of the {len(listing.files)} images falls in subset {subset!r} "
             f"with holdout_fraction={holdout_fraction}"
         )
     root = os.path.abspath(src_path)
-    tasks = (
-        _Task(rel, label, os.path.join(root, *rel.split("/"))) for rel, label in selected
-    )
+    tasks = (_Task(rel, label, os.path.join(root, *rel.split("/"))) for rel, label in selected)
     extra = {
         "source": root,
         "source_kind": "image_folder",
@@ -739,9 +739,16 @@ def prepare_image_folder(
         "skipped_directories": listing.skipped_dirs,
     }
     return _run(
-        tasks, total=len(selected), out_dir=out_path, settings=settings,
-        class_names=listing.class_names, workers=int(workers), progress=progress,
-        source_label=str(src_path), extra=lambda: extra, empty_hint="",
+        tasks,
+        total=len(selected),
+        out_dir=out_path,
+        settings=settings,
+        class_names=listing.class_names,
+        workers=int(workers),
+        progress=progress,
+        source_label=str(src_path),
+        extra=lambda: extra,
+        empty_hint="",
     )
 
 
@@ -753,13 +760,16 @@ def _open_lmdb(lmdb_dir: Path) -> Any:
             f"{lmdb_dir}: reading LSUN's LMDB export needs the 'lmdb' package: pip install lmdb"
         ) from exc
     if not lmdb_dir.exists():
-        raise DatasetError(
-            f"{lmdb_dir}: LMDB export does not exist (expected a folder with data.mdb)"
-        )
+        raise DatasetError(f"{lmdb_dir}: LMDB export does not exist (expected a folder with data.mdb)")
     try:
         return lmdb.open(
-            str(lmdb_dir), readonly=True, lock=False, readahead=False, meminit=False,
-            subdir=lmdb_dir.is_dir(), max_readers=1,
+            str(lmdb_dir),
+            readonly=True,
+            lock=False,
+            readahead=False,
+            meminit=False,
+            subdir=lmdb_dir.is_dir(),
+            max_readers=1,
         )
     except lmdb.Error as exc:
         raise DatasetError(f"{lmdb_dir}: cannot open as an LMDB database ({exc})") from exc
@@ -819,13 +829,18 @@ def prepare_lsun_lmdb(
         }
 
         def finish_extra() -> dict[str, Any]:
-            return {**extra, "lmdb_entries_scanned": scanned["entries"],
-                    "not_in_subset": scanned["not_in_subset"]}
+            return {**extra, "lmdb_entries_scanned": scanned["entries"], "not_in_subset": scanned["not_in_subset"]}
 
         manifest = _run(
-            tasks(), total=scan_total if subset == "all" else None, out_dir=Path(out_dir),
-            settings=settings, class_names=["all"], workers=int(workers), progress=progress,
-            source_label=str(lmdb_path), extra=finish_extra,
+            tasks(),
+            total=scan_total if subset == "all" else None,
+            out_dir=Path(out_dir),
+            settings=settings,
+            class_names=["all"],
+            workers=int(workers),
+            progress=progress,
+            source_label=str(lmdb_path),
+            extra=finish_extra,
             empty_hint=f"the database has {entries} entries"
             + (f"; none fell in subset {subset!r}" if subset != "all" else ""),
         )

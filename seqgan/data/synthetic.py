@@ -316,9 +316,7 @@ def _draw_params(rng: np.random.Generator, num_images: int, num_classes: int) ->
         rng.uniform(*_FG_LIGHT_MIN, size=n),
         rng.uniform(*_FG_DARK_MAX, size=n),
     )
-    fg_color = np.where(
-        dark_background[:, None], _floor_luma(fg_raw, fg_bound), _cap_luma(fg_raw, fg_bound)
-    )
+    fg_color = np.where(dark_background[:, None], _floor_luma(fg_raw, fg_bound), _cap_luma(fg_raw, fg_bound))
 
     return _SceneParams(
         labels=labels,
@@ -352,9 +350,7 @@ def _pixel_centers(resolution: int) -> Array:
     return (np.arange(resolution, dtype=np.float32) + np.float32(0.5)) / np.float32(resolution)
 
 
-def _shape_coverage(
-    labels: Array, scale: Array, center: Array, angle: Array, resolution: int
-) -> Array:
+def _shape_coverage(labels: Array, scale: Array, center: Array, angle: Array, resolution: int) -> Array:
     """(B, R, R) float32 fraction of each pixel covered by each image's shape.
 
     Takes the pose alone (no colours or texture) so tests can render clean class masks.
@@ -434,9 +430,7 @@ def _render(params: _SceneParams, resolution: int) -> Array:
     c = _f32(params.bg_colors)[:, None, None]  # (B, 1, 1, 3, 3)
     background = c[..., 0, :] + (c[..., 1, :] - c[..., 0, :]) * t1
     background = background + (c[..., 2, :] - background) * t2
-    alpha = _shape_coverage(
-        params.labels, params.scale, params.center, params.angle, resolution
-    )[..., None]
+    alpha = _shape_coverage(params.labels, params.scale, params.center, params.angle, resolution)[..., None]
     fg = _f32(params.fg_color)[:, None, None, :]
     image = background + (fg - background) * alpha + _pixel_noise(params, resolution)
     return np.clip(np.rint(image * np.float32(255.0)), 0, 255).astype(np.uint8)
@@ -523,9 +517,7 @@ def write_synthetic_split(
     writer = ImageStoreWriter(out_dir, resolution, class_names=list(SHAPE_NAMES[:num_classes]))
     try:
         chunk_size = min(WRITE_CHUNK_IMAGES, max(1, _CHUNK_PIXELS // (resolution * resolution)))
-        for images, labels in _iter_chunks(
-            num_images, resolution, num_classes, seed, split, chunk_size=chunk_size
-        ):
+        for images, labels in _iter_chunks(num_images, resolution, num_classes, seed, split, chunk_size=chunk_size):
             writer.append_batch(images, labels)
     except BaseException:
         writer.abort()

@@ -180,9 +180,7 @@ def _float_0_255(batch: Tensor, device: torch.device) -> Tensor:
     return batch.to(device=device, dtype=torch.float32)
 
 
-def semantic_feature_network(
-    semantic_net: nn.Module, *, weights_file: str | Path | None = None
-) -> FeatureNetwork:
+def semantic_feature_network(semantic_net: nn.Module, *, weights_file: str | Path | None = None) -> FeatureNetwork:
     """The embedded classifier's global-average-pooled relu5_3 features (module docstring).
 
     ``semantic_net`` implements ``features(images in [-1, 1]) -> (taps, logits)`` (a
@@ -267,15 +265,11 @@ def _resizer(network: FeatureNetwork) -> Callable[[np.ndarray], np.ndarray] | No
 def _check_batch(batch: np.ndarray) -> np.ndarray:
     batch = np.asarray(batch)
     if batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[-1] != 3:
-        raise ValueError(
-            f"expected (B, H, W, 3) uint8 images, got shape {batch.shape} dtype {batch.dtype}"
-        )
+        raise ValueError(f"expected (B, H, W, 3) uint8 images, got shape {batch.shape} dtype {batch.dtype}")
     return batch
 
 
-def _clean_fid_batch(
-    batch: np.ndarray, model: Callable[[Tensor], Tensor], network: FeatureNetwork
-) -> np.ndarray:
+def _clean_fid_batch(batch: np.ndarray, model: Callable[[Tensor], Tensor], network: FeatureNetwork) -> np.ndarray:
     """One batch of (B, H, W, 3) uint8 images through ``cleanfid.fid.get_model_features``."""
     from cleanfid.fid import get_model_features
 
@@ -287,8 +281,15 @@ def _clean_fid_batch(
 
     with torch.random.fork_rng(devices=[]):  # clean-fid draws a dummy latent from the CPU RNG
         return get_model_features(
-            serve, model, mode="clean", z_dim=1, num_gen=n, batch_size=n,
-            device=network.device, verbose=False, custom_fn_resize=_resizer(network),
+            serve,
+            model,
+            mode="clean",
+            z_dim=1,
+            num_gen=n,
+            batch_size=n,
+            device=network.device,
+            verbose=False,
+            custom_fn_resize=_resizer(network),
         )
 
 
@@ -340,8 +341,12 @@ def features_of_images(
     An iterable's batches are used as they come (``batch_size`` only chunks an array).
     """
     return _map_images(
-        images, network.extract, network,
-        batch_size=batch_size, progress=progress, desc=f"{network.name} features",
+        images,
+        network.extract,
+        network,
+        batch_size=batch_size,
+        progress=progress,
+        desc=f"{network.name} features",
     )
 
 
@@ -359,8 +364,13 @@ def features_of_store(
     """
     total = len(store) if max_images is None else min(len(store), int(max_images))
     return _map_images(
-        store_batches(store, batch_size, max_images), network.extract, network,
-        batch_size=batch_size, progress=progress, desc=f"{network.name} features", total=total,
+        store_batches(store, batch_size, max_images),
+        network.extract,
+        network,
+        batch_size=batch_size,
+        progress=progress,
+        desc=f"{network.name} features",
+        total=total,
     )
 
 
@@ -376,8 +386,12 @@ def class_probabilities_of_images(
     if network.class_probabilities is None:
         raise ValueError(f"feature network {network.name!r} has no classifier head")
     return _map_images(
-        images, network.class_probabilities, network,
-        batch_size=batch_size, progress=progress, desc=f"{network.name} probabilities",
+        images,
+        network.class_probabilities,
+        network,
+        batch_size=batch_size,
+        progress=progress,
+        desc=f"{network.name} probabilities",
     )
 
 
@@ -422,9 +436,7 @@ def compute_reference(
     max_images: int | None = None,
 ) -> ReferenceStatistics:
     """Reference statistics of a split, with the metadata every FID against it records."""
-    feats = features_of_store(
-        store, network, batch_size=batch_size, progress=progress, max_images=max_images
-    )
+    feats = features_of_store(store, network, batch_size=batch_size, progress=progress, max_images=max_images)
     mu, sigma = reference_statistics(feats)
     manifest = getattr(store, "manifest", {}) or {}
     meta = {
@@ -443,9 +455,7 @@ def compute_reference(
     return ReferenceStatistics(mu=mu, sigma=sigma, meta=meta)
 
 
-def save_reference(
-    path: str | Path, mu: np.ndarray, sigma: np.ndarray, meta: Mapping[str, Any]
-) -> Path:
+def save_reference(path: str | Path, mu: np.ndarray, sigma: np.ndarray, meta: Mapping[str, Any]) -> Path:
     """Write ``mu``, ``sigma`` and ``meta`` (as a JSON string, no pickle) to one .npz, atomically.
 
     Also writes ``<path>.json`` beside it with the same metadata, for people and ``git diff``.
@@ -472,8 +482,7 @@ def load_reference(path: str | Path) -> ReferenceStatistics:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"reference statistics {path} not found (the workflow's reference-statistics rule "
-            "writes it)"
+            f"reference statistics {path} not found (the workflow's reference-statistics rule writes it)"
         )
     with np.load(path, allow_pickle=False) as data:
         missing = {"mu", "sigma", "meta_json"} - set(data.files)
@@ -507,9 +516,7 @@ def check_reference_matches(reference: ReferenceStatistics, network: FeatureNetw
         )
 
 
-def frechet_distance(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
-) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) via clean-fid's ``frechet_distance``.
 
     Values within numerical error of 0 may come out slightly negative (e.g. -1e-6 for a set
@@ -523,8 +530,7 @@ def frechet_distance(
     d = mu1.shape[0]
     if mu2.shape != (d,) or sigma1.shape != (d, d) or sigma2.shape != (d, d):
         raise ValueError(
-            f"statistics disagree in dimension: mu {mu1.shape} / {mu2.shape}, "
-            f"sigma {sigma1.shape} / {sigma2.shape}"
+            f"statistics disagree in dimension: mu {mu1.shape} / {mu2.shape}, sigma {sigma1.shape} / {sigma2.shape}"
         )
     with warnings.catch_warnings():
         # clean-fid passes sqrtm(disp=False): deprecated in SciPy 1.17, removed in 1.18 (pinned).

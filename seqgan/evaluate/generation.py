@@ -66,6 +66,7 @@ __all__ = [
     "reference_histogram_noise_floor",
 ]
 
+
 def inception_score_skip_reason(conditional: bool, network: FeatureNetwork, fid_network: str) -> str | None:
     """Why IS is not computed for this model and network, or None when it is."""
     if not conditional:
@@ -80,9 +81,7 @@ def inception_score_skip_reason(conditional: bool, network: FeatureNetwork, fid_
     return None
 
 
-def classifier_view(
-    probs: np.ndarray, confident_threshold: float, labels: np.ndarray | None = None
-) -> dict[str, Any]:
+def classifier_view(probs: np.ndarray, confident_threshold: float, labels: np.ndarray | None = None) -> dict[str, Any]:
     """Summary of (N, C) class probabilities: mean max probability, confident fraction, histogram.
 
     ``labels`` (N,) (class ids; -1 = none): adds ``label_agreement``, the fraction of images whose
@@ -140,9 +139,12 @@ def histogram_noise_floor(
         else:
             a, b = rng.choice(pool, set_size), rng.choice(pool, set_size)
         values[d] = histogram_tv_distance(np.bincount(a, minlength=num_classes), np.bincount(b, minlength=num_classes))
-    method = (f"two disjoint random halves of {set_size} out of a pool of {len(pool)} real images" if disjoint
-              else f"two sets of {set_size} drawn with replacement from {len(pool)} real images (the split has "
-                   f"fewer than {2 * set_size})")
+    method = (
+        f"two disjoint random halves of {set_size} out of a pool of {len(pool)} real images"
+        if disjoint
+        else f"two sets of {set_size} drawn with replacement from {len(pool)} real images (the split has "
+        f"fewer than {2 * set_size})"
+    )
     return {
         "mean": float(values.mean()),
         "std": float(values.std(ddof=1)) if draws > 1 else None,
@@ -288,14 +290,22 @@ def evaluate_generation(
             ),
         }
         classifier["reference"] = reference_classifier_view(
-            reference_store, network, reference, num_images=len(samples),
-            confident_threshold=confident_threshold, batch_size=batch_size,
+            reference_store,
+            network,
+            reference,
+            num_images=len(samples),
+            confident_threshold=confident_threshold,
+            batch_size=batch_size,
         )
         classifier["histogram_tv_distance"] = histogram_tv_distance(
             classifier["predicted_class_histogram"], classifier["reference"]["predicted_class_histogram"]
         )
         classifier["histogram_noise_floor"] = reference_histogram_noise_floor(
-            reference_store, network, set_size=len(samples), draws=histogram_noise_draws, seed=samples.seed,
+            reference_store,
+            network,
+            set_size=len(samples),
+            draws=histogram_noise_draws,
+            seed=samples.seed,
             batch_size=batch_size,
         )
         classifier_note = None

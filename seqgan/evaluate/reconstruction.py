@@ -81,18 +81,14 @@ def _device(device: str | torch.device) -> torch.device:
     return device if isinstance(device, torch.device) else resolve_device(device)
 
 
-def _reconstruct(
-    tokenizer: nn.Module, images: np.ndarray, device: torch.device
-) -> tuple[np.ndarray, Tensor, Tensor]:
+def _reconstruct(tokenizer: nn.Module, images: np.ndarray, device: torch.device) -> tuple[np.ndarray, Tensor, Tensor]:
     """-> (reconstructions (B, H, W, 3) uint8, ids (B, h, w), originals (B, 3, H, W) in [-1, 1])."""
     x = to_model_input(images, device)
     recon, ids, _ = tokenizer(x)
     return to_uint8(recon), ids, x
 
 
-def reconstruct_batch(
-    tokenizer: nn.Module, images_uint8: np.ndarray, device: str | torch.device
-) -> np.ndarray:
+def reconstruct_batch(tokenizer: nn.Module, images_uint8: np.ndarray, device: str | torch.device) -> np.ndarray:
     """Encode + decode (B, H, W, 3) uint8 images; return the reconstructions as uint8 images.
 
     The tokenizer is moved to ``device`` (in place, as ``nn.Module.to`` does) and run in eval
@@ -149,9 +145,7 @@ def lpips_vgg_distance(device: str | torch.device = "cpu") -> PerceptualDistance
     )
 
 
-def embedded_perceptual_distance(
-    semantic_net: nn.Module, *, weights_file: str | None = None
-) -> PerceptualDistance:
+def embedded_perceptual_distance(semantic_net: nn.Module, *, weights_file: str | None = None) -> PerceptualDistance:
     """The alpha = 0 semantic perceptual distance with the embedded classifier (module docstring).
 
     Per image: sum over relu1_2 .. relu5_3 of the spatial mean of the channel-mean squared
@@ -191,14 +185,10 @@ def embedded_perceptual_distance(
 def _check_classifier(classifier: nn.Module, store: Any) -> None:
     num_classes = int(store.manifest.get("num_classes", 0))
     if num_classes < 2:
-        raise ValueError(
-            f"{store.directory}: classifier accuracy needs a labelled split (num_classes = {num_classes})"
-        )
+        raise ValueError(f"{store.directory}: classifier accuracy needs a labelled split (num_classes = {num_classes})")
     net_classes = getattr(classifier, "num_classes", None)
     if net_classes is not None and int(net_classes) != num_classes:
-        raise ValueError(
-            f"classifier predicts {net_classes} classes, split {store.directory} has {num_classes}"
-        )
+        raise ValueError(f"classifier predicts {net_classes} classes, split {store.directory} has {num_classes}")
 
 
 def evaluate_reconstruction(
@@ -252,9 +242,7 @@ def evaluate_reconstruction(
             recon, ids, x = _reconstruct(tokenizer, images, dev)  # (B, H, W, 3) uint8, ...
             usage.update(ids)
             psnr_values.append(psnr(recon, images))
-            features.append(
-                features_of_images(recon, fid_network, batch_size=len(recon), progress=False)
-            )
+            features.append(features_of_images(recon, fid_network, batch_size=len(recon), progress=False))
             if perceptual_distance is not None or classifier is not None:
                 x_recon = to_model_input(recon, dev)  # the uint8-rounded reconstructions
             if perceptual_distance is not None:

@@ -20,14 +20,26 @@ from seqgan.train.runtime import resolve_device, set_threads
 
 
 def eval_samples_job(
-    params: Params, *, samples_dir: Path, objective: str, size: str, variant: str, decoder: str, seed: int,
-    reference_file: Path, reference_split_dir: Path | None, semantic: str | None, out: Path, threads: int,
+    params: Params,
+    *,
+    samples_dir: Path,
+    objective: str,
+    size: str,
+    variant: str,
+    decoder: str,
+    seed: int,
+    reference_file: Path,
+    reference_split_dir: Path | None,
+    semantic: str | None,
+    out: Path,
+    threads: int,
 ) -> dict:
     set_threads(threads)
     device = resolve_device(params.run.device)
     samples = open_sample_set(samples_dir)
-    check_sample_identity(samples, objective=objective, decoder=decoder, seed=seed,
-                          conditional=params.transformer.conditional)
+    check_sample_identity(
+        samples, objective=objective, decoder=decoder, seed=seed, conditional=params.transformer.conditional
+    )
     reference = load_reference(reference_file)
     semantic_net = load_semantic(params, semantic, device)
     network = fid_network(params, semantic_net, semantic, device)
@@ -40,7 +52,9 @@ def eval_samples_job(
     if uses_semantic and not reference_split_dir:
         raise SystemExit("error: --reference-split-dir is required when evaluation.fid_network = semantic")
     metrics = evaluate_generation(
-        samples, network, reference,
+        samples,
+        network,
+        reference,
         fid_network=params.evaluation.fid_network,
         batch_size=params.evaluation.batch_size,
         inception_score_splits=params.evaluation.verdicts.inception_score_splits,
@@ -73,7 +87,9 @@ def eval_samples_job(
     shown = {k: record[k] for k in ("fid", "inception_score", "num_samples")}
     if record["classifier"]:
         c = record["classifier"]
-        shown.update(confident_fraction=c["confident_fraction"],
-                     reference_confident_fraction=c["reference"]["confident_fraction"])
+        shown.update(
+            confident_fraction=c["confident_fraction"],
+            reference_confident_fraction=c["reference"]["confident_fraction"],
+        )
     print(json.dumps(shown, indent=2))
     return record

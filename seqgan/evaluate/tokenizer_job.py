@@ -20,7 +20,13 @@ from seqgan.train.tokenizer_model import load_tokenizer_checkpoint
 
 
 def eval_tokenizer_job(
-    params: Params, *, tokenizer_file: Path, split_dir: Path, reference: Path, semantic: str | None, out: Path,
+    params: Params,
+    *,
+    tokenizer_file: Path,
+    split_dir: Path,
+    reference: Path,
+    semantic: str | None,
+    out: Path,
     threads: int,
 ) -> dict:
     set_threads(threads)
@@ -42,9 +48,14 @@ def eval_tokenizer_job(
         classifier=semantic_net,
         progress=True,
     )
-    metrics["tokenizer"] = {"file": str(tokenizer_file), "phase": sidecar.get("phase"),
-                            "alpha": sidecar.get("alpha"), "perceptual": sidecar.get("perceptual"),
-                            "step": sidecar.get("step"), "git_revision": sidecar.get("git_revision")}
+    metrics["tokenizer"] = {
+        "file": str(tokenizer_file),
+        "phase": sidecar.get("phase"),
+        "alpha": sidecar.get("alpha"),
+        "perceptual": sidecar.get("perceptual"),
+        "step": sidecar.get("step"),
+        "git_revision": sidecar.get("git_revision"),
+    }
     atomic_write_text(out, json.dumps(metrics, indent=2) + "\n")
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))
     return metrics

@@ -65,11 +65,18 @@ def encode_tokens_job(params: Params, *, tokenizer_file: Path, split_dir: Path, 
     store = open_image_store(split_dir)
     ids = encode_split(tokenizer, store, batch_size=params.evaluation.batch_size, device=device, progress=True)
     meta = {
-        "tokenizer": {"file": str(tokenizer_file), "sha256": file_sha256(tokenizer_file),
-                      "phase": sidecar.get("phase"), "alpha": sidecar.get("alpha"),
-                      "perceptual": sidecar.get("perceptual"), "step": sidecar.get("step")},
+        "tokenizer": {
+            "file": str(tokenizer_file),
+            "sha256": file_sha256(tokenizer_file),
+            "phase": sidecar.get("phase"),
+            "alpha": sidecar.get("alpha"),
+            "perceptual": sidecar.get("perceptual"),
+            "step": sidecar.get("step"),
+        },
         "source": {"directory": str(split_dir), "sha256": store.manifest["sha256"]},
     }
-    manifest = write_token_split(out, ids, store.labels, meta, codebook_size=params.tokenizer.architecture.codebook_size)
+    manifest = write_token_split(
+        out, ids, store.labels, meta, codebook_size=params.tokenizer.architecture.codebook_size
+    )
     print(f"{out}: {manifest['count']} x {manifest['grid_h']}x{manifest['grid_w']} tokens")
     return manifest

@@ -181,9 +181,7 @@ def save_visualization_grid(
 
     Images are enlarged ``scale`` times (nearest neighbour); size: :func:`grid_size`. Written
     atomically; returns the path."""
-    canvas = Image.fromarray(
-        compose_grid(rows, scale=scale, pad=pad, label_width=label_width, background=background)
-    )
+    canvas = Image.fromarray(compose_grid(rows, scale=scale, pad=pad, label_width=label_width, background=background))
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     h, _ = _cell_shape(rows)
@@ -229,7 +227,9 @@ def compose_grid(
     return canvas
 
 
-def visualization_rows(results: Sequence[tuple[str, dict[str, Any]]], inputs: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def visualization_rows(
+    results: Sequence[tuple[str, dict[str, Any]]], inputs: np.ndarray
+) -> list[tuple[str, np.ndarray]]:
     """Rows of a Fig. 4-style grid: the inputs once, then reconstruction and prediction per
     ``(name, visualize_ar_prediction result)`` (e.g. one per alpha)."""
     rows: list[tuple[str, np.ndarray]] = [("input", np.asarray(inputs))]

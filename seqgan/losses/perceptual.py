@@ -124,9 +124,7 @@ def tap_distance(feat_x: Tensor, feat_y: Tensor, channel_weights: Tensor | None)
         per_position = diff.mean(dim=1)
     else:
         if channel_weights.numel() != diff.shape[1]:
-            raise ValueError(
-                f"layer weights have {channel_weights.numel()} channels, features have {diff.shape[1]}"
-            )
+            raise ValueError(f"layer weights have {channel_weights.numel()} channels, features have {diff.shape[1]}")
         per_position = torch.einsum("bchw,c->bhw", diff, channel_weights.to(diff.dtype))
     return per_position.mean(dim=(1, 2))
 
@@ -177,9 +175,7 @@ class WeightedPerceptualLoss(nn.Module):
         self.use_layer_weights = layer_weights is not None
         if layer_weights is not None:
             if len(layer_weights) != len(TAP_NAMES):
-                raise ValueError(
-                    f"layer_weights needs {len(TAP_NAMES)} tensors, got {len(layer_weights)}"
-                )
+                raise ValueError(f"layer_weights needs {len(TAP_NAMES)} tensors, got {len(layer_weights)}")
             for i, w in enumerate(layer_weights):
                 self.register_buffer(f"layer_weight_{i}", w.detach().reshape(-1).clone().float())
 
@@ -207,8 +203,7 @@ class WeightedPerceptualLoss(nn.Module):
         with torch.no_grad():
             taps_y, logits_y = self.backbone.features(target)
         taps = [
-            tap_distance(fx, fy, self._layer_weight(i))
-            for i, (fx, fy) in enumerate(zip(taps_x, taps_y, strict=True))
+            tap_distance(fx, fy, self._layer_weight(i)) for i, (fx, fy) in enumerate(zip(taps_x, taps_y, strict=True))
         ]
         return PerceptualDistances(taps=taps, logit=logit_distance(logits_x, logits_y))
 

@@ -81,9 +81,7 @@ class EqualConv2d(nn.Module):
         bias_init: float = 0.0,
     ) -> None:
         super().__init__()
-        self.weight = nn.Parameter(
-            torch.randn(out_channels, in_channels, kernel_size, kernel_size) / lr_mul
-        )
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size) / lr_mul)
         self.bias = nn.Parameter(torch.full((out_channels,), bias_init / lr_mul)) if bias else None
         self.fan_in = in_channels * kernel_size * kernel_size
         self.weight_gain = lr_mul / math.sqrt(self.fan_in)
@@ -100,10 +98,7 @@ class EqualConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         o, i, k, _ = self.weight.shape
-        return (
-            f"{i}, {o}, kernel_size={k}, stride={self.stride}, padding={self.padding}, "
-            f"lr_mul={self.lr_mul}"
-        )
+        return f"{i}, {o}, kernel_size={k}, stride={self.stride}, padding={self.padding}, lr_mul={self.lr_mul}"
 
 
 class EqualLinear(nn.Module):
@@ -225,16 +220,11 @@ class StyleGAN2Discriminator(nn.Module):
         else:
             chans = list(channels)
             if len(chans) != len(resolutions):
-                raise ValueError(
-                    f"channels needs {len(resolutions)} entries (for {resolutions}), "
-                    f"got {len(chans)}"
-                )
+                raise ValueError(f"channels needs {len(resolutions)} entries (for {resolutions}), got {len(chans)}")
         self.resolution = resolution
-        self.channels = dict(zip(resolutions, chans))
+        self.channels = dict(zip(resolutions, chans, strict=True))
         self.from_rgb = EqualConv2d(in_channels, chans[0], 1)
-        self.blocks = nn.ModuleList(
-            DiscriminatorBlock(chans[i], chans[i + 1]) for i in range(len(chans) - 1)
-        )
+        self.blocks = nn.ModuleList(DiscriminatorBlock(chans[i], chans[i + 1]) for i in range(len(chans) - 1))
         c4 = chans[-1]
         self.mbstd = MinibatchStdDev(mbstd_group_size, mbstd_num_features)
         self.conv = EqualConv2d(c4 + mbstd_num_features, c4, 3, padding=1)

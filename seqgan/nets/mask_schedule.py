@@ -36,11 +36,7 @@ def mask_ratio(schedule: MaskSchedule, t: T) -> T:
     cosine: cos(pi/2 * t) (MaskGIT's choice: few tokens revealed early, many late);
     linear: 1 - t."""
     if schedule == "cosine":
-        return (
-            torch.cos(t * (math.pi / 2))
-            if isinstance(t, torch.Tensor)
-            else math.cos(t * math.pi / 2)
-        )
+        return torch.cos(t * (math.pi / 2)) if isinstance(t, torch.Tensor) else math.cos(t * math.pi / 2)
     if schedule == "linear":
         return 1.0 - t
     raise ValueError(f"unknown mask schedule {schedule!r}; choose one of {SCHEDULES}")
@@ -55,9 +51,7 @@ def tokens_to_keep_masked_per_step(seq_len: int, steps: int, schedule: MaskSched
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
     if not 1 <= steps <= seq_len:
-        raise ValueError(
-            f"steps must be in [1, seq_len = {seq_len}] (each step reveals >= 1 token), got {steps}"
-        )
+        raise ValueError(f"steps must be in [1, seq_len = {seq_len}] (each step reveals >= 1 token), got {steps}")
     counts: list[int] = []
     previous = seq_len
     for t in range(steps):

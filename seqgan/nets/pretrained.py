@@ -45,9 +45,7 @@ if TYPE_CHECKING:  # imported where used: 1.4 s per job that never builds VGG16
 # The URLs are the libraries' own (checked against them in tests/test_pretrained.py), so a file
 # fetched here is byte-identical to the one the library would have downloaded itself.
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
-INCEPTION_URL = (
-    "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
-)
+INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
 INCEPTION_FILENAME = "inception-2015-12-05.pt"
 
 FETCH_COMMAND = "seqgan fetch-weights"
@@ -111,10 +109,7 @@ class WeightSpec:
 
 
 def _copy_hint(path: Path) -> str:
-    return (
-        f"then copy it to the same path on the machine without network, e.g.\n"
-        f"    scp {path} <node>:{path}"
-    )
+    return f"then copy it to the same path on the machine without network, e.g.\n    scp {path} <node>:{path}"
 
 
 WEIGHTS: dict[str, WeightSpec] = {
@@ -160,9 +155,7 @@ def _spec(name: str) -> WeightSpec:
     try:
         return WEIGHTS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown pretrained weights {name!r}; known names: {sorted(WEIGHTS)}"
-        ) from None
+        raise ValueError(f"unknown pretrained weights {name!r}; known names: {sorted(WEIGHTS)}") from None
 
 
 def missing_weights_error(name: str) -> MissingWeightsError:
@@ -200,8 +193,13 @@ def require_weights(name: str) -> Path:
 def _download_vgg16(path: Path, progress: bool) -> None:
     """torch.hub's own download: temp file + rename, SHA-256 prefix checked against the name."""
     torch.hub.load_state_dict_from_url(
-        VGG16_URL, model_dir=str(path.parent), map_location="cpu", progress=progress,
-        check_hash=True, file_name=path.name, weights_only=True,
+        VGG16_URL,
+        model_dir=str(path.parent),
+        map_location="cpu",
+        progress=progress,
+        check_hash=True,
+        file_name=path.name,
+        weights_only=True,
     )
 
 
@@ -260,8 +258,7 @@ def fetch_weights(only: Iterable[str] | None = None, progress: bool = True) -> d
             "fetch-weights could not provide every file:\n  "
             + "\n  ".join(failures)
             + "\nRun `seqgan fetch-weights` on a machine with network access and copy the files to "
-            "the same paths here. Already present: "
-            + (", ".join(f"{n} ({p})" for n, p in paths.items()) or "none")
+            "the same paths here. Already present: " + (", ".join(f"{n} ({p})" for n, p in paths.items()) or "none")
         )
     return paths
 
@@ -279,7 +276,8 @@ def load_vgg16_imagenet() -> torchvision.models.VGG:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise MissingWeightsError(
-            "vgg16", path,
+            "vgg16",
+            path,
             f"Pretrained weights 'vgg16' at {path} could not be read ({type(err).__name__}: {err}). "
             f"The file is probably truncated or not a VGG16 state dict: delete it and run "
             f"`{FETCH_COMMAND} --only vgg16` again.",
@@ -290,7 +288,8 @@ def load_vgg16_imagenet() -> torchvision.models.VGG:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as err:
         raise MissingWeightsError(
-            "vgg16", path,
+            "vgg16",
+            path,
             f"Pretrained weights 'vgg16' at {path} do not match torchvision's VGG16 ({err}). "
             f"Delete the file and run `{FETCH_COMMAND} --only vgg16` again.",
         ) from err

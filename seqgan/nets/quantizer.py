@@ -100,11 +100,7 @@ class VectorQuantizer(nn.Module):
     def distances(self, flat: Tensor) -> Tensor:
         """Squared L2 distances (N, K) = ||z||^2 - 2 z.e + ||e||^2 by one matmul (no (N, K, C))."""
         e = self.embedding.weight.to(flat.dtype)
-        return (
-            flat.pow(2).sum(1, keepdim=True)
-            - 2.0 * flat @ e.t()
-            + e.pow(2).sum(1).unsqueeze(0)
-        )
+        return flat.pow(2).sum(1, keepdim=True) - 2.0 * flat @ e.t() + e.pow(2).sum(1).unsqueeze(0)
 
     def lookup(self, ids: Tensor) -> Tensor:
         """ids (B, H, W) -> code vectors (B, C, H, W)."""

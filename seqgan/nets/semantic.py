@@ -138,12 +138,12 @@ def fold_batchnorm(net: SemanticNet) -> SemanticNet:
         i = 0
         while i < len(layers):
             conv = layers[i]
-            if (isinstance(conv, nn.Conv2d) and i + 1 < len(layers)
-                    and isinstance(layers[i + 1], nn.BatchNorm2d)):
+            if isinstance(conv, nn.Conv2d) and i + 1 < len(layers) and isinstance(layers[i + 1], nn.BatchNorm2d):
                 bn = layers[i + 1]
                 scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
-                merged = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
-                                   conv.stride, conv.padding, bias=True)
+                merged = nn.Conv2d(
+                    conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=True
+                )
                 merged = merged.to(conv.weight.device, conv.weight.dtype)
                 merged.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
                 bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
@@ -169,16 +169,12 @@ def semantic_weights(params: Params, path: str | Path | None) -> Path | None:
     return Path(path)
 
 
-def load_semantic_net(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> SemanticNet:
+def load_semantic_net(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> SemanticNet:
     """Rebuild a trained :class:`SemanticNet` from its weights + sidecar: eval mode, frozen, its
     BatchNorms folded into the convolutions (:func:`seqgan.nets.semantic.fold_batchnorm`)."""
     state, sidecar = load_weights(path, device="cpu")
     if sidecar.get("kind") != WEIGHTS_KIND:
-        raise ValueError(
-            f"{path}: sidecar kind is {sidecar.get('kind')!r}, expected {WEIGHTS_KIND!r}"
-        )
+        raise ValueError(f"{path}: sidecar kind is {sidecar.get('kind')!r}, expected {WEIGHTS_KIND!r}")
     config = sidecar["config"]
     stored_layout = tuple(config.get("convs_per_stage", CONVS_PER_STAGE))
     if stored_layout != CONVS_PER_STAGE:

@@ -102,9 +102,7 @@ class TransformerConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "seq_len", "layers", "heads", "dim", "mlp_dim"):
             if getattr(self, name) < 1:
-                raise ValueError(
-                    f"TransformerConfig.{name} must be >= 1, got {getattr(self, name)}"
-                )
+                raise ValueError(f"TransformerConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_classes < 0:
             raise ValueError(f"TransformerConfig.num_classes must be >= 0, got {self.num_classes}")
         if self.dim % self.heads:
@@ -150,7 +148,6 @@ class TransformerConfig:
         return self.seq_len + int(self.has_class_prefix_position)
 
 
-
 @contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
     """Eval mode (no dropout) inside the block, the caller's mode restored afterwards: samplers
@@ -188,9 +185,7 @@ class KVCache:
     ) -> KVCache:
         max_len = config.num_positions if max_len is None else max_len
         if not 1 <= max_len <= config.num_positions:
-            raise ValueError(
-                f"KV cache max_len must be in [1, {config.num_positions}], got {max_len}"
-            )
+            raise ValueError(f"KV cache max_len must be in [1, {config.num_positions}], got {max_len}")
         shape = (config.layers, batch_size, config.heads, max_len, config.dim // config.heads)
         return cls(
             keys=torch.zeros(shape, device=device, dtype=dtype),
@@ -229,9 +224,7 @@ class SelfAttention(nn.Module):
         b, length, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=-1)
         # (B, L, d) -> (B, H, L, d_head)
-        q, k, v = (
-            t.view(b, length, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v)
-        )
+        q, k, v = (t.view(b, length, self.heads, d // self.heads).transpose(1, 2) for t in (q, k, v))
         mask: Tensor | None = None
         is_causal = causal
         if cache is not None:
@@ -267,13 +260,9 @@ class Block(nn.Module):
         self.ln1 = nn.LayerNorm(dim)
         self.attn = SelfAttention(dim, heads, dropout)
         self.ln2 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(
-            nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim), nn.Dropout(dropout)
-        )
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim), nn.Dropout(dropout))
 
-    def forward(
-        self, x: Tensor, causal: bool, cache: tuple[Tensor, Tensor] | None = None, start: int = 0
-    ) -> Tensor:
+    def forward(self, x: Tensor, causal: bool, cache: tuple[Tensor, Tensor] | None = None, start: int = 0) -> Tensor:
         x = x + self.attn(self.ln1(x), causal, cache, start)
         return x + self.mlp(self.ln2(x))
 
@@ -289,8 +278,7 @@ class GenerativeTransformer(nn.Module):
         self.pos_emb = nn.Parameter(torch.zeros(config.num_positions, config.dim))
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(
-            Block(config.dim, config.heads, config.mlp_dim, config.dropout)
-            for _ in range(config.layers)
+            Block(config.dim, config.heads, config.mlp_dim, config.dropout) for _ in range(config.layers)
         )
         self.ln_f = nn.LayerNorm(config.dim)
         self.head = nn.Linear(config.dim, config.vocab_size)
@@ -322,18 +310,12 @@ class GenerativeTransformer(nn.Module):
         device = self.pos_emb.device
         if cfg.num_classes > 0:
             if labels is None:
-                raise ValueError(
-                    f"this model is class-conditional ({cfg.num_classes} classes): pass labels"
-                )
+                raise ValueError(f"this model is class-conditional ({cfg.num_classes} classes): pass labels")
             labels = labels.to(device=device, dtype=torch.long)
             if labels.shape != (batch_size,):
-                raise ValueError(
-                    f"labels must have shape ({batch_size},), got {tuple(labels.shape)}"
-                )
+                raise ValueError(f"labels must have shape ({batch_size},), got {tuple(labels.shape)}")
             if labels.min() < 0 or labels.max() >= cfg.num_classes:
-                raise ValueError(
-                    f"labels must lie in [0, {cfg.num_classes}), got {labels.min()}..{labels.max()}"
-                )
+                raise ValueError(f"labels must lie in [0, {cfg.num_classes}), got {labels.min()}..{labels.max()}")
             return (cfg.vocab_size + 1 + labels)[:, None]
         if labels is not None:
             raise ValueError("this model is unconditional (num_classes = 0): pass labels=None")
@@ -347,9 +329,7 @@ class GenerativeTransformer(nn.Module):
         return torch.cat([prefix, body], dim=1)
 
     # -------------------------------------------------------------------------------- forward
-    def forward_tokens(
-        self, tokens: Tensor, cache: KVCache | None = None, start: int = 0
-    ) -> Tensor:
+    def forward_tokens(self, tokens: Tensor, cache: KVCache | None = None, start: int = 0) -> Tensor:
         """Already-built input tokens (B, L) at positions start .. start+L-1 -> logits (B, L, K).
 
         This is the one code path shared by training, full recomputation, prefill and cached
@@ -357,16 +337,12 @@ class GenerativeTransformer(nn.Module):
         cfg = self.config
         length = tokens.shape[1]
         if start + length > cfg.num_positions:
-            raise ValueError(
-                f"positions {start}..{start + length - 1} exceed the model's {cfg.num_positions}"
-            )
+            raise ValueError(f"positions {start}..{start + length - 1} exceed the model's {cfg.num_positions}")
         if cache is not None:
             if not cfg.causal:
                 raise ValueError("the KV cache is for causal (AR) models only")
             if start + length > cache.max_len:
-                raise ValueError(
-                    f"positions up to {start + length - 1} do not fit a cache of {cache.max_len}"
-                )
+                raise ValueError(f"positions up to {start + length - 1} do not fit a cache of {cache.max_len}")
         x = self.drop(self.tok_emb(tokens) + self.pos_emb[start : start + length])  # (B, L, d)
         for i, block in enumerate(self.blocks):
             layer_cache = None if cache is None else (cache.keys[i], cache.values[i])
@@ -388,9 +364,7 @@ class GenerativeTransformer(nn.Module):
     # ---------------------------------------------------------------------- cached AR decoding
     def allocate_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
         """A cache on this model's device and dtype (max_len defaults to N positions)."""
-        return KVCache.allocate(
-            self.config, batch_size, max_len, device=self.pos_emb.device, dtype=self.pos_emb.dtype
-        )
+        return KVCache.allocate(self.config, batch_size, max_len, device=self.pos_emb.device, dtype=self.pos_emb.dtype)
 
     def prefill(self, prefix_tokens: Tensor, cache: KVCache) -> Tensor:
         """Fill the cache with the prefix (B, P) at positions 0 .. P-1; logits (B, P, K)."""
@@ -400,9 +374,7 @@ class GenerativeTransformer(nn.Module):
         """Feed one token (B,) at input ``position`` (all earlier positions cached) -> logits (B, K)
         for the NEXT code, i.e. s_position in the AR layout."""
         if position != cache.length:
-            raise ValueError(
-                f"decode_one at position {position}, but the cache holds {cache.length} positions"
-            )
+            raise ValueError(f"decode_one at position {position}, but the cache holds {cache.length} positions")
         return self.forward_tokens(token[:, None], cache, start=position)[:, 0]
 
 
@@ -440,9 +412,7 @@ def random_masks(
     return ranks < counts[:, None]
 
 
-def make_fixed_masks(
-    num_sequences: int, seq_len: int, seed: int, schedule: MaskSchedule = "cosine"
-) -> Tensor:
+def make_fixed_masks(num_sequences: int, seq_len: int, seed: int, schedule: MaskSchedule = "cosine") -> Tensor:
     """A reproducible mask set (num_sequences, N) bool on the CPU, drawn exactly like training
     masks, so that every validation point of a NAR curve scores the same masked positions."""
     return random_masks(num_sequences, seq_len, torch.Generator().manual_seed(seed), schedule)
@@ -453,9 +423,7 @@ def apply_mask(ids: Tensor, mask: Tensor, mask_id: int) -> Tensor:
     return torch.where(mask, torch.full_like(ids, mask_id), ids)
 
 
-def nar_loss_with_mask(
-    model: GenerativeTransformer, ids: Tensor, labels: Tensor | None, mask: Tensor
-) -> Tensor:
+def nar_loss_with_mask(model: GenerativeTransformer, ids: Tensor, labels: Tensor | None, mask: Tensor) -> Tensor:
     """Masked-token cross-entropy for a GIVEN mask (B, N): the evaluation form of ``nar_loss``."""
     if model.config.causal:
         raise ValueError("nar_loss needs a bidirectional model (config.causal=False)")

@@ -60,7 +60,6 @@ __all__ = [
 ]
 
 
-
 def group_norm_groups(channels: int, num_groups: int) -> int:
     """Largest divisor of ``channels`` that is <= ``num_groups`` (32 for the paper's widths)."""
     g = max(1, min(num_groups, channels))
@@ -174,9 +173,7 @@ class DecoderLevel(nn.Module):
             blocks.append(ResBlock(c, channels, num_groups))
             c = channels
         self.blocks = nn.ModuleList(blocks)
-        self.attn = (
-            InterleavedAttention(channels, attention) if attention is not None else None
-        )
+        self.attn = InterleavedAttention(channels, attention) if attention is not None else None
         self.upsample = Upsample(channels) if upsample else None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -217,9 +214,7 @@ class Decoder(nn.Module):
         # levels[0] is the LOWEST resolution (widths[-1]); levels[-1] the full resolution
         self.levels = nn.ModuleList()
         for i in reversed(range(len(widths))):
-            self.levels.append(
-                DecoderLevel(c, widths[i], num_res_blocks, num_groups, attention, upsample=i > 0)
-            )
+            self.levels.append(DecoderLevel(c, widths[i], num_res_blocks, num_groups, attention, upsample=i > 0))
             c = widths[i]
         self.norm_out = _norm(c, num_groups)
         self.conv_out = nn.Conv2d(c, out_channels, 3, padding=1)
@@ -275,15 +270,11 @@ class VQTokenizer(nn.Module):
             num_groups=num_groups,
         )
         self.encoder = Encoder(**common, in_channels=image_channels)
-        self.quantizer = VectorQuantizer(
-            codebook_size, code_dim, beta, entropy_weight, entropy_temperature
-        )
+        self.quantizer = VectorQuantizer(codebook_size, code_dim, beta, entropy_weight, entropy_temperature)
         self.decoder = Decoder(**common, out_channels=image_channels, attention=attention)
         self.downsample_factor = self.encoder.downsample_factor
 
-    def encode_with_stats(
-        self, x: Tensor
-    ) -> tuple[Tensor, Tensor, dict[str, Tensor], dict[str, Tensor]]:
+    def encode_with_stats(self, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor], dict[str, Tensor]]:
         return self.quantizer(self.encoder(x))
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

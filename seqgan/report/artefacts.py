@@ -136,8 +136,9 @@ class ProducedRuns:
             return f"size {size} not in transformer.models {list(self.params.transformer.models)}"
         return None
 
-    def generation_files(self, layout: ArtefactLayout, objective: str, size: str, variant: str,
-                         decoder: Decoder) -> tuple[Path, ...]:
+    def generation_files(
+        self, layout: ArtefactLayout, objective: str, size: str, variant: str, decoder: Decoder
+    ) -> tuple[Path, ...]:
         """One generation-metrics file per sampling seed (samples of the run.seed models)."""
         return tuple(layout.generation_metrics(objective, size, variant, decoder, s) for s in self.sampling_seeds)
 

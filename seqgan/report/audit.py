@@ -28,8 +28,14 @@ from seqgan.report.reference import paper_reference
 
 Status = Literal["same", "DIFFERS", "not stated", "not a params key", "set by the data"]
 ABLATION_COLUMN = "imagenet_ablation"
-COLUMN_LABELS = {"imagenet": "ImageNet", "ffhq": "FFHQ", "lsun_cat": "LSUN cat", "lsun_bedroom": "LSUN bedroom",
-                 "lsun_church": "LSUN church", ABLATION_COLUMN: "ImageNet ablation"}
+COLUMN_LABELS = {
+    "imagenet": "ImageNet",
+    "ffhq": "FFHQ",
+    "lsun_cat": "LSUN cat",
+    "lsun_bedroom": "LSUN bedroom",
+    "lsun_church": "LSUN church",
+    ABLATION_COLUMN: "ImageNet ablation",
+}
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,9 @@ def _phase1_epochs(params: Params, column: str) -> InUse:
         images = params.data.synthetic.train_images
     else:
         images = _paper_table()["tokenizer"]["train_images"][_column_index(column)]
-    return InUse("tokenizer.phase1.iterations x batch_size / training images", phase.iterations * phase.batch_size / images)
+    return InUse(
+        "tokenizer.phase1.iterations x batch_size / training images", phase.iterations * phase.batch_size / images
+    )
 
 
 S3, S4 = "Table 3", "Table 4"
@@ -118,13 +126,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(S4, "AR and NAR", "optimizer", "transformer.optimizer", _no_key, "exact"),
     Setting(S4, "AR and NAR", "AdamW beta1", "transformer.beta1", _key("transformer.optimizer.beta1"), "exact"),
     Setting(S4, "AR and NAR", "AdamW beta2", "transformer.beta2", _key("transformer.optimizer.beta2"), "exact"),
-    Setting(S4, "AR and NAR", "weight decay", "transformer.weight_decay", _key("transformer.optimizer.weight_decay"), "exact"),
+    Setting(
+        S4,
+        "AR and NAR",
+        "weight decay",
+        "transformer.weight_decay",
+        _key("transformer.optimizer.weight_decay"),
+        "exact",
+    ),
     Setting(S4, "AR and NAR", "learning rate", "transformer.lr", _key("transformer.optimizer.lr"), "exact"),
     Setting(S4, "AR", "batch size", "transformer.ar_batch_size", _key("transformer.ar.batch_size"), "exact"),
     Setting(S4, "AR", "iterations", "transformer.ar_iterations", _key("transformer.ar.iterations"), "exact"),
     Setting(S4, "AR", "LR decay", "transformer.ar_lr_decay", _key("transformer.ar.lr_decay"), "exact"),
     Setting(S4, "AR", "end LR", "transformer.ar_end_lr", _key("transformer.ar.end_lr"), "exact"),
-    Setting(S4, "AR", "decay start iteration", "transformer.ar_decay_start", _key("transformer.ar.decay_start"), "exact"),
+    Setting(
+        S4, "AR", "decay start iteration", "transformer.ar_decay_start", _key("transformer.ar.decay_start"), "exact"
+    ),
     Setting(S4, "AR", "top-p", "transformer.ar_top_p", _key("transformer.ar.top_p"), "exact"),
     Setting(S4, "AR", "top-k", None, _key("transformer.ar.top_k"), "exact"),
     Setting(S4, "AR", "sampling temperature", None, _key("transformer.ar.temperature"), "exact"),
@@ -132,8 +149,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(S4, "NAR", "iterations", "transformer.nar_iterations", _key("transformer.nar.iterations"), "exact"),
     Setting(S4, "NAR", "LR decay", "transformer.nar_lr_decay", _key("transformer.nar.lr_decay"), "exact"),
     Setting(S4, "NAR", "end LR", "transformer.nar_end_lr", _key("transformer.nar.end_lr"), "exact"),
-    Setting(S4, "NAR", "decay start iteration", "transformer.nar_decay_start", _key("transformer.nar.decay_start"), "exact"),
-    Setting(S4, "NAR", "sampling temperature", "transformer.nar_temperature", _key("transformer.nar.temperature"), "exact"),
+    Setting(
+        S4, "NAR", "decay start iteration", "transformer.nar_decay_start", _key("transformer.nar.decay_start"), "exact"
+    ),
+    Setting(
+        S4, "NAR", "sampling temperature", "transformer.nar_temperature", _key("transformer.nar.temperature"), "exact"
+    ),
     Setting(S4, "NAR", "decoding steps", None, _key("transformer.nar.steps"), "exact"),
     Setting(S4, "NAR", "mask schedule", None, _key("transformer.nar.mask_schedule"), "exact"),
 )
@@ -210,11 +231,22 @@ def _show(value: Any) -> str:
 def audit_frame(lines: list[AuditLine]) -> pd.DataFrame:
     rows = []
     for line in lines:
-        row = {"table": line.setting.table, "group": line.setting.group, "setting": line.setting.name,
-               "params_key": line.in_use.key}
+        row = {
+            "table": line.setting.table,
+            "group": line.setting.group,
+            "setting": line.setting.name,
+            "params_key": line.in_use.key,
+        }
         row.update({f"paper_{c}": v for c, v in line.paper.items()})
-        row.update({"compared_column": line.compared_column, "paper": line.paper[line.compared_column],
-                    "in_use": line.in_use.value, "status": line.status, "note": line.note})
+        row.update(
+            {
+                "compared_column": line.compared_column,
+                "paper": line.paper[line.compared_column],
+                "in_use": line.in_use.value,
+                "status": line.status,
+                "note": line.note,
+            }
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -223,9 +255,13 @@ def audit_markdown(lines: list[AuditLine], params: Params, source: str) -> str:
     column = lines[0].compared_column if lines else compared_column(params)
     columns = list(_paper_table()["columns"])
     flags = [f"`{line.in_use.key}`" for line in lines if line.status == "DIFFERS"]
-    why = ("the dataset in use" if column != ABLATION_COLUMN else
-           f"data.name = {params.data.name} is not a paper dataset: compared with the ImageNet observation / ablation "
-           "setting (supplement Sec. 1), the setting of the alpha experiment; differences there are the miniature's scale")
+    why = (
+        "the dataset in use"
+        if column != ABLATION_COLUMN
+        else f"data.name = {params.data.name} is not a paper dataset: compared with the ImageNet "
+        "observation / ablation "
+        "setting (supplement Sec. 1), the setting of the alpha experiment; differences there are the miniature's scale"
+    )
     out = [
         f"# Hyper-parameter audit: supplement Tables 3 and 4 vs `{source}`",
         "",
@@ -238,7 +274,8 @@ def audit_markdown(lines: list[AuditLine], params: Params, source: str) -> str:
         "count is the data folder's, not a parameter; epochs are derived (iterations x batch / training images) and "
         "compared rounded to a whole number, as printed.",
         "",
-        "| table | group | setting | params key | " + " | ".join(COLUMN_LABELS[c] for c in columns)
+        "| table | group | setting | params key | "
+        + " | ".join(COLUMN_LABELS[c] for c in columns)
         + " | in use | status |",
         "|---|---|---|---|" + "---|" * len(columns) + "---|---|",
     ]
@@ -247,8 +284,11 @@ def audit_markdown(lines: list[AuditLine], params: Params, source: str) -> str:
         status = f"**{line.status}**" if line.status == "DIFFERS" else line.status
         if line.note:
             status += f" ({line.note})"
-        out.append(f"| {line.setting.table} | {line.setting.group} | {line.setting.name} | `{line.in_use.key}` | "
-                   + " | ".join(paper) + f" | {_show(line.in_use.value)} | {status} |")
+        out.append(
+            f"| {line.setting.table} | {line.setting.group} | {line.setting.name} | `{line.in_use.key}` | "
+            + " | ".join(paper)
+            + f" | {_show(line.in_use.value)} | {status} |"
+        )
     return "\n".join(out) + "\n"
 
 

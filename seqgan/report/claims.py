@@ -184,7 +184,10 @@ class _Inputs:
         for seed in r.experiment_seeds:
             for variant in r.variants:
                 files.append(self.layout.tokenizer_metrics(variant, seed))
-                files += [self.layout.transformer_sidecar(o, self.size, variant, seed) for o in self.params.transformer.objectives]
+                files += [
+                    self.layout.transformer_sidecar(o, self.size, variant, seed)
+                    for o in self.params.transformer.objectives
+                ]
         return files
 
     def generation(self, objective: str, variant: str, decoder: str) -> tuple[Path, ...]:
@@ -193,8 +196,10 @@ class _Inputs:
     def generation_runs(self, objective: str, variant: str, decoder: str) -> dict[int, GenerationRun]:
         """Sampling seed -> the generation metrics of that sample set."""
         files = self.generation(objective, variant, decoder)
-        return {seed: _generation_run(path, objective, variant, decoder, seed)
-                for seed, path in zip(self.runs.sampling_seeds, files, strict=True)}
+        return {
+            seed: _generation_run(path, objective, variant, decoder, seed)
+            for seed, path in zip(self.runs.sampling_seeds, files, strict=True)
+        }
 
     def generation_files(self) -> list[Path]:
         r = self.runs
@@ -213,8 +218,12 @@ class _Inputs:
         return [self.layout.tokenizer_metrics(r.no_entropy_variant, s) for s in r.experiment_seeds]
 
     def all_files(self) -> list[Path]:
-        return [*self.val_loss_files(), *self.control_tokenizer_files(), *self.generation_files(),
-                self.layout.phase2_metrics()]
+        return [
+            *self.val_loss_files(),
+            *self.control_tokenizer_files(),
+            *self.generation_files(),
+            self.layout.phase2_metrics(),
+        ]
 
     def weak_tokenizers(self, variants: Sequence[str]) -> list[str]:
         """One line per (variant, seed) tokenizer below a floor of ``evaluation.verdicts``."""
@@ -222,8 +231,10 @@ class _Inputs:
         for seed in self.runs.experiment_seeds:
             for variant in variants:
                 path = self.layout.tokenizer_metrics(variant, seed)
-                lines += [f"{variant} seed {seed} (`{path}`): {flag}"
-                          for flag in tokenizer_floor_flags(read_json(path), self.params.evaluation.verdicts)]
+                lines += [
+                    f"{variant} seed {seed} (`{path}`): {flag}"
+                    for flag in tokenizer_floor_flags(read_json(path), self.params.evaluation.verdicts)
+                ]
         return lines
 
 
@@ -291,15 +302,38 @@ def _generation_run(path: Path, objective: str, variant: str, decoder: str, seed
     classifier = record.get("classifier")
     samples = record.get("samples") or {}
     if not classifier:  # no classifier view (Inception features): nothing to check the samples with
-        return GenerationRun(objective, variant, decoder, seed, path, float(record["fid"]), None, None, None, None,
-                             samples.get("tokens_sha256"))
+        return GenerationRun(
+            objective,
+            variant,
+            decoder,
+            seed,
+            path,
+            float(record["fid"]),
+            None,
+            None,
+            None,
+            None,
+            samples.get("tokens_sha256"),
+        )
     floor = classifier.get("histogram_noise_floor") or {}
     if "histogram_tv_distance" not in classifier or "mean" not in floor:
-        raise KeyError(f"{path}: the classifier view has no histogram_tv_distance / histogram_noise_floor "
-                       "(written by an older eval-samples); rerun the eval_samples rule")
-    return GenerationRun(objective, variant, decoder, seed, path, float(record["fid"]),
-                         float(classifier["confident_fraction"]), float(classifier["reference"]["confident_fraction"]),
-                         float(classifier["histogram_tv_distance"]), float(floor["mean"]), samples.get("tokens_sha256"))
+        raise KeyError(
+            f"{path}: the classifier view has no histogram_tv_distance / histogram_noise_floor "
+            "(written by an older eval-samples); rerun the eval_samples rule"
+        )
+    return GenerationRun(
+        objective,
+        variant,
+        decoder,
+        seed,
+        path,
+        float(record["fid"]),
+        float(classifier["confident_fraction"]),
+        float(classifier["reference"]["confident_fraction"]),
+        float(classifier["histogram_tv_distance"]),
+        float(floor["mean"]),
+        samples.get("tokens_sha256"),
+    )
 
 
 def unusable_reason(run: GenerationRun, v: VerdictParams) -> str | None:
@@ -309,11 +343,15 @@ def unusable_reason(run: GenerationRun, v: VerdictParams) -> str | None:
     assert run.reference_confident is not None and run.histogram_tv is not None and run.histogram_floor is not None
     problems = []
     if run.confident < v.recognisable_confidence_ratio * run.reference_confident:
-        problems.append(f"confident fraction {run.confident:.3f} < {v.recognisable_confidence_ratio} x the real "
-                        f"images' {run.reference_confident:.3f}")
+        problems.append(
+            f"confident fraction {run.confident:.3f} < {v.recognisable_confidence_ratio} x the real "
+            f"images' {run.reference_confident:.3f}"
+        )
     if run.histogram_tv > v.histogram_tv_factor * run.histogram_floor:
-        problems.append(f"class-histogram TV distance {run.histogram_tv:.3f} > {v.histogram_tv_factor} x the "
-                        f"noise floor {run.histogram_floor:.3f}")
+        problems.append(
+            f"class-histogram TV distance {run.histogram_tv:.3f} > {v.histogram_tv_factor} x the "
+            f"noise floor {run.histogram_floor:.3f}"
+        )
     return "; ".join(problems) or None
 
 
@@ -349,10 +387,17 @@ class FidComparison:
         return LOWER if self.difference < 0 else HIGHER
 
 
-def compare_fid(objective: str, start: Sequence[GenerationRun], end: Sequence[GenerationRun],
-                spread_factor: float) -> FidComparison:
-    return FidComparison(objective, start[0].label, end[0].label, spread([r.fid for r in start]),
-                         spread([r.fid for r in end]), spread_factor)
+def compare_fid(
+    objective: str, start: Sequence[GenerationRun], end: Sequence[GenerationRun], spread_factor: float
+) -> FidComparison:
+    return FidComparison(
+        objective,
+        start[0].label,
+        end[0].label,
+        spread([r.fid for r in start]),
+        spread([r.fid for r in end]),
+        spread_factor,
+    )
 
 
 def comparison_verdict(comparisons: Sequence[FidComparison], wanted: str) -> str:
@@ -368,13 +413,33 @@ def comparison_verdict(comparisons: Sequence[FidComparison], wanted: str) -> str
 
 def _generation_table(runs: Sequence[GenerationRun], v: VerdictParams) -> list[str]:
     return _md_table(
-        ["objective", "tokens", "decoder", "sampling seed", "FID", "confident fraction (samples / real)",
-         "class-histogram TV (samples vs real)", "TV noise floor (real vs real)", "usable", "file"],
-        [[r.objective, r.variant, r.decoder, str(r.seed), r.fid,
-          "-" if r.confident is None else f"{r.confident:.3f} / {r.reference_confident:.3f}",
-          r.histogram_tv, r.histogram_floor, "no: " + reason if (reason := unusable_reason(r, v)) else "yes",
-          f"`{r.file}`"]
-         for r in runs],
+        [
+            "objective",
+            "tokens",
+            "decoder",
+            "sampling seed",
+            "FID",
+            "confident fraction (samples / real)",
+            "class-histogram TV (samples vs real)",
+            "TV noise floor (real vs real)",
+            "usable",
+            "file",
+        ],
+        [
+            [
+                r.objective,
+                r.variant,
+                r.decoder,
+                str(r.seed),
+                r.fid,
+                "-" if r.confident is None else f"{r.confident:.3f} / {r.reference_confident:.3f}",
+                r.histogram_tv,
+                r.histogram_floor,
+                "no: " + reason if (reason := unusable_reason(r, v)) else "yes",
+                f"`{r.file}`",
+            ]
+            for r in runs
+        ],
     )
 
 
@@ -383,28 +448,49 @@ def _comparison_table(comparisons: Sequence[FidComparison]) -> list[str]:
         return f"{s.mean:.3f}" if s.std is None else f"{s.mean:.3f} +- {s.std:.3f}"
 
     return _md_table(
-        ["objective", "from", "to", "FID from (mean +- std over sampling seeds)", "FID to", "difference (to - from)",
-         "margin (factor x larger std)", "outcome"],
-        [[c.objective, c.start, c.end, text(c.start_fid), text(c.end_fid), c.difference, c.margin, c.outcome]
-         for c in comparisons],
+        [
+            "objective",
+            "from",
+            "to",
+            "FID from (mean +- std over sampling seeds)",
+            "FID to",
+            "difference (to - from)",
+            "margin (factor x larger std)",
+            "outcome",
+        ],
+        [
+            [c.objective, c.start, c.end, text(c.start_fid), text(c.end_fid), c.difference, c.margin, c.outcome]
+            for c in comparisons
+        ],
     )
 
 
-def generation_part(statement: str, runs: Sequence[GenerationRun], comparisons: Sequence[FidComparison], wanted: str,
-                    v: VerdictParams, context: Sequence[GenerationRun] = (), extra: Sequence[str] = ()) -> Part:
+def generation_part(
+    statement: str,
+    runs: Sequence[GenerationRun],
+    comparisons: Sequence[FidComparison],
+    wanted: str,
+    v: VerdictParams,
+    context: Sequence[GenerationRun] = (),
+    extra: Sequence[str] = (),
+) -> Part:
     """A generation-FID part: usability of every compared sample set, then resolved comparisons.
 
     ``context``: further sample sets shown in the table but not compared (e.g. the control)."""
     table = [*_generation_table([*runs, *context], v), *_comparison_table(comparisons), *extra]
     unusable = [r for r in runs if unusable_reason(r, v)]
     if unusable:
-        text = (f"{len(unusable)} of {len(runs)} compared sample sets are not like real images to the semantic "
-                "classifier (see the usable column): their FID differences are not evidence.")
+        text = (
+            f"{len(unusable)} of {len(runs)} compared sample sets are not like real images to the semantic "
+            "classifier (see the usable column): their FID differences are not evidence."
+        )
         return Part(statement, NOT_TESTABLE, (text, "", *table))
     verdict = comparison_verdict(comparisons, wanted)
     if any(c.outcome == SPREAD_UNKNOWN for c in comparisons):
-        text = ("One sampling seed (`evaluation.sampling_seeds`): the FIDs' spread over sampling seeds is unknown, "
-                "so no difference is resolved.")
+        text = (
+            "One sampling seed (`evaluation.sampling_seeds`): the FIDs' spread over sampling seeds is unknown, "
+            "so no difference is resolved."
+        )
     elif verdict == NOT_TESTABLE:
         text = "Some differences are within the spread over sampling seeds (see the outcome column)."
     else:
@@ -437,12 +523,16 @@ class _LossRuns:
 
 def _loss_runs(inp: _Inputs, objective: str) -> _LossRuns:
     loss: dict[int, dict[str, float]] = {}
-    evidence: dict[str, dict[str, list[float | None]]] = {v: {c: [] for c, _, _ in LOSS_EVIDENCE} for v in inp.runs.variants}
+    evidence: dict[str, dict[str, list[float | None]]] = {
+        v: {c: [] for c, _, _ in LOSS_EVIDENCE} for v in inp.runs.variants
+    }
     for seed in inp.runs.experiment_seeds:
         loss[seed] = {}
         for variant in inp.runs.variants:
-            records = {"transformer": read_json(inp.layout.transformer_sidecar(objective, inp.size, variant, seed))["metrics"],
-                       "tokenizer": read_json(inp.layout.tokenizer_metrics(variant, seed))}
+            records = {
+                "transformer": read_json(inp.layout.transformer_sidecar(objective, inp.size, variant, seed))["metrics"],
+                "tokenizer": read_json(inp.layout.tokenizer_metrics(variant, seed)),
+            }
             loss[seed][variant] = float(records["transformer"]["final_val_loss"])
             for column, record, key in LOSS_EVIDENCE:
                 evidence[variant][column].append(records[record].get(key))
@@ -466,16 +556,24 @@ def paired_verdict(interval: PairedInterval) -> str:
     return UNDECIDED
 
 
-def _comparison_rows(loss: dict[int, dict[str, float]], pairs: Sequence[tuple[str, str]], confidence: float,
-                     with_verdict: bool) -> tuple[list[list[Any]], list[str]]:
+def _comparison_rows(
+    loss: dict[int, dict[str, float]], pairs: Sequence[tuple[str, str]], confidence: float, with_verdict: bool
+) -> tuple[list[list[Any]], list[str]]:
     rows, verdicts = [], []
     for later, earlier in pairs:
         interval = paired_interval(paired_differences(loss, later, earlier), confidence)
         verdict = paired_verdict(interval) if with_verdict else "(context)"
         verdicts.append(verdict)
         every = "yes" if all(d < 0 for d in interval.differences.values()) else "no"
-        rows.append([f"{later} - {earlier}", *[interval.differences[seed] for seed in loss], interval.describe(),
-                     every, verdict])
+        rows.append(
+            [
+                f"{later} - {earlier}",
+                *[interval.differences[seed] for seed in loss],
+                interval.describe(),
+                every,
+                verdict,
+            ]
+        )
     return rows, verdicts
 
 
@@ -490,16 +588,27 @@ def _loss_evidence(inp: _Inputs, objective: str, runs: _LossRuns, alpha_variants
         control_pairs = [("control", v) for v in dict.fromkeys([alpha_variants[0], alpha_variants[-1]])]
         control_rows, _ = _comparison_rows(loss, control_pairs, confidence, with_verdict=False)
     verdict = combine(verdicts)
-    header = ["comparison", *[f"seed {s}" for s in seeds], f"mean, {confidence:.0%} t-interval",
-              "every seed < 0", "outcome"]
+    header = [
+        "comparison",
+        *[f"seed {s}" for s in seeds],
+        f"mean, {confidence:.0%} t-interval",
+        "every seed < 0",
+        "outcome",
+    ]
     return [
         f"**{objective.upper()} {inp.size}** -- final validation cross-entropy (nats/token) per tokenizer, over "
         f"experiment seeds {seeds}, with the evidence needed to read it (means over seeds):",
         "",
         *_md_table(
             ["tokenizer", "final val loss: mean +- std (min, max, n)", *[c for c, _, _ in LOSS_EVIDENCE]],
-            [[v, _spread_text(spread([loss[s][v] for s in loss])),
-              *[_mean_or_none(runs.evidence[v][c]) for c, _, _ in LOSS_EVIDENCE]] for v in variants],
+            [
+                [
+                    v,
+                    _spread_text(spread([loss[s][v] for s in loss])),
+                    *[_mean_or_none(runs.evidence[v][c]) for c, _, _ in LOSS_EVIDENCE],
+                ]
+                for v in variants
+            ],
         ),
         *_md_table(["seed", *variants], [[str(s), *[loss[s][v] for v in variants]] for s in loss]),
         "Paired differences (larger alpha minus smaller; negative = the paper's direction), per seed:",
@@ -516,9 +625,11 @@ def _control_caveat(objective: str, runs: _LossRuns, alpha_variants: list[str]) 
     lowest_alpha = min(mean[v] for v in alpha_variants)
     if mean["control"] >= lowest_alpha:
         return None
-    return (f"{objective.upper()}: the no-perceptual-loss control ({mean['control']:.3f}) is below every alpha (lowest "
-            f"{lowest_alpha:.3f}): a lower validation loss here tracks less texture / fewer codes in the tokens, not "
-            "necessarily more semantics (compare the unigram CE, perplexity and semantic accuracy columns).")
+    return (
+        f"{objective.upper()}: the no-perceptual-loss control ({mean['control']:.3f}) is below every alpha (lowest "
+        f"{lowest_alpha:.3f}): a lower validation loss here tracks less texture / fewer codes in the tokens, not "
+        "necessarily more semantics (compare the unigram CE, perplexity and semantic accuracy columns)."
+    )
 
 
 def _claim2(inp: _Inputs) -> Claim:
@@ -542,22 +653,31 @@ def _claim2(inp: _Inputs) -> Claim:
         if "control" in variants:
             caveats += filter(None, [_control_caveat(objective, loss_runs, alpha_variants)])
     if "control" not in variants:
-        caveats.append("no control run (tokenizer.control_no_perceptual = false): 'more semantic' cannot be told apart "
-                       "from 'less texture' by a tokenizer without perceptual loss.")
+        caveats.append(
+            "no control run (tokenizer.control_no_perceptual = false): 'more semantic' cannot be told apart "
+            "from 'less texture' by a tokenizer without perceptual loss."
+        )
     if len(runs.experiment_seeds) < 2:
         caveats.append(f"one experiment seed ({list(runs.experiment_seeds)}): no estimate of the seed-to-seed spread.")
     caveats += [f"below a tokenizer floor (flagged, still compared): {line}" for line in inp.weak_tokenizers(variants)]
-    loss_part = Part("the final validation loss decreases as alpha grows (paired per-seed differences)",
-                     combine(objective_verdicts), tuple(evidence))
+    loss_part = Part(
+        "the final validation loss decreases as alpha grows (paired per-seed differences)",
+        combine(objective_verdicts),
+        tuple(evidence),
+    )
 
     verdicts = inp.params.evaluation.verdicts
     gen = {(o, v): list(inp.generation_runs(o, v, "phase1").values()) for o in objectives for v in variants}
     compared = [run for o in objectives for v in alpha_variants for run in gen[(o, v)]]
     context = [run for o in objectives for v in variants if v not in alpha_variants for run in gen[(o, v)]]
-    comparisons = [compare_fid(o, gen[(o, a)], gen[(o, b)], verdicts.fid_spread_factor)
-                   for o in objectives for a, b in zip(alpha_variants, alpha_variants[1:], strict=False)]
-    gen_part = generation_part("generation FID improves (decreases) as alpha grows", compared, comparisons, LOWER,
-                               verdicts, context)
+    comparisons = [
+        compare_fid(o, gen[(o, a)], gen[(o, b)], verdicts.fid_spread_factor)
+        for o in objectives
+        for a, b in zip(alpha_variants, alpha_variants[1:], strict=False)
+    ]
+    gen_part = generation_part(
+        "generation FID improves (decreases) as alpha grows", compared, comparisons, LOWER, verdicts, context
+    )
     sources = [str(f) for f in inp.val_loss_files()] + [str(r.file) for r in [*compared, *context]]
     return Claim(2, statement, (loss_part, gen_part), tuple(sources), tuple(caveats))
 
@@ -581,41 +701,83 @@ def _claim3(inp: _Inputs) -> Claim:
             if variant != no_entropy:
                 usages.append(float(m["codebook_usage"]))
             regulariser = "no" if variant == no_entropy or weight <= 0 else "yes"
-            rows.append([variant, str(seed), regulariser, m["codebook_usage"], m.get("codebook_used_codes"),
-                         m.get("codebook_size"), m.get("codebook_perplexity"), m.get("psnr"), f"`{path}`"])
+            rows.append(
+                [
+                    variant,
+                    str(seed),
+                    regulariser,
+                    m["codebook_usage"],
+                    m.get("codebook_used_codes"),
+                    m.get("codebook_size"),
+                    m.get("codebook_perplexity"),
+                    m.get("psnr"),
+                    f"`{path}`",
+                ]
+            )
             files.append(str(path))
     phase2 = layout.phase2_metrics()
     m2 = read_json(phase2)
-    rows.append(["phase 2", str(runs.run_seed), "frozen codebook", m2["codebook_usage"], m2.get("codebook_used_codes"),
-                 m2.get("codebook_size"), m2.get("codebook_perplexity"), m2.get("psnr"), f"`{phase2}`"])
+    rows.append(
+        [
+            "phase 2",
+            str(runs.run_seed),
+            "frozen codebook",
+            m2["codebook_usage"],
+            m2.get("codebook_used_codes"),
+            m2.get("codebook_size"),
+            m2.get("codebook_perplexity"),
+            m2.get("psnr"),
+            f"`{phase2}`",
+        ]
+    )
     files.append(str(phase2))
-    table = _md_table(["tokenizer", "seed", "entropy regulariser", "usage", "used codes", "K", "perplexity",
-                       "PSNR (dB)", "file"], rows)
+    table = _md_table(
+        ["tokenizer", "seed", "entropy regulariser", "usage", "used codes", "K", "perplexity", "PSNR (dB)", "file"],
+        rows,
+    )
     flags = inp.weak_tokenizers(runs.tokenizer_variants)
-    flagged = (["Below a tokenizer floor (flagged, still compared):", "", *[f"- {line}" for line in flags], ""]
-               if flags else [])
+    flagged = (
+        ["Below a tokenizer floor (flagged, still compared):", "", *[f"- {line}" for line in flags], ""]
+        if flags
+        else []
+    )
     if weight > 0:
         verdict = HOLDS if min(usages) >= params.evaluation.verdicts.full_usage else DOES_NOT_HOLD
-        usage_part = Part(f"with the regulariser (tokenizer.quantizer.entropy_weight = {weight}) every tokenizer uses about 100 % "
-                          "of its codebook", verdict, (f"Lowest usage with the regulariser: {min(usages):.4f}.", "",
-                                                       *table, *flagged))
+        usage_part = Part(
+            f"with the regulariser (tokenizer.quantizer.entropy_weight = {weight}) every tokenizer uses about 100 % "
+            "of its codebook",
+            verdict,
+            (f"Lowest usage with the regulariser: {min(usages):.4f}.", "", *table, *flagged),
+        )
     else:
-        usage_part = Part("with the regulariser every tokenizer uses about 100 % of its codebook", NOT_RUN,
-                          ("tokenizer.quantizer.entropy_weight = 0: no tokenizer has the regulariser.", "", *table))
+        usage_part = Part(
+            "with the regulariser every tokenizer uses about 100 % of its codebook",
+            NOT_RUN,
+            ("tokenizer.quantizer.entropy_weight = 0: no tokenizer has the regulariser.", "", *table),
+        )
     raise_part = _entropy_ablation_part(params, runs.experiment_seeds, usage, no_entropy, weight)
-    return Claim(3, "The entropy regulariser raises codebook usage to about 100 %.", (usage_part, raise_part), tuple(files), ())
+    return Claim(
+        3, "The entropy regulariser raises codebook usage to about 100 %.", (usage_part, raise_part), tuple(files), ()
+    )
 
 
-def _entropy_ablation_part(params: Params, seeds: Sequence[int], usage: dict[tuple[str, int], float],
-                           no_entropy: str | None, weight: float) -> Part:
+def _entropy_ablation_part(
+    params: Params, seeds: Sequence[int], usage: dict[tuple[str, int], float], no_entropy: str | None, weight: float
+) -> Part:
     """Usage with minus without the regulariser, per experiment seed (smallest-alpha tokenizer vs noentropy)."""
     statement = "the regulariser raises usage relative to a tokenizer without it"
     if weight <= 0:
-        return Part(statement, NOT_RUN, ("Every tokenizer is trained without the regulariser; no run with it exists "
-                                         "to compare.",))
+        return Part(
+            statement,
+            NOT_RUN,
+            ("Every tokenizer is trained without the regulariser; no run with it exists to compare.",),
+        )
     if no_entropy is None:
-        return Part(statement, NOT_RUN, ("tokenizer.control_no_entropy = false: no tokenizer without the regulariser "
-                                         "is trained.",))
+        return Part(
+            statement,
+            NOT_RUN,
+            ("tokenizer.control_no_entropy = false: no tokenizer without the regulariser is trained.",),
+        )
     with_reg = variant_name(no_entropy_alpha(params))
     diffs = {s: usage[(with_reg, s)] - usage[(no_entropy, s)] for s in seeds}
     if all(d > 0 for d in diffs.values()):
@@ -624,11 +786,21 @@ def _entropy_ablation_part(params: Params, seeds: Sequence[int], usage: dict[tup
         verdict = DOES_NOT_HOLD
     else:
         verdict = UNDECIDED
-    table = _md_table(["seed", f"usage with ({with_reg})", f"usage without ({no_entropy})", "with - without"],
-                      [[str(s), usage[(with_reg, s)], usage[(no_entropy, s)], diffs[s]] for s in seeds])
-    return Part(statement, verdict, (f"{with_reg} and {no_entropy} differ only in tokenizer.quantizer.entropy_weight "
-                                     f"({weight} vs 0), per experiment seed:", "", *table,
-                                     "The paper's Table 5 contrasts 43.5 % (without) with 100 % (with)."))
+    table = _md_table(
+        ["seed", f"usage with ({with_reg})", f"usage without ({no_entropy})", "with - without"],
+        [[str(s), usage[(with_reg, s)], usage[(no_entropy, s)], diffs[s]] for s in seeds],
+    )
+    return Part(
+        statement,
+        verdict,
+        (
+            f"{with_reg} and {no_entropy} differ only in tokenizer.quantizer.entropy_weight "
+            f"({weight} vs 0), per experiment seed:",
+            "",
+            *table,
+            "The paper's Table 5 contrasts 43.5 % (without) with 100 % (with).",
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -657,56 +829,112 @@ def _decoder_evidence(inp: _Inputs) -> _DecoderEvidence:
         p1 = inp.generation_runs(objective, runs.phase2_source, "phase1")
         p2 = inp.generation_runs(objective, runs.phase2_source, "phase2")
         gen += [*p1.values(), *p2.values()]
-        comparisons.append(compare_fid(objective, list(p1.values()), list(p2.values()),
-                                       inp.params.evaluation.verdicts.fid_spread_factor))
+        comparisons.append(
+            compare_fid(
+                objective, list(p1.values()), list(p2.values()), inp.params.evaluation.verdicts.fid_spread_factor
+            )
+        )
         for s in p1:
             same_tokens = p1[s].tokens_sha256 is not None and p1[s].tokens_sha256 == p2[s].tokens_sha256
-            rows.append([objective, str(s), p1[s].fid, p2[s].fid, p2[s].fid - p1[s].fid,
-                         "yes" if same_tokens else "not recorded / no"])
-    table = _md_table(["objective", "sampling seed", "FID phase-1 decoder", "FID phase-2 decoder", "phase 2 - phase 1",
-                       "identical token grids (tokens_sha256)"], rows)
-    return _DecoderEvidence(p1_file, p2_file, read_json(p1_file), read_json(p2_file), tuple(gen), tuple(comparisons),
-                            tuple(table))
+            rows.append(
+                [
+                    objective,
+                    str(s),
+                    p1[s].fid,
+                    p2[s].fid,
+                    p2[s].fid - p1[s].fid,
+                    "yes" if same_tokens else "not recorded / no",
+                ]
+            )
+    table = _md_table(
+        [
+            "objective",
+            "sampling seed",
+            "FID phase-1 decoder",
+            "FID phase-2 decoder",
+            "phase 2 - phase 1",
+            "identical token grids (tokens_sha256)",
+        ],
+        rows,
+    )
+    return _DecoderEvidence(
+        p1_file, p2_file, read_json(p1_file), read_json(p2_file), tuple(gen), tuple(comparisons), tuple(table)
+    )
 
 
 def _reconstruction_table(ev: _DecoderEvidence) -> list[str]:
-    keys = [("rfid", "rFID"), ("psnr", "PSNR (dB)"), (ev.phase2.get("perceptual_metric") or "", "perceptual distance (L_per^low)"),
-            ("classifier_accuracy_reconstructed", "semantic acc. on reconstructions")]
-    return _md_table(["metric", f"phase 1 (`{ev.phase1_file}`)", f"phase 2 (`{ev.phase2_file}`)"],
-                     [[label, ev.phase1.get(key), ev.phase2.get(key)] for key, label in keys if key])
+    keys = [
+        ("rfid", "rFID"),
+        ("psnr", "PSNR (dB)"),
+        (ev.phase2.get("perceptual_metric") or "", "perceptual distance (L_per^low)"),
+        ("classifier_accuracy_reconstructed", "semantic acc. on reconstructions"),
+    ]
+    return _md_table(
+        ["metric", f"phase 1 (`{ev.phase1_file}`)", f"phase 2 (`{ev.phase2_file}`)"],
+        [[label, ev.phase1.get(key), ev.phase2.get(key)] for key, label in keys if key],
+    )
 
 
 def _decoder_generation_part(inp: _Inputs, ev: _DecoderEvidence, statement: str, wanted: str) -> Part:
-    return generation_part(statement, ev.runs, ev.comparisons, wanted, inp.params.evaluation.verdicts,
-                           extra=("Per sampling seed (both decoders decode the same token grids):", "", *ev.table))
+    return generation_part(
+        statement,
+        ev.runs,
+        ev.comparisons,
+        wanted,
+        inp.params.evaluation.verdicts,
+        extra=("Per sampling seed (both decoders decode the same token grids):", "", *ev.table),
+    )
 
 
 def _claim1(inp: _Inputs, ev: _DecoderEvidence) -> Claim:
     rfid_better = float(ev.phase2["rfid"]) < float(ev.phase1["rfid"])
     parts = (
-        Part("the stronger (phase-2, attention) decoder improves rFID", HOLDS if rfid_better else DOES_NOT_HOLD,
-             tuple(_reconstruction_table(ev))),
-        _decoder_generation_part(inp, ev, "it does not improve generation FID (phase 2 higher beyond the seed "
-                                 "spread in every objective)", HIGHER),
+        Part(
+            "the stronger (phase-2, attention) decoder improves rFID",
+            HOLDS if rfid_better else DOES_NOT_HOLD,
+            tuple(_reconstruction_table(ev)),
+        ),
+        _decoder_generation_part(
+            inp,
+            ev,
+            "it does not improve generation FID (phase 2 higher beyond the seed spread in every objective)",
+            HIGHER,
+        ),
     )
-    caveat = ("Evidence is the project's phase-2 decoder on frozen tokens: the paper's Table 1 trains conv x2 / attention x2 "
-              "decoders jointly with the tokens (that ablation is not built), so this tests the decoder alone, with the "
-              "transformer and its tokens unchanged.")
-    return Claim(1, "A stronger decoder improves rFID but not generation FID (Table 1).", parts,
-                 (str(ev.phase1_file), str(ev.phase2_file), *[str(r.file) for r in ev.runs]), (caveat,))
+    caveat = (
+        "Evidence is the project's phase-2 decoder on frozen tokens: the paper's Table 1 trains conv x2 / attention x2 "
+        "decoders jointly with the tokens (that ablation is not built), so this tests the decoder alone, with the "
+        "transformer and its tokens unchanged."
+    )
+    return Claim(
+        1,
+        "A stronger decoder improves rFID but not generation FID (Table 1).",
+        parts,
+        (str(ev.phase1_file), str(ev.phase2_file), *[str(r.file) for r in ev.runs]),
+        (caveat,),
+    )
 
 
 def _claim4(inp: _Inputs, ev: _DecoderEvidence) -> Claim:
     psnr_better = float(ev.phase2["psnr"]) > float(ev.phase1["psnr"])
     parts = (
-        _decoder_generation_part(inp, ev, "phase 2 improves generation FID (lower beyond the seed spread in every "
-                                 "objective)", LOWER),
-        Part("phase 2 restores colour and detail (PSNR of phase-2 reconstructions above phase 1's)",
-             HOLDS if psnr_better else DOES_NOT_HOLD, tuple(_reconstruction_table(ev))),
+        _decoder_generation_part(
+            inp, ev, "phase 2 improves generation FID (lower beyond the seed spread in every objective)", LOWER
+        ),
+        Part(
+            "phase 2 restores colour and detail (PSNR of phase-2 reconstructions above phase 1's)",
+            HOLDS if psnr_better else DOES_NOT_HOLD,
+            tuple(_reconstruction_table(ev)),
+        ),
     )
-    return Claim(4, "Phase 2 (frozen tokens, attention decoder, alpha = 0) improves generation FID (Fig. 8b) and "
-                    "restores colour and detail (supplement Fig. 1).", parts,
-                 (str(ev.phase1_file), str(ev.phase2_file), *[str(r.file) for r in ev.runs]), ())
+    return Claim(
+        4,
+        "Phase 2 (frozen tokens, attention decoder, alpha = 0) improves generation FID (Fig. 8b) and "
+        "restores colour and detail (supplement Fig. 1).",
+        parts,
+        (str(ev.phase1_file), str(ev.phase2_file), *[str(r.file) for r in ev.runs]),
+        (),
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ class VerdictComparison:
 
     @property
     def label(self) -> str:
-        return f"claim {self.claim}" + (f", part \"{self.part}\"" if self.part else "")
+        return f"claim {self.claim}" + (f', part "{self.part}"' if self.part else "")
 
     @property
     def status(self) -> str:
@@ -93,8 +93,9 @@ class Comparison:
     def disagreements(self) -> list[str]:
         """One line per number or verdict that is not the same (the reasons for exit status 1)."""
         lines = [f"{c.name}: {c.status}" for c in self.numbers if c.status != AGREE]
-        lines += [f"{v.label} verdict: {v.status} ({v.reference} -> {v.this})"
-                  for v in self.verdicts if v.status != SAME]
+        lines += [
+            f"{v.label} verdict: {v.status} ({v.reference} -> {v.this})" for v in self.verdicts if v.status != SAME
+        ]
         return lines
 
     @property
@@ -110,19 +111,28 @@ def compare_runs(reference: RunNumbers, this: RunNumbers, verdicts: VerdictParam
         tol = None
         if ref is not None and now is not None:
             s = ref.spread
-            tol = tolerance(s.std, s.count, now.spread.count, s.mean, verdicts.reference_tolerance_sigmas,
-                            verdicts.reference_tolerance_floor)
+            tol = tolerance(
+                s.std,
+                s.count,
+                now.spread.count,
+                s.mean,
+                verdicts.reference_tolerance_sigmas,
+                verdicts.reference_tolerance_floor,
+            )
         rows.append(NumberComparison(name, ref, now, tol))
     claims = sorted(set(reference.claims) | set(this.claims))
     verdict_rows = []
     for c in claims:
         ref_claim, this_claim = reference.claims.get(c), this.claims.get(c)
-        verdict_rows.append(VerdictComparison(c, ref_claim.verdict if ref_claim else None,
-                                              this_claim.verdict if this_claim else None))
+        verdict_rows.append(
+            VerdictComparison(c, ref_claim.verdict if ref_claim else None, this_claim.verdict if this_claim else None)
+        )
         ref_parts = dict(ref_claim.parts) if ref_claim else {}
         this_parts = dict(this_claim.parts) if this_claim else {}
-        verdict_rows += [VerdictComparison(c, ref_parts.get(p), this_parts.get(p), p)
-                         for p in dict.fromkeys([*ref_parts, *this_parts])]
+        verdict_rows += [
+            VerdictComparison(c, ref_parts.get(p), this_parts.get(p), p)
+            for p in dict.fromkeys([*ref_parts, *this_parts])
+        ]
     notes = [f"missing in this run: {m}" for m in this.missing]
     notes += [f"missing in the reference run: {m}" for m in reference.missing]
     return Comparison(rows, verdict_rows, notes)
@@ -133,10 +143,17 @@ def comparison_summary(comparison: Comparison, reference_dir: str) -> dict:
     counts: dict[str, int] = {}
     for c in comparison.numbers:
         counts[c.status] = counts.get(c.status, 0) + 1
-    return {"reference": reference_dir, "numbers": len(comparison.numbers), "number_outcomes": counts,
-            "verdicts": [{"claim": v.claim, "part": v.part, "reference": v.reference, "this": v.this,
-                          "outcome": v.status} for v in comparison.verdicts],
-            "disagreements": comparison.disagreements, "agrees": comparison.agrees}
+    return {
+        "reference": reference_dir,
+        "numbers": len(comparison.numbers),
+        "number_outcomes": counts,
+        "verdicts": [
+            {"claim": v.claim, "part": v.part, "reference": v.reference, "this": v.this, "outcome": v.status}
+            for v in comparison.verdicts
+        ],
+        "disagreements": comparison.disagreements,
+        "agrees": comparison.agrees,
+    }
 
 
 def _value(n: Number | None) -> str:
@@ -148,8 +165,9 @@ def _value(n: Number | None) -> str:
     return f"{s.mean:.4g} +- {s.std:.2g} (n = {s.count})"
 
 
-def comparison_markdown(comparison: Comparison, verdicts: VerdictParams, reference_dir: str,
-                        identity: list[str]) -> str:
+def comparison_markdown(
+    comparison: Comparison, verdicts: VerdictParams, reference_dir: str, identity: list[str]
+) -> str:
     """results/compare_reference.md: one row per number, then one per claim, then what differs."""
     k, floor = verdicts.reference_tolerance_sigmas, verdicts.reference_tolerance_floor
     lines = [
@@ -169,41 +187,53 @@ def comparison_markdown(comparison: Comparison, verdicts: VerdictParams, referen
         tol = "-" if c.tolerance is None else f"{c.tolerance:.3g}"
         lines.append(f"| {c.name} | {_value(c.reference)} | {_value(c.this)} | {diff} | {tol} | {c.status} |")
     lines += ["", "| claim (part) | reference verdict | this run's verdict | outcome |", "|---|---|---|---|"]
-    lines += [f"| {v.claim}{' - ' + v.part if v.part else ''} | {v.reference or '-'} | {v.this or '-'} | {v.status} |"
-              for v in comparison.verdicts]
+    lines += [
+        f"| {v.claim}{' - ' + v.part if v.part else ''} | {v.reference or '-'} | {v.this or '-'} | {v.status} |"
+        for v in comparison.verdicts
+    ]
     lines.append("")
     if comparison.notes:
         lines += [*[f"- {n}" for n in comparison.notes], ""]
     if comparison.agrees:
-        lines.append(f"Every number agrees and every verdict is the same ({len(comparison.numbers)} numbers, "
-                     f"{len(comparison.verdicts)} claims).")
+        lines.append(
+            f"Every number agrees and every verdict is the same ({len(comparison.numbers)} numbers, "
+            f"{len(comparison.verdicts)} claims)."
+        )
     else:
-        lines += [f"{len(comparison.disagreements)} difference(s):", "",
-                  *[f"- {d}" for d in comparison.disagreements]]
+        lines += [f"{len(comparison.disagreements)} difference(s):", "", *[f"- {d}" for d in comparison.disagreements]]
     return "\n".join(lines) + "\n"
 
 
 def identity_lines(reference_info: dict, this_params_hash: str, params_file: str) -> list[str]:
     """Which code and params each side ran; a params difference is said first (it explains differences)."""
     ref_hash = reference_info.get("params_hash")
-    lines = [f"Reference: git {reference_info.get('git_revision')}, params hash {ref_hash}, "
-             f"{reference_info.get('date')}. This run: params hash {this_params_hash} ({params_file})."]
+    lines = [
+        f"Reference: git {reference_info.get('git_revision')}, params hash {ref_hash}, "
+        f"{reference_info.get('date')}. This run: params hash {this_params_hash} ({params_file})."
+    ]
     if ref_hash != this_params_hash:
-        lines.append(f"**The params differ from the reference's** ({this_params_hash} vs {ref_hash}): "
-                     "numbers that depend on the changed keys are expected to differ.")
+        lines.append(
+            f"**The params differ from the reference's** ({this_params_hash} vs {ref_hash}): "
+            "numbers that depend on the changed keys are expected to differ."
+        )
     return lines
 
 
-def compare_with_reference(params: Params, params_file: str, layout: ArtefactLayout,
-                           reference: ReferenceLayout) -> tuple[Comparison, str]:
+def compare_with_reference(
+    params: Params, params_file: str, layout: ArtefactLayout, reference: ReferenceLayout
+) -> tuple[Comparison, str]:
     """This run's numbers (read through ``layout``) against ``reference``: the comparison and its Markdown.
 
     Raises :class:`seqgan.report.reference_layout.MissingReferenceError` or ValueError for a missing or
     unreadable reference."""
     info, expected = reference.run_info(), reference.numbers()
     comparison = compare_runs(expected, collect_numbers(params, layout), params.evaluation.verdicts)
-    text = comparison_markdown(comparison, params.evaluation.verdicts, str(reference.root),
-                               identity_lines(info, params_hash(params.raw), params_file))
+    text = comparison_markdown(
+        comparison,
+        params.evaluation.verdicts,
+        str(reference.root),
+        identity_lines(info, params_hash(params.raw), params_file),
+    )
     return comparison, text
 
 
@@ -215,9 +245,12 @@ def compare_reference_job(params: Params, params_file: str, layout: ArtefactLayo
     except (MissingReferenceError, ValueError) as exc:
         raise SystemExit(f"error: compare-reference: {exc}") from None
     atomic_write_text(out, text)
-    atomic_write_text(Path(out).with_suffix(".json"),
-                      json.dumps(comparison_summary(comparison, str(reference)), indent=2) + "\n")
+    atomic_write_text(
+        Path(out).with_suffix(".json"), json.dumps(comparison_summary(comparison, str(reference)), indent=2) + "\n"
+    )
     print(text)
     if not comparison.agrees:
-        raise SystemExit(f"compare-reference: {len(comparison.disagreements)} difference(s) from {reference} "
-                         f"(see {out}): " + "; ".join(comparison.disagreements))
+        raise SystemExit(
+            f"compare-reference: {len(comparison.disagreements)} difference(s) from {reference} "
+            f"(see {out}): " + "; ".join(comparison.disagreements)
+        )

@@ -113,23 +113,27 @@ def fig1_panels(
     )
 
 
-def psnr_table(panels: Fig1Panels, indices: Sequence[int], labels: Sequence[int],
-               class_names: Sequence[str] | None = None) -> pd.DataFrame:
+def psnr_table(
+    panels: Fig1Panels, indices: Sequence[int], labels: Sequence[int], class_names: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Per validation image: index in the split, label, PSNR (dB, inf = identical) of both decoders."""
-    table = pd.DataFrame({
-        "val_index": [int(i) for i in indices],
-        "label": [int(c) for c in labels],
-        "psnr_phase1_db": panels.psnr_phase1,
-        "psnr_phase2_db": panels.psnr_phase2,
-    })
+    table = pd.DataFrame(
+        {
+            "val_index": [int(i) for i in indices],
+            "label": [int(c) for c in labels],
+            "psnr_phase1_db": panels.psnr_phase1,
+            "psnr_phase2_db": panels.psnr_phase2,
+        }
+    )
     table["psnr_gain_db"] = table.psnr_phase2_db - table.psnr_phase1_db
     if class_names is not None:
         table.insert(2, "class_name", [class_names[c] if 0 <= c < len(class_names) else "" for c in table.label])
     return table
 
 
-def plot_fig1(panels: Fig1Panels, out_pdf: str | Path, *, title: str, caption: str,
-              sample_label: str = "sample") -> GridLayout:
+def plot_fig1(
+    panels: Fig1Panels, out_pdf: str | Path, *, title: str, caption: str, sample_label: str = "sample"
+) -> GridLayout:
     """Five rows: generated ids by decoder 1 / 2, then validation originals and both reconstructions."""
     rows = [
         (f"{sample_label}, phase-1 decoder", panels.sample_phase1),
@@ -142,7 +146,14 @@ def plot_fig1(panels: Fig1Panels, out_pdf: str | Path, *, title: str, caption: s
 
 
 def fig1_job(
-    params: Params, *, samples_dir: Path, phase1: Path, phase2: Path, val_dir: Path, out: Path, threads: int,
+    params: Params,
+    *,
+    samples_dir: Path,
+    phase1: Path,
+    phase2: Path,
+    val_dir: Path,
+    out: Path,
+    threads: int,
 ) -> None:
     """`seqgan fig1`: supplement Fig. 1 and its per-image PSNR CSV (rule ``fig1_phase2_decoder``)."""
     set_threads(threads)
@@ -150,13 +161,16 @@ def fig1_job(
     tok1, side1 = load_tokenizer_checkpoint(phase1, params, device)
     tok2, side2 = load_tokenizer_checkpoint(phase2, params, device)
     if side1.get("phase") != 1 or side2.get("phase") != 2:
-        raise SystemExit(f"error: --phase1 {phase1} is phase {side1.get('phase')}, "
-                         f"--phase2 {phase2} is phase {side2.get('phase')}")
+        raise SystemExit(
+            f"error: --phase1 {phase1} is phase {side1.get('phase')}, --phase2 {phase2} is phase {side2.get('phase')}"
+        )
     samples = open_sample_set(samples_dir)
     decoded_with = (samples.manifest.get("tokenizer_checkpoint") or {}).get("sha256")
     if decoded_with and decoded_with != file_sha256(phase1):
-        raise SystemExit(f"error: the samples in {samples_dir} were decoded with another tokenizer than "
-                         f"{phase1}; their ids belong to that tokenizer's codebook")
+        raise SystemExit(
+            f"error: the samples in {samples_dir} were decoded with another tokenizer than "
+            f"{phase1}; their ids belong to that tokenizer's codebook"
+        )
     store = open_image_store(val_dir)
     columns = params.evaluation.sample_grid.columns
     n, m = min(columns, len(samples)), min(columns, len(store))
@@ -177,8 +191,13 @@ def fig1_job(
         f"mean PSNR {np.mean(panels.psnr_phase1):.2f} dB (phase 1) vs {np.mean(panels.psnr_phase2):.2f} dB "
         f"(phase 2), per image in {csv_path.name}. Run {params.run.name}."
     )
-    plot_fig1(panels, out, title="Supplement Fig. 1: the same tokens through the phase-1 and phase-2 decoders",
-              caption=caption, sample_label=f"{objective} sample")
+    plot_fig1(
+        panels,
+        out,
+        title="Supplement Fig. 1: the same tokens through the phase-1 and phase-2 decoders",
+        caption=caption,
+        sample_label=f"{objective} sample",
+    )
     table = psnr_table(panels, range(m), store.labels[:m], store.class_names)
     atomic_write_text(csv_path, table.to_csv(index=False))
     print(table.to_string(index=False))

@@ -69,9 +69,7 @@ def summary_row(run: Fig2Run, floors: VerdictParams | None = None) -> dict:
         "semantic_acc_reconstructed": tok.get("classifier_accuracy_reconstructed"),
         "semantic_acc_original": tok.get("classifier_accuracy_original"),
         "below_floor": "; ".join(tokenizer_floor_flags(tok, floors)) if floors is not None else "",
-        "sources": json.dumps(
-            {k: str(v) for k, v in asdict(run).items() if k not in ("variant", "objective")}
-        ),
+        "sources": json.dumps({k: str(v) for k, v in asdict(run).items() if k not in ("variant", "objective")}),
     }
 
 
@@ -79,8 +77,9 @@ def _variant_order(variant: str) -> tuple[int, float]:
     return (1, 0.0) if variant == "control" else (0, float(variant.removeprefix("alpha")))
 
 
-def plot_fig2(runs: Sequence[Fig2Run], out_pdf: Path, title_note: str = "",
-              floors: VerdictParams | None = None) -> pd.DataFrame:
+def plot_fig2(
+    runs: Sequence[Fig2Run], out_pdf: Path, title_note: str = "", floors: VerdictParams | None = None
+) -> pd.DataFrame:
     """Write ``out_pdf`` and a PNG beside it; return the summary table (also written as CSV).
 
     A run whose tokenizer is below a floor of ``floors`` (``evaluation.verdicts``) is marked with a
@@ -103,7 +102,10 @@ def plot_fig2(runs: Sequence[Fig2Run], out_pdf: Path, title_note: str = "",
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     _evidence_panel(axes[-1], table, weak)
-    fig.suptitle("Validation loss vs semantic ratio alpha (supplement Fig. 2)" + (f" - {title_note}" if title_note else ""), fontsize=10)
+    fig.suptitle(
+        "Validation loss vs semantic ratio alpha (supplement Fig. 2)" + (f" - {title_note}" if title_note else ""),
+        fontsize=10,
+    )
     fig.tight_layout()
     out_pdf = Path(out_pdf)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
@@ -124,10 +126,23 @@ def _colours(variants: Sequence[str]) -> Mapping[str, tuple]:
 def _evidence_panel(ax, table: pd.DataFrame, weak: Mapping[tuple[str, str], str]) -> None:
     """The numbers a reader needs to tell 'more semantic' from 'less texture' or 'fewer codes'."""
     ax.axis("off")
-    columns = ["variant", "objective", "final_val_loss", "unigram_cross_entropy", "codebook_perplexity", "psnr", "semantic_acc_reconstructed"]
+    columns = [
+        "variant",
+        "objective",
+        "final_val_loss",
+        "unigram_cross_entropy",
+        "codebook_perplexity",
+        "psnr",
+        "semantic_acc_reconstructed",
+    ]
     headers = ["tokenizer", "obj", "val CE", "unigram CE", "perplexity", "PSNR", "sem. acc"]
-    cells = [[_fmt(row[c]) + (" (!)" if c == "variant" and (row["variant"], row["objective"]) in weak else "")
-              for c in columns] for _, row in table.iterrows()]
+    cells = [
+        [
+            _fmt(row[c]) + (" (!)" if c == "variant" and (row["variant"], row["objective"]) in weak else "")
+            for c in columns
+        ]
+        for _, row in table.iterrows()
+    ]
     tab = ax.table(cellText=cells, colLabels=headers, loc="center", cellLoc="center")
     tab.auto_set_font_size(False)
     tab.set_fontsize(7.5)
@@ -135,8 +150,15 @@ def _evidence_panel(ax, table: pd.DataFrame, weak: Mapping[tuple[str, str], str]
     ax.set_title("evidence beside each curve (final values)", fontsize=9)
     if weak:
         reasons = sorted({f"{variant}: {why}" for (variant, _), why in weak.items()})
-        ax.text(0.0, 0.02, "(!) tokenizer below a quality floor (flagged, still shown):\n" + "\n".join(reasons),
-                transform=ax.transAxes, fontsize=6.5, va="bottom", wrap=True)
+        ax.text(
+            0.0,
+            0.02,
+            "(!) tokenizer below a quality floor (flagged, still shown):\n" + "\n".join(reasons),
+            transform=ax.transAxes,
+            fontsize=6.5,
+            va="bottom",
+            wrap=True,
+        )
 
 
 def _fmt(value) -> str:
@@ -151,8 +173,10 @@ def fig2_job(params: Params, *, runs: Sequence[tuple[str, str, str, str, str]], 
     """`seqgan fig2`: the figure, its PNG and the CSV summary (rule ``fig2_val_loss``).
 
     ``runs``: (variant, objective, curve CSV, transformer sidecar, tokenizer metrics) per line."""
-    fig_runs = [Fig2Run(variant, objective, Path(curve), Path(sidecar), Path(metrics))
-                for variant, objective, curve, sidecar, metrics in runs]
+    fig_runs = [
+        Fig2Run(variant, objective, Path(curve), Path(sidecar), Path(metrics))
+        for variant, objective, curve, sidecar, metrics in runs
+    ]
     note = f"{params.run.name}, {params.transformer.models[0]} size, seed {params.run.seed}"
     table = plot_fig2(fig_runs, Path(out), title_note=note, floors=params.evaluation.verdicts)
     atomic_write_text(Path(out).with_suffix(".csv"), table.to_csv(index=False))

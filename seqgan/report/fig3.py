@@ -106,8 +106,12 @@ class Fig3Result:
     variants: list[VariantResult] = field(default_factory=list)
 
 
-def check_pairing(tokenizer_file: str | Path, tokenizer_sha256: str, transformer_file: str | Path,
-                  transformer_sidecar: Mapping[str, Any]) -> None:
+def check_pairing(
+    tokenizer_file: str | Path,
+    tokenizer_sha256: str,
+    transformer_file: str | Path,
+    transformer_sidecar: Mapping[str, Any],
+) -> None:
     """The transformer must be AR and trained on tokens of exactly this tokenizer file.
 
     A transformer paired with another tokenizer's codes predicts ids that mean nothing to this
@@ -163,8 +167,11 @@ def compute_fig3(
         conditional = v.transformer.config.num_classes > 0
         split_labels = np.asarray(labels) if conditional else None
         shown = visualize_ar_prediction(
-            v.tokenizer, v.transformer, shown_images,
-            None if split_labels is None else split_labels[:num_images], device=device,
+            v.tokenizer,
+            v.transformer,
+            shown_images,
+            None if split_labels is None else split_labels[:num_images],
+            device=device,
         )
         accuracy, counts = teacher_forced_accuracy(
             v.tokenizer, v.transformer, images, split_labels, batch_size, device=device
@@ -179,20 +186,56 @@ def fig3_table(result: Fig3Result) -> pd.DataFrame:
     rows = []
     for v in result.variants:
         tokens = int(np.prod(v.shown["ids"].shape[1:]))
-        common = {"variant": v.variant, "alpha": variant_alpha(v.variant), "tokens_per_image": tokens,
-                  "split": result.split, "batch_size": result.batch_size,
-                  "tokenizer_file": v.tokenizer_file, "transformer_file": v.transformer_file}
+        common = {
+            "variant": v.variant,
+            "alpha": variant_alpha(v.variant),
+            "tokens_per_image": tokens,
+            "split": result.split,
+            "batch_size": result.batch_size,
+            "tokenizer_file": v.tokenizer_file,
+            "transformer_file": v.transformer_file,
+        }
         for i, index in enumerate(result.image_indices):
-            rows.append({"row": "image", **common, "image_index": int(index), "class": result.class_names[i],
-                         "num_images": 1, "token_accuracy": float(v.shown["token_accuracy"][i]),
-                         "token_accuracy_std": np.nan, "constant_guess_accuracy": np.nan})
-        rows.append({"row": "split_mean", **common, "image_index": "all", "class": "",
-                     "num_images": result.split_count, "token_accuracy": float(v.split_accuracy.mean()),
-                     "token_accuracy_std": float(v.split_accuracy.std()),
-                     "constant_guess_accuracy": v.constant_guess_accuracy})
-    columns = ["row", "variant", "alpha", "image_index", "class", "num_images", "token_accuracy",
-               "token_accuracy_std", "constant_guess_accuracy", "tokens_per_image", "split", "batch_size",
-               "tokenizer_file", "transformer_file"]
+            rows.append(
+                {
+                    "row": "image",
+                    **common,
+                    "image_index": int(index),
+                    "class": result.class_names[i],
+                    "num_images": 1,
+                    "token_accuracy": float(v.shown["token_accuracy"][i]),
+                    "token_accuracy_std": np.nan,
+                    "constant_guess_accuracy": np.nan,
+                }
+            )
+        rows.append(
+            {
+                "row": "split_mean",
+                **common,
+                "image_index": "all",
+                "class": "",
+                "num_images": result.split_count,
+                "token_accuracy": float(v.split_accuracy.mean()),
+                "token_accuracy_std": float(v.split_accuracy.std()),
+                "constant_guess_accuracy": v.constant_guess_accuracy,
+            }
+        )
+    columns = [
+        "row",
+        "variant",
+        "alpha",
+        "image_index",
+        "class",
+        "num_images",
+        "token_accuracy",
+        "token_accuracy_std",
+        "constant_guess_accuracy",
+        "tokens_per_image",
+        "split",
+        "batch_size",
+        "tokenizer_file",
+        "transformer_file",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -251,26 +294,40 @@ def plot_fig3(result: Fig3Result, out_pdf: str | Path, title_note: str = "") -> 
     for k, v in enumerate(result.variants):
         top = row_tops[2 + 2 * k]  # the prediction row of variant k
         for left, acc in zip(col_lefts, v.shown["token_accuracy"], strict=True):
-            ax.text(left + 2, top + 2, f"{acc:.2f}", fontsize=6, va="top", ha="left",
-                    bbox={"facecolor": "white", "alpha": 0.75, "pad": 1, "lw": 0})
+            ax.text(
+                left + 2,
+                top + 2,
+                f"{acc:.2f}",
+                fontsize=6,
+                va="top",
+                ha="left",
+                bbox={"facecolor": "white", "alpha": 0.75, "pad": 1, "lw": 0},
+            )
     fig.suptitle(
         "AR prediction vs reconstruction per tokenizer (main-paper Fig. 4 / supplement Fig. 3)"
         + (f"\n{title_note}" if title_note else ""),
         fontsize=9,
     )
     fig.text(
-        0.01, 0.01,
+        0.01,
+        0.01,
         "prediction = decoded argmax of the AR transformer at every position given the TRUE previous tokens "
         "(teacher forcing, nothing sampled);\ntoken acc. = fraction of positions where it equals the true token "
         "(number on each tile); 'all' = mean over the whole split; const. guess = most frequent code's share.",
-        fontsize=6.5, va="bottom",
+        fontsize=6.5,
+        va="bottom",
     )
     save_pdf_png(fig, out_pdf, dpi=DPI)
     return canvas
 
 
 def fig3_job(
-    params: Params, *, split_dir: Path, variants: Sequence[tuple[str, str, str]], out: Path, threads: int,
+    params: Params,
+    *,
+    split_dir: Path,
+    variants: Sequence[tuple[str, str, str]],
+    out: Path,
+    threads: int,
 ) -> None:
     """`seqgan fig3`: main Fig. 4 / supplement Fig. 3 and its token-accuracy CSV (rule
     ``fig3_visualization``). ``variants``: (variant, tokenizer weights, AR transformer weights)."""
@@ -281,9 +338,11 @@ def fig3_job(
         alpha, perceptual = parse_phase1_variant(params, name)
         tokenizer, k_sidecar = load_tokenizer_checkpoint(tokenizer_file, params, device)
         if (k_sidecar.get("phase"), k_sidecar.get("perceptual"), k_sidecar.get("alpha")) != (1, perceptual, alpha):
-            raise SystemExit(f"error: {tokenizer_file} is not the phase-1 {name} tokenizer (its sidecar records "
-                             f"phase {k_sidecar.get('phase')}, alpha {k_sidecar.get('alpha')}, "
-                             f"perceptual {k_sidecar.get('perceptual')})")
+            raise SystemExit(
+                f"error: {tokenizer_file} is not the phase-1 {name} tokenizer (its sidecar records "
+                f"phase {k_sidecar.get('phase')}, alpha {k_sidecar.get('alpha')}, "
+                f"perceptual {k_sidecar.get('perceptual')})"
+            )
         transformer, t_sidecar = load_transformer_checkpoint(transformer_file, params, device)
         try:
             check_pairing(tokenizer_file, file_sha256(tokenizer_file), transformer_file, t_sidecar)
@@ -293,14 +352,25 @@ def fig3_job(
         shown.append(Fig3Variant(name, tokenizer, transformer, tokenizer_file, transformer_file))
     store = open_image_store(split_dir)
     result = compute_fig3(
-        shown, store.images, store.labels, class_names=store.class_names, split=str(split_dir),
-        num_images=params.evaluation.visualization_images, batch_size=params.evaluation.batch_size, device=device,
+        shown,
+        store.images,
+        store.labels,
+        class_names=store.class_names,
+        split=str(split_dir),
+        num_images=params.evaluation.visualization_images,
+        batch_size=params.evaluation.batch_size,
+        device=device,
     )
-    note = (f"{params.run.name}: first {len(result.inputs)} of {result.split_count} images of {split_dir}; "
-            f"AR transformers {' / '.join(sorted(runs))}")
+    note = (
+        f"{params.run.name}: first {len(result.inputs)} of {result.split_count} images of {split_dir}; "
+        f"AR transformers {' / '.join(sorted(runs))}"
+    )
     plot_fig3(result, Path(out), title_note=note)
     table = fig3_table(result)
     atomic_write_text(Path(out).with_suffix(".csv"), table.to_csv(index=False))
     summary = table[table.row == "split_mean"]
-    print(summary[["variant", "num_images", "token_accuracy", "token_accuracy_std", "constant_guess_accuracy"]]
-          .to_string(index=False))
+    print(
+        summary[["variant", "num_images", "token_accuracy", "token_accuracy_std", "constant_guess_accuracy"]].to_string(
+            index=False
+        )
+    )

@@ -50,8 +50,25 @@ CONTROL = "control"
 PANEL_RFID = "rfid"
 PANEL_GENERATION = "generation_fid"
 TABLE_COLUMNS = [
-    "panel", "objective", "size", "decoder", "variant", "alpha", "row", "seed_kind", "seed",
-    "value", "mean", "min", "max", "std", "n", "transformer_seed", "feature_network", "evaluated_on", "source",
+    "panel",
+    "objective",
+    "size",
+    "decoder",
+    "variant",
+    "alpha",
+    "row",
+    "seed_kind",
+    "seed",
+    "value",
+    "mean",
+    "min",
+    "max",
+    "std",
+    "n",
+    "transformer_seed",
+    "feature_network",
+    "evaluated_on",
+    "source",
 ]
 
 
@@ -126,12 +143,18 @@ def _rfid_record(entry: MetricsFile) -> dict[str, Any]:
     rfid = _get(data, entry.path, "computed_with", "rfid")
     reference = _get(rfid, entry.path, "reference")
     return {
-        "panel": PANEL_RFID, "objective": "", "size": "", "decoder": "phase1", "variant": entry.variant,
-        "alpha": alpha, "seed_kind": "experiment", "seed": int(entry.seed),
+        "panel": PANEL_RFID,
+        "objective": "",
+        "size": "",
+        "decoder": "phase1",
+        "variant": entry.variant,
+        "alpha": alpha,
+        "seed_kind": "experiment",
+        "seed": int(entry.seed),
         "value": float(_get(data, entry.path, "rfid")),
         "feature_network": str(_get(rfid, entry.path, "feature_network", "name")),
         "evaluated_on": f"{int(_get(rfid, entry.path, 'count'))} reconstructions vs "
-                        f"{int(_get(reference, entry.path, 'count'))} {reference.get('name', 'reference')} images",
+        f"{int(_get(reference, entry.path, 'count'))} {reference.get('name', 'reference')} images",
         "source": str(entry.path),
     }
 
@@ -150,13 +173,18 @@ def _generation_record(entry: MetricsFile) -> dict[str, Any]:
             raise MetricsFileError(f"{entry.path}: records {key} = {data[key]!r}, expected {value!r}")
     reference = _get(data, entry.path, "reference")
     return {
-        "panel": PANEL_GENERATION, "objective": entry.objective, "size": str(data.get("size", "")),
-        "decoder": "phase1", "variant": entry.variant, "alpha": variant_alpha(entry.variant),
-        "seed_kind": "sampling", "seed": int(entry.seed),
+        "panel": PANEL_GENERATION,
+        "objective": entry.objective,
+        "size": str(data.get("size", "")),
+        "decoder": "phase1",
+        "variant": entry.variant,
+        "alpha": variant_alpha(entry.variant),
+        "seed_kind": "sampling",
+        "seed": int(entry.seed),
         "value": float(_get(data, entry.path, "fid")),
         "feature_network": str(_get(data, entry.path, "feature_network", "name")),
         "evaluated_on": f"{int(_get(data, entry.path, 'num_samples'))} samples vs "
-                        f"{int(_get(reference, entry.path, 'count'))} {_reference_name(reference)} images",
+        f"{int(_get(reference, entry.path, 'count'))} {_reference_name(reference)} images",
         "source": str(entry.path),
     }
 
@@ -179,8 +207,21 @@ def _aggregate(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     values = np.array([r["value"] for r in records], dtype=np.float64)
     first = records[0]
     return {
-        **{k: first.get(k) for k in ("panel", "objective", "size", "decoder", "variant", "alpha", "seed_kind",
-                                     "transformer_seed", "feature_network", "evaluated_on")},
+        **{
+            k: first.get(k)
+            for k in (
+                "panel",
+                "objective",
+                "size",
+                "decoder",
+                "variant",
+                "alpha",
+                "seed_kind",
+                "transformer_seed",
+                "feature_network",
+                "evaluated_on",
+            )
+        },
         "row": "mean_over_seeds",
         "seed": " ".join(str(r["seed"]) for r in records),
         "value": float(values.mean()),
@@ -246,11 +287,24 @@ def _draw_panel(ax, means: pd.DataFrame, colour: Any, label: str) -> None:
     sweep = means[means.variant != CONTROL].sort_values("alpha")
     if len(sweep):
         x, mean, low, high = (sweep[c].to_numpy(dtype=float) for c in ("alpha", "mean", "min", "max"))
-        ax.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", color=colour, capsize=3, lw=1.6,
-                    label=label or "alpha sweep")
+        ax.errorbar(
+            x,
+            mean,
+            yerr=[mean - low, high - mean],
+            marker="o",
+            color=colour,
+            capsize=3,
+            lw=1.6,
+            label=label or "alpha sweep",
+        )
     for _, control in means[means.variant == CONTROL].iterrows():
-        ax.axhline(control["mean"], ls="--", color=colour, lw=1.2,
-                   label=f"{label + ', ' if label else ''}control, no perceptual loss ({control['mean']:.1f})")
+        ax.axhline(
+            control["mean"],
+            ls="--",
+            color=colour,
+            lw=1.2,
+            label=f"{label + ', ' if label else ''}control, no perceptual loss ({control['mean']:.1f})",
+        )
         if control["n"] > 1:
             ax.axhspan(control["min"], control["max"], color=colour, alpha=0.12, lw=0)
 
@@ -278,9 +332,7 @@ def draw_fig6b(table: pd.DataFrame, title_note: str = "") -> Any:
             _draw_panel(axes[1], generation[generation.objective == objective], colours(i + 1), objective.upper())
         size = generation["size"].iloc[0]
         axes[1].set_ylabel(_axis_label(table, PANEL_GENERATION, "generation FID"), fontsize=8.5)
-        axes[1].set_title(
-            f"generation: {size} transformers, phase-1 decoder\n({_spread_note(generation)})", fontsize=9
-        )
+        axes[1].set_title(f"generation: {size} transformers, phase-1 decoder\n({_spread_note(generation)})", fontsize=9)
     else:
         axes[1].text(0.5, 0.5, "no generation metrics given", ha="center", va="center", transform=axes[1].transAxes)
     for ax in axes:
@@ -309,7 +361,11 @@ def save_pdf_png(fig: Any, out_pdf: str | Path, dpi: int, **savefig_kw: Any) -> 
 
 
 def fig6b_job(
-    params: Params, *, rfid: Sequence[tuple[str, str, str]], generation: Sequence[tuple[str, str, str, str]], out: Path,
+    params: Params,
+    *,
+    rfid: Sequence[tuple[str, str, str]],
+    generation: Sequence[tuple[str, str, str, str]],
+    out: Path,
 ) -> None:
     """`seqgan fig6b`: main Fig. 6b and the CSV of every plotted number (rule ``fig6b_alpha_sweep``).
     ``rfid``: (variant, experiment seed, tokenizer metrics); ``generation``: (objective, variant,

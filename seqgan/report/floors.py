@@ -20,6 +20,7 @@ def tokenizer_floor_flags(metrics: Mapping[str, Any], verdicts: VerdictParams) -
     if psnr < verdicts.tokenizer_min_psnr:
         flags.append(f"PSNR {psnr:.2f} dB < evaluation.verdicts.tokenizer_min_psnr {verdicts.tokenizer_min_psnr}")
     if usage < verdicts.tokenizer_min_usage:
-        flags.append(f"codebook usage {usage:.3f} < evaluation.verdicts.tokenizer_min_usage "
-                     f"{verdicts.tokenizer_min_usage}")
+        flags.append(
+            f"codebook usage {usage:.3f} < evaluation.verdicts.tokenizer_min_usage {verdicts.tokenizer_min_usage}"
+        )
     return flags

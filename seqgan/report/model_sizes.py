@@ -63,7 +63,13 @@ def model_size_rows(params: Params) -> list[SizeRow]:
     with torch.device("meta"):
         for phase in (1, 2):
             parts = parameter_breakdown(build_tokenizer(params, phase))
-            rows.append(_row(f"tokenizer_phase{phase}", parts["total"], ref[f"tokenizer_phase{phase}"] if tokenizer_paper else None))
+            rows.append(
+                _row(
+                    f"tokenizer_phase{phase}",
+                    parts["total"],
+                    ref[f"tokenizer_phase{phase}"] if tokenizer_paper else None,
+                )
+            )
             names = ["encoder", "codebook", "decoder"] + (["attention"] if phase == 2 else [])
             rows += [_row(f"tokenizer_phase{phase}.{name}", parts[name], None) for name in names]
         rows.append(_row("discriminator", count_parameters(build_discriminator(params)), None))

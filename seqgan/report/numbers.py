@@ -124,8 +124,9 @@ class _Reader:
         return self._cache[path]
 
 
-def _per_seed(reader: _Reader, files: Mapping[int, Path], key: str, *,
-              nested: str | None = None) -> tuple[dict[int, float], tuple[str, ...]]:
+def _per_seed(
+    reader: _Reader, files: Mapping[int, Path], key: str, *, nested: str | None = None
+) -> tuple[dict[int, float], tuple[str, ...]]:
     """Seed -> value of ``key`` (under ``nested`` if given) in each seed's file; seeds without it are left out."""
     values, sources = {}, []
     for seed, path in files.items():
@@ -190,10 +191,22 @@ def _claim2_numbers(params: Params, runs: ProducedRuns, transformers: Mapping[st
             if not diffs:
                 continue
             interval = paired_interval(diffs, confidence)
-            bounds = (Interval(confidence, interval.low, interval.high)
-                      if interval.low is not None and interval.high is not None else None)
-            out.append(Number("claim2", (objective, size, f"{later} - {earlier}"), PAIRED_DIFFERENCE, diffs,
-                              "nats/token", a.sources + b.sources, bounds))
+            bounds = (
+                Interval(confidence, interval.low, interval.high)
+                if interval.low is not None and interval.high is not None
+                else None
+            )
+            out.append(
+                Number(
+                    "claim2",
+                    (objective, size, f"{later} - {earlier}"),
+                    PAIRED_DIFFERENCE,
+                    diffs,
+                    "nats/token",
+                    a.sources + b.sources,
+                    bounds,
+                )
+            )
     return out
 
 
@@ -215,8 +228,10 @@ def collect_numbers(params: Params, layout: ArtefactLayout) -> RunNumbers:
     claims: dict[int, ClaimVerdict] = {}
     missing = list(reader.missing)
     try:
-        claims = {c.number: ClaimVerdict(c.statement, c.verdict, tuple((p.statement, p.verdict) for p in c.parts))
-                  for c in evaluate_claims(params, layout)}
+        claims = {
+            c.number: ClaimVerdict(c.statement, c.verdict, tuple((p.statement, p.verdict) for p in c.parts))
+            for c in evaluate_claims(params, layout)
+        }
     except (MissingArtefactError, KeyError) as exc:
         missing.append(f"claims (no verdicts): {exc.args[0] if exc.args else exc}")
     return RunNumbers({n.name: n for n in numbers}, claims, tuple(dict.fromkeys(missing)))
@@ -229,18 +244,30 @@ def collect_numbers(params: Params, layout: ArtefactLayout) -> RunNumbers:
 
 def numbers_to_json(run: RunNumbers) -> str:
     """numbers.json: each number with its per-seed values (mean, std and n beside them for readers)."""
+
     def entry(n: Number) -> dict[str, Any]:
         s = n.spread
-        return {"kind": n.kind, "subject": list(n.subject), "metric": n.metric, "unit": n.unit,
-                "values": {str(seed): v for seed, v in sorted(n.values.items())},
-                "mean": s.mean, "std": s.std, "n": s.count,
-                "interval": None if n.interval is None else vars(n.interval),
-                "sources": list(n.sources)}
+        return {
+            "kind": n.kind,
+            "subject": list(n.subject),
+            "metric": n.metric,
+            "unit": n.unit,
+            "values": {str(seed): v for seed, v in sorted(n.values.items())},
+            "mean": s.mean,
+            "std": s.std,
+            "n": s.count,
+            "interval": None if n.interval is None else vars(n.interval),
+            "sources": list(n.sources),
+        }
 
-    doc = {"numbers": {name: entry(n) for name, n in run.numbers.items()},
-           "claims": {str(k): {"statement": v.statement, "verdict": v.verdict, "parts": [list(p) for p in v.parts]}
-                      for k, v in sorted(run.claims.items())},
-           "missing": list(run.missing)}
+    doc = {
+        "numbers": {name: entry(n) for name, n in run.numbers.items()},
+        "claims": {
+            str(k): {"statement": v.statement, "verdict": v.verdict, "parts": [list(p) for p in v.parts]}
+            for k, v in sorted(run.claims.items())
+        },
+        "missing": list(run.missing),
+    }
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -251,11 +278,19 @@ def numbers_from_json(text: str, source: str = "numbers.json") -> RunNumbers:
         numbers = {}
         for name, e in doc["numbers"].items():
             interval = Interval(**e["interval"]) if e.get("interval") else None
-            numbers[name] = Number(e["kind"], tuple(e["subject"]), e["metric"],
-                                   {int(s): float(v) for s, v in e["values"].items()}, e["unit"],
-                                   tuple(e.get("sources", ())), interval)
-        claims = {int(k): ClaimVerdict(v["statement"], v["verdict"], tuple(tuple(p) for p in v.get("parts", ())))
-                  for k, v in doc.get("claims", {}).items()}
+            numbers[name] = Number(
+                e["kind"],
+                tuple(e["subject"]),
+                e["metric"],
+                {int(s): float(v) for s, v in e["values"].items()},
+                e["unit"],
+                tuple(e.get("sources", ())),
+                interval,
+            )
+        claims = {
+            int(k): ClaimVerdict(v["statement"], v["verdict"], tuple(tuple(p) for p in v.get("parts", ())))
+            for k, v in doc.get("claims", {}).items()
+        }
         return RunNumbers(numbers, claims, tuple(doc.get("missing", ())))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{source}: not a numbers file written by `seqgan reference-run` ({exc!r})") from None

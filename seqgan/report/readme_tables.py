@@ -63,17 +63,22 @@ def _machine_line(info: dict[str, Any]) -> str:
     m = info.get("machine", {})
     flags = ", ".join(m.get("cpu_flags") or []) or "none of avx2 / avx512f / avx512_bf16 / amx"
     threads = ", ".join(str(t) for t in info.get("threads_per_job") or []) or "not recorded"
-    return (f"Machine: {m.get('cpu_model')} (family/model/stepping {m.get('cpu_family_model_stepping')}; torch CPU "
-            f"capability {m.get('cpu_capability')}; flags {flags}), {m.get('cores')} cores; torch {info.get('torch')}, "
-            f"Python {m.get('python')}; {threads} torch thread(s) per job, `--cores all`. Code: git "
-            f"{info.get('git_revision')}, params `{info.get('params_name')}` (hash {info.get('params_hash')}), "
-            f"{info.get('date')}.")
+    return (
+        f"Machine: {m.get('cpu_model')} (family/model/stepping {m.get('cpu_family_model_stepping')}; torch CPU "
+        f"capability {m.get('cpu_capability')}; flags {flags}), {m.get('cores')} cores; torch {info.get('torch')}, "
+        f"Python {m.get('python')}; {threads} torch thread(s) per job, `--cores all`. Code: git "
+        f"{info.get('git_revision')}, params `{info.get('params_name')}` (hash {info.get('params_hash')}), "
+        f"{info.get('date')}."
+    )
 
 
 def render_timings(info: dict[str, Any], stages: Sequence[StageTiming], source: str) -> str:
     main, default = info["main_job"], info["default_target"]
-    both = (None if main.get("wall_seconds") is None or default.get("wall_seconds") is None
-            else main["wall_seconds"] + default["wall_seconds"])
+    both = (
+        None
+        if main.get("wall_seconds") is None or default.get("wall_seconds") is None
+        else main["wall_seconds"] + default["wall_seconds"]
+    )
     lines = [
         _note(source),
         "",
@@ -91,8 +96,11 @@ def render_timings(info: dict[str, Any], stages: Sequence[StageTiming], source: 
         "",
         "| stage (rule) | jobs | seconds, median | seconds, max | seconds, total | peak RSS (MB) |",
         "|---|---:|---:|---:|---:|---:|",
-        *[f"| {s.rule} | {s.jobs} | {s.median_seconds:.1f} | {s.max_seconds:.1f} | {s.total_seconds:.0f} | "
-          f"{_opt(s.peak_rss_mb, 0)} |" for s in stages],
+        *[
+            f"| {s.rule} | {s.jobs} | {s.median_seconds:.1f} | {s.max_seconds:.1f} | {s.total_seconds:.0f} | "
+            f"{_opt(s.peak_rss_mb, 0)} |"
+            for s in stages
+        ],
     ]
     return "\n".join(lines)
 
@@ -117,7 +125,9 @@ def _transformers(numbers: RunNumbers) -> list[tuple[str, str]]:
 
 
 def _variants(numbers: RunNumbers) -> list[str]:
-    return list(dict.fromkeys(n.subject[-1] for n in numbers.numbers.values() if n.kind in ("tokenizer", "transformer")))
+    return list(
+        dict.fromkeys(n.subject[-1] for n in numbers.numbers.values() if n.kind in ("tokenizer", "transformer"))
+    )
 
 
 def _seeds(numbers: RunNumbers) -> list[int]:
@@ -132,8 +142,10 @@ def _results_table(numbers: RunNumbers) -> list[str]:
     header += [h for _, h, _ in TOKENIZER_COLUMNS]
     rows = []
     for variant in _variants(numbers):
-        row = [variant, *[_cell(get(number_name("transformer", (o, s, variant), "final_val_loss")), 3)
-                          for o, s in transformers]]
+        row = [
+            variant,
+            *[_cell(get(number_name("transformer", (o, s, variant), "final_val_loss")), 3) for o, s in transformers],
+        ]
         if transformers:
             o, s = transformers[0]
             row.append(_cell(get(number_name("transformer", (o, s, variant), "unigram_cross_entropy")), 2))
@@ -148,9 +160,13 @@ def _claim2_table(numbers: RunNumbers) -> list[str]:
         return []
     confidence = next((n.interval.confidence for n in paired if n.interval), None)
     interval_header = "t-interval" if confidence is None else f"{confidence:.0%} t-interval"
-    lines = ["Claim 2's paired differences of the final validation CE (larger alpha minus smaller, per experiment "
-             "seed; negative = the paper's direction):", "",
-             f"| transformer | comparison | per seed | mean | {interval_header} |", "|---|---|---|---|---|"]
+    lines = [
+        "Claim 2's paired differences of the final validation CE (larger alpha minus smaller, per experiment "
+        "seed; negative = the paper's direction):",
+        "",
+        f"| transformer | comparison | per seed | mean | {interval_header} |",
+        "|---|---|---|---|---|",
+    ]
     for n in paired:
         objective, size, comparison = n.subject
         per_seed = ", ".join(f"{v:+.3f}" for _, v in sorted(n.values.items()))
@@ -161,17 +177,30 @@ def _claim2_table(numbers: RunNumbers) -> list[str]:
 
 def render_results(numbers: RunNumbers, source: str) -> str:
     seeds = _seeds(numbers)
-    lines = [_note(source), "",
-             f"Means +- sample std over experiment seeds {', '.join(map(str, seeds))} (each number's per-seed values "
-             "and files are in numbers.json).", "", *_results_table(numbers), ""]
+    lines = [
+        _note(source),
+        "",
+        f"Means +- sample std over experiment seeds {', '.join(map(str, seeds))} (each number's per-seed values "
+        "and files are in numbers.json).",
+        "",
+        *_results_table(numbers),
+        "",
+    ]
     semantic = numbers.numbers.get(number_name("semantic", (), "val_accuracy"))
     if semantic is not None:
         lines += [f"Semantic network, validation accuracy: {_cell(semantic, 3)}.", ""]
     if numbers.claims:
-        lines += ["| claim | verdict | its parts |", "|---|---|---|",
-                  *[f"| {k}. {c.statement} | **{c.verdict}** | "
-                    + "; ".join(f"{statement}: *{verdict}*" for statement, verdict in c.parts) + " |"
-                    for k, c in sorted(numbers.claims.items())], ""]
+        lines += [
+            "| claim | verdict | its parts |",
+            "|---|---|---|",
+            *[
+                f"| {k}. {c.statement} | **{c.verdict}** | "
+                + "; ".join(f"{statement}: *{verdict}*" for statement, verdict in c.parts)
+                + " |"
+                for k, c in sorted(numbers.claims.items())
+            ],
+            "",
+        ]
     lines += _claim2_table(numbers)
     return "\n".join(lines).rstrip("\n")
 
@@ -187,26 +216,46 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
 
 
 def _recipe_row(row: dict[str, str]) -> str:
-    outcome = ("diverged (chance)" if row["diverged"] == "True"
-               else "stalled (never above 0.5)" if row["first_step_above_half"] == "stall" else "trains")
-    return (f"| {float(row['lr']):g} | {row['iterations']} | {row['seed']} | {row['threads']} | "
-            f"{float(row['val_accuracy']):.3f} | {float(row['val_loss']):.4f} | {row['first_step_above_half']} | "
-            f"{outcome} |")
+    outcome = (
+        "diverged (chance)"
+        if row["diverged"] == "True"
+        else "stalled (never above 0.5)"
+        if row["first_step_above_half"] == "stall"
+        else "trains"
+    )
+    return (
+        f"| {float(row['lr']):g} | {row['iterations']} | {row['seed']} | {row['threads']} | "
+        f"{float(row['val_accuracy']):.3f} | {float(row['val_loss']):.4f} | {row['first_step_above_half']} | "
+        f"{outcome} |"
+    )
 
 
 def render_semantic_recipe(sweep: Path, seeds: Path, source: str) -> str:
     """The learning-rate sweep and the seed / thread check of the semantic network, as recorded."""
-    header = ["| lr | steps | seed | threads | val accuracy | val loss | first step with val acc >= 0.5 | outcome |",
-              "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    header = [
+        "| lr | steps | seed | threads | val accuracy | val loss | first step with val acc >= 0.5 | outcome |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     lines = [_note(source), ""]
     if sweep.is_file():
-        lines += [f"Learning-rate sweep (`{sweep.name}`; params.yaml's recipe, only the learning rate changed):", "",
-                  *header, *[_recipe_row(r) for r in _csv_rows(sweep)], ""]
+        lines += [
+            f"Learning-rate sweep (`{sweep.name}`; params.yaml's recipe, only the learning rate changed):",
+            "",
+            *header,
+            *[_recipe_row(r) for r in _csv_rows(sweep)],
+            "",
+        ]
     if seeds.is_file():
         rows = _csv_rows(seeds)
         lowest = min(float(r["val_accuracy"]) for r in rows)
-        lines += [f"The chosen recipe over seeds and torch thread counts (`{seeds.name}`; lowest validation accuracy "
-                  f"{lowest:.3f}):", "", *header, *[_recipe_row(r) for r in rows], ""]
+        lines += [
+            f"The chosen recipe over seeds and torch thread counts (`{seeds.name}`; lowest validation accuracy "
+            f"{lowest:.3f}):",
+            "",
+            *header,
+            *[_recipe_row(r) for r in rows],
+            "",
+        ]
     if len(lines) == 2:
         lines.append("No recipe measurement is recorded (benchmarks/semantic_recipe.py --out).")
     return "\n".join(lines).rstrip("\n")
@@ -218,12 +267,18 @@ def render_tokenizer_recipe(trials: Path, source: str) -> str:
     if not trials.is_file():
         return "\n".join([*lines, "No tokenizer trials are recorded (benchmarks/tokenizer_recipe.py --out)."])
     rows = _csv_rows(trials)
-    lines += [f"Measured on {rows[0]['cpu']}, {rows[0]['threads']} torch thread(s) per trial (`{trials.name}`):", "",
-              "| trial | tokenizer | batch x steps | PSNR (dB) | codebook usage | perplexity | s / step |",
-              "|---|---|---|---:|---:|---:|---:|",
-              *[f"| {r['trial']} | {r['variant']} | {r['batch_size']} x {r['iterations']} | {float(r['psnr']):.2f} | "
-                f"{float(r['codebook_usage']):.3f} | {float(r['codebook_perplexity']):.0f} | "
-                f"{float(r['seconds_per_step']):.3f} |" for r in rows]]
+    lines += [
+        f"Measured on {rows[0]['cpu']}, {rows[0]['threads']} torch thread(s) per trial (`{trials.name}`):",
+        "",
+        "| trial | tokenizer | batch x steps | PSNR (dB) | codebook usage | perplexity | s / step |",
+        "|---|---|---|---:|---:|---:|---:|",
+        *[
+            f"| {r['trial']} | {r['variant']} | {r['batch_size']} x {r['iterations']} | {float(r['psnr']):.2f} | "
+            f"{float(r['codebook_usage']):.3f} | {float(r['codebook_perplexity']):.0f} | "
+            f"{float(r['seconds_per_step']):.3f} |"
+            for r in rows
+        ],
+    ]
     return "\n".join(lines)
 
 
@@ -238,16 +293,30 @@ def render_threads(summary: Path, source: str, reference_info: dict[str, Any] | 
     run_json = summary.parent / "run.json"
     if run_json.is_file() and reference_info is not None:
         two = json.loads(run_json.read_text())
-        lines += ["| wall time | one thread per job, two jobs at a time (reference) | two threads per job, one job "
-                  "at a time |", "|---|---|---|",
-                  *[f"| {step.replace('_', ' ')} | {_wall(reference_info[step].get('wall_seconds'))} | "
-                    f"{_wall(two[step].get('wall_seconds'))} |" for step in ("main_job", "default_target")], ""]
+        lines += [
+            "| wall time | one thread per job, two jobs at a time (reference) | two threads per job, one job "
+            "at a time |",
+            "|---|---|---|",
+            *[
+                f"| {step.replace('_', ' ')} | {_wall(reference_info[step].get('wall_seconds'))} | "
+                f"{_wall(two[step].get('wall_seconds'))} |"
+                for step in ("main_job", "default_target")
+            ],
+            "",
+        ]
     outcomes = ", ".join(f"{n} {status}" for status, n in sorted(s["number_outcomes"].items()))
-    lines += [f"Two torch threads per job against the reference (`{summary.parent.name}/{summary.name}`): "
-              f"{s['numbers']} numbers ({outcomes}).", "",
-              "| claim (part) | reference verdict | two threads | outcome |", "|---|---|---|---|",
-              *[f"| {v['claim']}{' - ' + v['part'] if v.get('part') else ''} | {v['reference']} | {v['this']} | "
-                f"{v['outcome']} |" for v in s["verdicts"]]]
+    lines += [
+        f"Two torch threads per job against the reference (`{summary.parent.name}/{summary.name}`): "
+        f"{s['numbers']} numbers ({outcomes}).",
+        "",
+        "| claim (part) | reference verdict | two threads | outcome |",
+        "|---|---|---|---|",
+        *[
+            f"| {v['claim']}{' - ' + v['part'] if v.get('part') else ''} | {v['reference']} | {v['this']} | "
+            f"{v['outcome']} |"
+            for v in s["verdicts"]
+        ],
+    ]
     if s["disagreements"]:
         lines += ["", "Outside the tolerance or changed:", "", *[f"- {d}" for d in s["disagreements"]]]
     return "\n".join(lines)
@@ -264,11 +333,13 @@ def render_sections(reference: Path, source: str) -> dict[str, str]:
     if not ref.exists():
         empty = _note(source) + " No reference run is recorded yet (`seqgan reference-run`)."
         return {name: empty for name in SECTIONS}
-    return {"timings": render_timings(ref.run_info(), ref.stages(), source),
-            "results": render_results(ref.numbers(), f"{source}/numbers.json"),
-            "semantic_recipe": render_semantic_recipe(ref.semantic_sweep_csv, ref.semantic_seeds_csv, source),
-            "tokenizer_recipe": render_tokenizer_recipe(ref.tokenizer_recipe_csv, source),
-            "threads": render_threads(ref.threads2_summary, source, ref.run_info())}
+    return {
+        "timings": render_timings(ref.run_info(), ref.stages(), source),
+        "results": render_results(ref.numbers(), f"{source}/numbers.json"),
+        "semantic_recipe": render_semantic_recipe(ref.semantic_sweep_csv, ref.semantic_seeds_csv, source),
+        "tokenizer_recipe": render_tokenizer_recipe(ref.tokenizer_recipe_csv, source),
+        "threads": render_threads(ref.threads2_summary, source, ref.run_info()),
+    }
 
 
 def replace_sections(text: str, sections: dict[str, str], readme: str = "README.md") -> str:
@@ -276,8 +347,10 @@ def replace_sections(text: str, sections: dict[str, str], readme: str = "README.
     for name, content in sections.items():
         start, end = start_marker(name), end_marker(name)
         if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-            raise ValueError(f"{readme}: needs exactly one {start} followed by one {end}; add the two lines "
-                             "where the generated section belongs")
+            raise ValueError(
+                f"{readme}: needs exactly one {start} followed by one {end}; add the two lines "
+                "where the generated section belongs"
+            )
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
         text = f"{head}{start}\n{content}\n{end}{tail}"
@@ -292,8 +365,14 @@ def generated_readme(reference: Path, readme: Path) -> tuple[str, str]:
 
 
 def readme_diff(current: str, generated: str, readme: str = "README.md") -> str:
-    return "".join(difflib.unified_diff(current.splitlines(keepends=True), generated.splitlines(keepends=True),
-                                        f"{readme} (as it is)", f"{readme} (generated)"))
+    return "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            generated.splitlines(keepends=True),
+            f"{readme} (as it is)",
+            f"{readme} (generated)",
+        )
+    )
 
 
 def readme_tables_job(reference: Path, readme: Path, *, check: bool) -> None:
@@ -305,11 +384,14 @@ def readme_tables_job(reference: Path, readme: Path, *, check: bool) -> None:
     if check:
         if current != generated:
             print(readme_diff(current, generated, str(readme)))
-            raise SystemExit(f"readme-tables: {readme} differs from what {reference} generates; "
-                             "run `seqgan readme-tables` and commit the README")
+            raise SystemExit(
+                f"readme-tables: {readme} differs from what {reference} generates; "
+                "run `seqgan readme-tables` and commit the README"
+            )
         print(f"{readme}: generated sections match {reference}")
         return
     if current != generated:
         atomic_write_text(readme, generated)
-    print(f"{readme}: generated sections {'rewritten' if current != generated else 'already up to date'} "
-          f"from {reference}")
+    print(
+        f"{readme}: generated sections {'rewritten' if current != generated else 'already up to date'} from {reference}"
+    )

@@ -86,7 +86,8 @@ class ReferenceLayout:
             raise MissingReferenceError(
                 f"no {path.name} in the reference directory {self.root} ({path} is missing): make a reference "
                 f"with `seqgan reference-run --out {self.root}` in a fresh clone, or check out the committed one "
-                f"(git checkout -- {self.root})")
+                f"(git checkout -- {self.root})"
+            )
         return path
 
     def run_info(self) -> dict[str, Any]:

@@ -39,9 +39,20 @@ from seqgan.report.timings import (
 MAIN_TARGET = "results/fig2_val_loss.pdf"
 # Rules whose command runs torch with ``--threads {threads}`` (1 each in the workflow): ``--threads N``
 # sets them all to N, to show how much a thread count's float rounding moves the numbers.
-THREADED_RULES = ("train_semantic", "tokenizer_phase1", "tokenizer_phase2", "fid_reference", "eval_tokenizer",
-                  "encode_tokens", "train_ar", "train_nar", "sample", "eval_samples", "fig1_phase2_decoder",
-                  "fig3_visualization")
+THREADED_RULES = (
+    "train_semantic",
+    "tokenizer_phase1",
+    "tokenizer_phase2",
+    "fid_reference",
+    "eval_tokenizer",
+    "encode_tokens",
+    "train_ar",
+    "train_nar",
+    "sample",
+    "eval_samples",
+    "fig1_phase2_decoder",
+    "fig3_visualization",
+)
 # Workflow outputs whose presence means "not from nothing" (data/raw holds a user's input images).
 OUTPUT_DIRS = ("data", "models", "results")
 # Not outputs either: the committed reference (a run with --out elsewhere, e.g. --threads 2, starts
@@ -61,8 +72,10 @@ def snakemake_commands(threads: int | None = None) -> dict[str, list[str]]:
     """
     snakemake = [sys.executable, "-m", "snakemake"]
     extra = [] if threads is None else ["--set-threads", *[f"{rule}={threads}" for rule in THREADED_RULES]]
-    return {"main_job": [*snakemake, MAIN_TARGET, "--cores", "all", *extra],
-            "default_target": [*snakemake, "--cores", "all", *extra]}
+    return {
+        "main_job": [*snakemake, MAIN_TARGET, "--cores", "all", *extra],
+        "default_target": [*snakemake, "--cores", "all", *extra],
+    }
 
 
 def existing_outputs(root: Path, out: Path) -> list[Path]:
@@ -92,8 +105,15 @@ def _run_subprocess(command: Sequence[str], cwd: Path) -> int:
     return subprocess.run(list(command), cwd=cwd, check=False).returncode
 
 
-def run_reference(params_file: Path, root: Path, out: Path, *, force: bool = False, threads: int | None = None,
-                  run_command: Callable[[Sequence[str], Path], int] = _run_subprocess) -> ReferenceLayout:
+def run_reference(
+    params_file: Path,
+    root: Path,
+    out: Path,
+    *,
+    force: bool = False,
+    threads: int | None = None,
+    run_command: Callable[[Sequence[str], Path], int] = _run_subprocess,
+) -> ReferenceLayout:
     """Run the main job and the default target from nothing, timing each, then collect into ``out``.
 
     ``run_command(argv, cwd)`` returns the exit status (tests pass a fake that writes artefacts).
@@ -104,7 +124,8 @@ def run_reference(params_file: Path, root: Path, out: Path, *, force: bool = Fal
         raise ReferenceRunError(
             f"workflow outputs already exist under {root}: {shown}. A reference run's timings must come from "
             "nothing: run it in a fresh clone (git clone <repository> && cd <repository>, set up the venv), or pass "
-            "--force to run over them (it clears logs/benchmarks; the timings then cover only the jobs that still run)")
+            "--force to run over them (it clears logs/benchmarks; the timings then cover only the jobs that still run)"
+        )
     if existing:
         shutil.rmtree(root / BENCHMARK_DIR, ignore_errors=True)  # stale timings of earlier runs
     measured: dict[str, Any] = {"forced": bool(existing)}
@@ -114,8 +135,10 @@ def run_reference(params_file: Path, root: Path, out: Path, *, force: bool = Fal
         status = run_command(command, root)
         seconds = time.monotonic() - start
         if status != 0:
-            raise ReferenceRunError(f"{step} failed (exit status {status}) after {seconds:.0f} s: "
-                                    f"{' '.join(command)}; see its log under logs/, fix, and rerun with --force")
+            raise ReferenceRunError(
+                f"{step} failed (exit status {status}) after {seconds:.0f} s: "
+                f"{' '.join(command)}; see its log under logs/, fix, and rerun with --force"
+            )
         measured[step] = {"command": _shown(command), "wall_seconds": round(seconds, 1)}
         print(f"reference-run: {step} took {seconds:.0f} s", flush=True)
     return collect_reference(params_file, root, out, measured=measured)
@@ -146,8 +169,9 @@ def _copied_artefacts(root: Path, semantic_embedded: bool) -> dict[str, Path]:
     for pattern in ("*.md", "*.csv"):
         files.update({f"tables/{p.name}": p for p in sorted((results / "tables").glob(pattern))})
     tokenizer = results / "metrics" / "tokenizer"
-    files.update({f"metrics/tokenizer/{p.relative_to(tokenizer).as_posix()}": p
-                  for p in sorted(tokenizer.rglob("*.json"))})
+    files.update(
+        {f"metrics/tokenizer/{p.relative_to(tokenizer).as_posix()}": p for p in sorted(tokenizer.rglob("*.json"))}
+    )
     return files
 
 
@@ -210,8 +234,8 @@ def run_info(params_file: Path, root: Path, measured: dict[str, Any]) -> dict[st
     machine = _machine()
     return {
         "main_job": measured.get("main_job") or {"command": commands["main_job"], "wall_seconds": None},
-        "default_target": measured.get("default_target") or {"command": commands["default_target"],
-                                                              "wall_seconds": None},
+        "default_target": measured.get("default_target")
+        or {"command": commands["default_target"], "wall_seconds": None},
         "forced": bool(measured.get("forced", False)),
         "machine": machine,
         "torch": machine.get("torch"),
@@ -234,8 +258,9 @@ def _clear(ref: ReferenceLayout) -> None:
         path.unlink(missing_ok=True)
 
 
-def collect_reference(params_file: Path, root: Path, out: Path, *,
-                      measured: dict[str, Any] | None = None) -> ReferenceLayout:
+def collect_reference(
+    params_file: Path, root: Path, out: Path, *, measured: dict[str, Any] | None = None
+) -> ReferenceLayout:
     """Write the reference directory ``out`` from the finished run under ``root``.
 
     ``measured``: the wall times of :func:`run_reference`; without them (``--collect-only``) those of
@@ -245,8 +270,11 @@ def collect_reference(params_file: Path, root: Path, out: Path, *,
     semantic_embedded = params.semantic.backbone == "embedded"
     missing = _missing(root, semantic_embedded)
     if missing:
-        raise ReferenceRunError("the run is incomplete, missing: " + ", ".join(missing)
-                                + ". Build the default target first (snakemake --cores all)")
+        raise ReferenceRunError(
+            "the run is incomplete, missing: "
+            + ", ".join(missing)
+            + ". Build the default target first (snakemake --cores all)"
+        )
     ref = ReferenceLayout(out)
     if measured is None:
         previous = ref.run_info() if ref.exists() else {}

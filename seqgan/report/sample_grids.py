@@ -65,7 +65,9 @@ def image_mosaic(rows: Sequence[np.ndarray], pad: int = PAD_PX, background: int 
     shapes = {a.shape[1:] for a in arrays}
     bad = [a.shape for a in arrays if a.ndim != 4 or a.shape[-1] != 3 or a.dtype != np.uint8 or not len(a)]
     if bad or len(shapes) != 1:
-        raise ValueError(f"rows must be non-empty (n, H, W, 3) uint8 arrays of one image size, got {[a.shape for a in arrays]}")
+        raise ValueError(
+            f"rows must be non-empty (n, H, W, 3) uint8 arrays of one image size, got {[a.shape for a in arrays]}"
+        )
     h, w = arrays[0].shape[1:3]
     cols = max(len(a) for a in arrays)
     out = np.full((pad + len(arrays) * (h + pad), pad + cols * (w + pad), 3), background, np.uint8)
@@ -130,8 +132,16 @@ def save_image_grid(
     height = top + mh * scale + MARGIN_PX + len(lines) * CAPTION_LINE_PX + MARGIN_PX
     first = np.asarray(rows[0][1])
     layout = GridLayout(
-        width=width, height=height, left=left, top=top, scale=scale, tile_h=int(first.shape[1]),
-        tile_w=int(first.shape[2]), pad=pad, rows=len(rows), columns=max(len(r) for _, r in rows),
+        width=width,
+        height=height,
+        left=left,
+        top=top,
+        scale=scale,
+        tile_h=int(first.shape[1]),
+        tile_w=int(first.shape[2]),
+        pad=pad,
+        rows=len(rows),
+        columns=max(len(r) for _, r in rows),
     )
 
     fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
@@ -142,11 +152,17 @@ def save_image_grid(
     for r, (label, _) in enumerate(rows):
         if label:
             y_px = top + (pad + r * (layout.tile_h + pad) + layout.tile_h / 2) * scale
-            fig.text((left - MARGIN_PX) / width, 1 - y_px / height, label, ha="right", va="center",
-                     fontsize=FONT_SIZE)
+            fig.text((left - MARGIN_PX) / width, 1 - y_px / height, label, ha="right", va="center", fontsize=FONT_SIZE)
     caption_top = top + mh * scale + MARGIN_PX
-    fig.text(MARGIN_PX / width, 1 - caption_top / height, "\n".join(lines), ha="left", va="top",
-             fontsize=FONT_SIZE, linespacing=1.25)
+    fig.text(
+        MARGIN_PX / width,
+        1 - caption_top / height,
+        "\n".join(lines),
+        ha="left",
+        va="top",
+        fontsize=FONT_SIZE,
+        linespacing=1.25,
+    )
 
     out_pdf = Path(out_pdf)
     pdf, png = _figure_bytes(fig, "pdf"), _figure_bytes(fig, "png")
@@ -215,26 +231,46 @@ def plot_sample_grid(
 
 
 def sample_grid_job(
-    params: Params, *, samples_dir: Path, objective: str, size: str, variant: str, decoder: str,
-    class_names_from: Path | None, out: Path,
+    params: Params,
+    *,
+    samples_dir: Path,
+    objective: str,
+    size: str,
+    variant: str,
+    decoder: str,
+    class_names_from: Path | None,
+    out: Path,
 ) -> GridLayout:
     """`seqgan sample-grid`: the grid PDF and PNG of one sample set (rule ``sample_grid``)."""
     samples = open_sample_set(samples_dir)
-    check_sample_identity(samples, objective=objective, decoder=decoder, seed=None,
-                          conditional=params.transformer.conditional)
+    check_sample_identity(
+        samples, objective=objective, decoder=decoder, seed=None, conditional=params.transformer.conditional
+    )
     grid = params.evaluation.sample_grid
     class_names = json.loads(Path(class_names_from).read_text())["class_names"] if class_names_from else None
     m = samples.manifest
     sampling = ", ".join(f"{k} {v}" for k, v in (m.get("sampling") or {}).items())
-    title = (f"{objective.upper()} {size} on {variant} tokens, "
-             f"{decoder.replace('phase', 'phase-')} decoder "
-             f"({params.run.name})")
-    description = (f"sampling: {sampling}; transformer "
-                   f"{(m.get('transformer_checkpoint') or {}).get('file')}; decoder "
-                   f"{(m.get('tokenizer_checkpoint') or {}).get('file')}")
+    title = (
+        f"{objective.upper()} {size} on {variant} tokens, "
+        f"{decoder.replace('phase', 'phase-')} decoder "
+        f"({params.run.name})"
+    )
+    description = (
+        f"sampling: {sampling}; transformer "
+        f"{(m.get('transformer_checkpoint') or {}).get('file')}; decoder "
+        f"{(m.get('tokenizer_checkpoint') or {}).get('file')}"
+    )
     try:
-        layout = plot_sample_grid(samples, out, classes=grid.classes, columns=grid.columns, rows=grid.rows,
-                                  title=title, description=description, class_names=class_names)
+        layout = plot_sample_grid(
+            samples,
+            out,
+            classes=grid.classes,
+            columns=grid.columns,
+            rows=grid.rows,
+            title=title,
+            description=description,
+            class_names=class_names,
+        )
     except ValueError as exc:
         raise SystemExit(f"error: {exc}") from None
     print(f"{out}: {layout.rows} x {layout.columns} samples, PNG {layout.width} x {layout.height} px")

@@ -26,8 +26,10 @@ class Spread:
         f = f"{{:.{digits}f}}"
         if self.count == 1:
             return f"{f.format(self.mean)} (n = 1, no spread)"
-        return (f"{f.format(self.mean)} +- {f.format(self.std)} "
-                f"(min {f.format(self.minimum)}, max {f.format(self.maximum)}, n = {self.count})")
+        return (
+            f"{f.format(self.mean)} +- {f.format(self.std)} "
+            f"(min {f.format(self.minimum)}, max {f.format(self.maximum)}, n = {self.count})"
+        )
 
 
 def spread(values: Sequence[float]) -> Spread:
@@ -60,8 +62,10 @@ class PairedInterval:
         f = f"{{:+.{digits}f}}"
         if self.low is None or self.high is None:
             return f"{f.format(self.mean)} (n = 1, no interval)"
-        return (f"{f.format(self.mean)}, {self.confidence:.0%} interval [{f.format(self.low)}, "
-                f"{f.format(self.high)}] (n = {len(self.differences)})")
+        return (
+            f"{f.format(self.mean)}, {self.confidence:.0%} interval [{f.format(self.low)}, "
+            f"{f.format(self.high)}] (n = {len(self.differences)})"
+        )
 
 
 def paired_interval(differences: Mapping[int, float], confidence: float) -> PairedInterval:

@@ -52,7 +52,10 @@ TABLE_NAMES = (
 Format = Literal["fid", "percent", "params_m", "int", "score"]
 
 DATASET_LABELS = {
-    "imagenet": "ImageNet", "ffhq": "FFHQ", "lsun_church": "LSUN church", "lsun_cat": "LSUN cat",
+    "imagenet": "ImageNet",
+    "ffhq": "FFHQ",
+    "lsun_church": "LSUN church",
+    "lsun_cat": "LSUN cat",
     "lsun_bedroom": "LSUN bedroom",
 }
 THIS_RUN = "this_run"
@@ -161,24 +164,48 @@ class _Cells:
         if reason:
             return reason
         variant = variant_name(alpha)
-        return Source((self.layout.tokenizer_metrics(variant, self.seed),), key, "tokenizer_phase1", "mean", scale,
-                      f"phase-1 tokenizer {variant}, seed {self.seed}")
+        return Source(
+            (self.layout.tokenizer_metrics(variant, self.seed),),
+            key,
+            "tokenizer_phase1",
+            "mean",
+            scale,
+            f"phase-1 tokenizer {variant}, seed {self.seed}",
+        )
 
     def tokenizer_sidecar(self, key: str, alpha: float, *, scale: float = 1.0) -> Source | str:
         reason = self.runs.why_not_alpha(alpha)
         if reason:
             return reason
         variant = variant_name(alpha)
-        return Source((self.layout.tokenizer_sidecar(variant, self.seed),), key, "tokenizer_phase1", "mean", scale,
-                      f"phase-1 tokenizer {variant}, seed {self.seed} (checkpoint sidecar)")
+        return Source(
+            (self.layout.tokenizer_sidecar(variant, self.seed),),
+            key,
+            "tokenizer_phase1",
+            "mean",
+            scale,
+            f"phase-1 tokenizer {variant}, seed {self.seed} (checkpoint sidecar)",
+        )
 
     def phase2(self, key: str) -> Source:
-        return Source((self.layout.phase2_metrics(),), key, "tokenizer_phase2", "mean", 1.0,
-                      f"phase-2 tokenizer (decoder finetuned on frozen {self.runs.phase2_source} seed {self.seed} tokens)")
+        return Source(
+            (self.layout.phase2_metrics(),),
+            key,
+            "tokenizer_phase2",
+            "mean",
+            1.0,
+            f"phase-2 tokenizer (decoder finetuned on frozen {self.runs.phase2_source} seed {self.seed} tokens)",
+        )
 
     def phase2_sidecar(self, key: str, *, scale: float) -> Source:
-        return Source((self.layout.phase2_sidecar(),), key, "tokenizer_phase2", "mean", scale,
-                      "phase-2 tokenizer (checkpoint sidecar)")
+        return Source(
+            (self.layout.phase2_sidecar(),),
+            key,
+            "tokenizer_phase2",
+            "mean",
+            scale,
+            "phase-2 tokenizer (checkpoint sidecar)",
+        )
 
     def generation(self, key: str, objective: str, size: str, alpha: float, decoder: Decoder) -> Source | str:
         reason = self.runs.why_not_transformer(objective, size) or self.runs.why_not_alpha(alpha)
@@ -190,23 +217,39 @@ class _Cells:
         files = self.runs.generation_files(self.layout, objective, size, variant, decoder)
         seeds = list(self.runs.sampling_seeds)
         sidecar = self.layout.transformer_sidecar(objective, size, variant, self.seed)
-        return Source(files, key, "generation", "mean", 1.0,
-                      f"{objective.upper()} {size} on {variant} tokens (seed {self.seed}), "
-                      f"{decoder.replace('phase', 'phase-')} decoder; mean over sampling seeds {seeds}", (sidecar,))
+        return Source(
+            files,
+            key,
+            "generation",
+            "mean",
+            1.0,
+            f"{objective.upper()} {size} on {variant} tokens (seed {self.seed}), "
+            f"{decoder.replace('phase', 'phase-')} decoder; mean over sampling seeds {seeds}",
+            (sidecar,),
+        )
 
     def model_parameters(self, objective: str, size: str) -> Source | str:
         """Transformer + phase-2 tokenizer parameters (the paper's Table 4 counts both)."""
         reason = self.runs.why_not_transformer(objective, size)
         if reason:
             return reason
-        files = (self.layout.transformer_sidecar(objective, size, self.runs.phase2_source, self.seed),
-                 self.layout.phase2_sidecar())
-        return Source(files, "num_parameters", "generation", "sum", 1e-6,
-                      f"{objective.upper()} {size} transformer + phase-2 tokenizer parameters")
+        files = (
+            self.layout.transformer_sidecar(objective, size, self.runs.phase2_source, self.seed),
+            self.layout.phase2_sidecar(),
+        )
+        return Source(
+            files,
+            "num_parameters",
+            "generation",
+            "sum",
+            1e-6,
+            f"{objective.upper()} {size} transformer + phase-2 tokenizer parameters",
+        )
 
 
-def _cell(row: str, column: str, paper: float | None, source: Source | str, *, comparable: bool,
-          note: str = "") -> CellSpec:
+def _cell(
+    row: str, column: str, paper: float | None, source: Source | str, *, comparable: bool, note: str = ""
+) -> CellSpec:
     if isinstance(source, str):
         return CellSpec(row, column, paper, None, source, comparable)
     return CellSpec(row, column, paper, source, note, comparable)
@@ -224,7 +267,9 @@ def _paper(name: str) -> tuple[list[str], dict[str, list]]:
 def _dataset_note(cells: _Cells, paper_set: str) -> str:
     if cells.dataset == paper_set:
         return ""
-    return f"measured on {cells.params.data.name}, the paper on {DATASET_LABELS[paper_set]}: not comparable, no difference"
+    return (
+        f"measured on {cells.params.data.name}, the paper on {DATASET_LABELS[paper_set]}: not comparable, no difference"
+    )
 
 
 def _size_note(comparable: bool) -> str:
@@ -243,26 +288,50 @@ def _build_table1(c: _Cells) -> TableSpec:
     same_set = c.dataset == "imagenet"
     note = _dataset_note(c, "imagenet")
     arch = _paper_tokenizer(c.params)
-    phase2_caveat = ("the project's phase-2 decoder (attention added, finetuned on frozen tokens with "
-                     f"alpha = {c.params.tokenizer.phase2.alpha}), not the Table-1 ablation's jointly trained attention x2 decoder")
+    phase2_caveat = (
+        "the project's phase-2 decoder (attention added, finetuned on frozen tokens with "
+        f"alpha = {c.params.tokenizer.phase2.alpha}), not the Table-1 ablation's jointly trained attention x2 decoder"
+    )
     cells = []
     for row, decoder in (("baseline_vq", "phase1"), ("attention_x2", "phase2")):
         paper = dict(zip(columns, rows[row], strict=True))
-        caveat = phase2_caveat if decoder == "phase2" else (
-            f"the phase-1 tokenizer the phase-2 decoder starts from (alpha = {alpha}); the paper's baseline is alpha = 0")
-        params_src = (c.tokenizer_sidecar("num_parameters", alpha, scale=1e-6) if decoder == "phase1"
-                      else c.phase2_sidecar("num_parameters", scale=1e-6))
+        caveat = (
+            phase2_caveat
+            if decoder == "phase2"
+            else (
+                f"the phase-1 tokenizer the phase-2 decoder starts from (alpha = {alpha}); the paper's "
+                "baseline is alpha = 0"
+            )
+        )
+        params_src = (
+            c.tokenizer_sidecar("num_parameters", alpha, scale=1e-6)
+            if decoder == "phase1"
+            else c.phase2_sidecar("num_parameters", scale=1e-6)
+        )
         rfid_src = c.tokenizer("rfid", alpha) if decoder == "phase1" else c.phase2("rfid")
         size_note = "; ".join(filter(None, [caveat, _size_note(arch)]))
         fid_note = "; ".join(filter(None, [caveat, note]))
         cells += [
             _cell(row, "params_m", paper["params_m"], params_src, comparable=arch, note=size_note),
             _cell(row, "rfid", paper["rfid"], rfid_src, comparable=same_set, note=fid_note),
-            *[_cell(row, column, paper[column], c.generation("fid", objective, size, alpha, decoder),
-                    comparable=same_set, note=fid_note)
-              for column, objective, size in (("ar", "ar", "base"), ("ar_l", "ar", "large"), ("nar", "nar", "base"))],
-            _cell(row, "ar_l_2x", paper["ar_l_2x"],
-                  "AR-Large trained 2x longer (500k extra iterations): not a run the params define", comparable=False),
+            *[
+                _cell(
+                    row,
+                    column,
+                    paper[column],
+                    c.generation("fid", objective, size, alpha, decoder),
+                    comparable=same_set,
+                    note=fid_note,
+                )
+                for column, objective, size in (("ar", "ar", "base"), ("ar_l", "ar", "large"), ("nar", "nar", "base"))
+            ],
+            _cell(
+                row,
+                "ar_l_2x",
+                paper["ar_l_2x"],
+                "AR-Large trained 2x longer (500k extra iterations): not a run the params define",
+                comparable=False,
+            ),
         ]
     cells += _not_run(rows, columns, "conv_x2", "conv x2 decoder not built")
     return TableSpec(
@@ -274,7 +343,14 @@ def _build_table1(c: _Cells) -> TableSpec:
         ("baseline_vq", "conv_x2", "attention_x2"),
         {"baseline_vq": "baseline VQ", "conv_x2": "+ Conv x2", "attention_x2": "+ Attention x2"},
         tuple(columns),
-        {"params_m": "params", "rfid": "rFID", "ar": "AR FID", "ar_l": "AR-L FID", "ar_l_2x": "AR-L-2x FID", "nar": "NAR FID"},
+        {
+            "params_m": "params",
+            "rfid": "rFID",
+            "ar": "AR FID",
+            "ar_l": "AR-L FID",
+            "ar_l_2x": "AR-L-2x FID",
+            "nar": "NAR FID",
+        },
         {"params_m": "params_m", "rfid": "fid", "ar": "fid", "ar_l": "fid", "ar_l_2x": "fid", "nar": "fid"},
         tuple(cells),
     )
@@ -286,8 +362,14 @@ def _build_table2(c: _Cells) -> TableSpec:
     in_paper = c.dataset in ("imagenet", "ffhq")
     all_columns = list(columns) + ([] if in_paper else [f"rfid_{THIS_RUN}", f"usage_{THIS_RUN}"])
     this_run = f"this run ({c.params.data.name}; not comparable in scale)"
-    labels = {"rfid_imagenet": "rFID ImageNet", "rfid_ffhq": "rFID FFHQ", "usage_imagenet": "usage ImageNet",
-              "usage_ffhq": "usage FFHQ", f"rfid_{THIS_RUN}": f"rFID, {this_run}", f"usage_{THIS_RUN}": f"usage, {this_run}"}
+    labels = {
+        "rfid_imagenet": "rFID ImageNet",
+        "rfid_ffhq": "rFID FFHQ",
+        "usage_imagenet": "usage ImageNet",
+        "usage_ffhq": "usage FFHQ",
+        f"rfid_{THIS_RUN}": f"rFID, {this_run}",
+        f"usage_{THIS_RUN}": f"usage, {this_run}",
+    }
     row_sources = {"seqgan": lambda key: c.phase2(key), "seqgan_phase1": lambda key: c.tokenizer(key, alpha)}
     cells = []
     for row in ("vqgan", "seqgan", "seqgan_phase1"):
@@ -306,7 +388,8 @@ def _build_table2(c: _Cells) -> TableSpec:
     return TableSpec(
         "table2_reconstruction",
         "Table 2: reconstruction (rFID, codebook usage)",
-        f"Reproduced: SeQ-GAN = phase-2 tokenizer (results/metrics/tokenizer/phase2.json); 'phase 1 only' = the phase-1 "
+        "Reproduced: SeQ-GAN = phase-2 tokenizer (results/metrics/tokenizer/phase2.json); 'phase 1 "
+        "only' = the phase-1 "
         f"tokenizer alpha = {alpha} (seed {c.seed}) it starts from (not in the paper's table). Usage = fraction of the "
         "codebook used by the encoder over the validation split.",
         ("vqgan", "seqgan", "seqgan_phase1"),
@@ -318,8 +401,15 @@ def _build_table2(c: _Cells) -> TableSpec:
     )
 
 
-def _generation_dataset_table(c: _Cells, name: str, title: str, rows_spec: dict[str, tuple[str, Decoder] | str],
-                              row_labels: dict[str, str], *, unconditional_only: bool) -> TableSpec:
+def _generation_dataset_table(
+    c: _Cells,
+    name: str,
+    title: str,
+    rows_spec: dict[str, tuple[str, Decoder] | str],
+    row_labels: dict[str, str],
+    *,
+    unconditional_only: bool,
+) -> TableSpec:
     """Tables whose columns are datasets (Table 3, Fig. 8b): one column per paper dataset (+ this run)."""
     columns, rows = _paper(name)
     alpha = c.params.tokenizer.phase2.from_alpha
@@ -343,16 +433,25 @@ def _generation_dataset_table(c: _Cells, name: str, title: str, rows_spec: dict[
                 source = f"dataset {column} not in use: data.name = {c.params.data.name}"
             cells.append(_cell(row, column, paper.get(column), source, comparable=column == c.dataset))
     return TableSpec(
-        name, title,
-        f"Reproduced: generation FID of the base-size transformers trained on the alpha = {alpha} tokens (seed {c.seed}), "
+        name,
+        title,
+        f"Reproduced: generation FID of the base-size transformers trained on the alpha = {alpha} tokens "
+        f"(seed {c.seed}), "
         f"decoded with the row's decoder, mean over sampling seeds {list(c.runs.sampling_seeds)}.",
-        tuple(rows_spec), row_labels, tuple(all_columns), labels, {col: "fid" for col in all_columns}, tuple(cells),
+        tuple(rows_spec),
+        row_labels,
+        tuple(all_columns),
+        labels,
+        {col: "fid" for col in all_columns},
+        tuple(cells),
     )
 
 
 def _build_table3(c: _Cells) -> TableSpec:
     return _generation_dataset_table(
-        c, "table3_unconditional", "Table 3: unconditional generation FID",
+        c,
+        "table3_unconditional",
+        "Table 3: unconditional generation FID",
         {"seqgan_ar": ("ar", "phase2"), "seqgan_nar": ("nar", "phase2"), "stylegan2": "StyleGAN2 baseline not built"},
         {"seqgan_ar": "SeQ-GAN + AR", "seqgan_nar": "SeQ-GAN + NAR", "stylegan2": "StyleGAN2"},
         unconditional_only=True,
@@ -361,11 +460,21 @@ def _build_table3(c: _Cells) -> TableSpec:
 
 def _build_fig8b(c: _Cells) -> TableSpec:
     return _generation_dataset_table(
-        c, "fig8b_phase2", "Fig. 8b: generation FID with the phase-1 vs the phase-2 decoder",
-        {"ar_phase1": ("ar", "phase1"), "ar_phase2": ("ar", "phase2"), "nar_phase1": ("nar", "phase1"),
-         "nar_phase2": ("nar", "phase2")},
-        {"ar_phase1": "AR, phase-1 decoder", "ar_phase2": "AR, phase-2 decoder", "nar_phase1": "NAR, phase-1 decoder",
-         "nar_phase2": "NAR, phase-2 decoder"},
+        c,
+        "fig8b_phase2",
+        "Fig. 8b: generation FID with the phase-1 vs the phase-2 decoder",
+        {
+            "ar_phase1": ("ar", "phase1"),
+            "ar_phase2": ("ar", "phase2"),
+            "nar_phase1": ("nar", "phase1"),
+            "nar_phase2": ("nar", "phase2"),
+        },
+        {
+            "ar_phase1": "AR, phase-1 decoder",
+            "ar_phase2": "AR, phase-2 decoder",
+            "nar_phase1": "NAR, phase-1 decoder",
+            "nar_phase2": "NAR, phase-2 decoder",
+        },
         unconditional_only=False,
     )
 
@@ -375,8 +484,12 @@ def _build_table4(c: _Cells) -> TableSpec:
     alpha = c.params.tokenizer.phase2.from_alpha
     same_set = c.dataset == "imagenet"
     note = _dataset_note(c, "imagenet")
-    models = {"seqgan_ar": ("ar", "base"), "seqgan_ar_l": ("ar", "large"), "seqgan_nar": ("nar", "base"),
-              "seqgan_nar_l": ("nar", "large")}
+    models = {
+        "seqgan_ar": ("ar", "base"),
+        "seqgan_ar_l": ("ar", "large"),
+        "seqgan_nar": ("nar", "base"),
+        "seqgan_nar_l": ("nar", "large"),
+    }
     arch = _paper_tokenizer(c.params)
     cells = []
     for row, values in rows.items():
@@ -396,14 +509,25 @@ def _build_table4(c: _Cells) -> TableSpec:
                 source = c.generation("fid" if column == "fid" else "inception_score", objective, size, alpha, "phase2")
                 cells.append(_cell(row, column, paper[column], source, comparable=same_set, note=note))
     return TableSpec(
-        "table4_imagenet_conditional", "Table 4: class-conditional ImageNet generation (FID, IS)",
-        f"Reproduced: samples of the transformers trained on the alpha = {alpha} tokens (seed {c.seed}), decoded with the "
-        f"phase-2 decoder; mean over sampling seeds {list(c.runs.sampling_seeds)}. Params = transformer + phase-2 tokenizer.",
+        "table4_imagenet_conditional",
+        "Table 4: class-conditional ImageNet generation (FID, IS)",
+        f"Reproduced: samples of the transformers trained on the alpha = {alpha} tokens (seed {c.seed}), "
+        "decoded with the "
+        f"phase-2 decoder; mean over sampling seeds {list(c.runs.sampling_seeds)}. Params = transformer "
+        "+ phase-2 tokenizer.",
         tuple(rows),
-        {"seqgan_ar": "SeQ-GAN + AR", "seqgan_ar_l": "SeQ-GAN + AR-L", "seqgan_nar": "SeQ-GAN + NAR",
-         "seqgan_nar_l": "SeQ-GAN + NAR-L", "vqgan": "VQGAN", "vit_vqgan": "ViT-VQGAN", "maskgit": "MaskGIT",
-         "biggan_deep": "BigGAN-deep"},
-        tuple(columns), {"params_m": "params", "fid": "FID", "inception_score": "IS"},
+        {
+            "seqgan_ar": "SeQ-GAN + AR",
+            "seqgan_ar_l": "SeQ-GAN + AR-L",
+            "seqgan_nar": "SeQ-GAN + NAR",
+            "seqgan_nar_l": "SeQ-GAN + NAR-L",
+            "vqgan": "VQGAN",
+            "vit_vqgan": "ViT-VQGAN",
+            "maskgit": "MaskGIT",
+            "biggan_deep": "BigGAN-deep",
+        },
+        tuple(columns),
+        {"params_m": "params", "fid": "FID", "inception_score": "IS"},
         {"params_m": "params_m", "fid": "fid", "inception_score": "score"},
         tuple(cells),
     )
@@ -424,18 +548,38 @@ def _build_table5(c: _Cells) -> TableSpec:
         "ar": c.generation("fid", "ar", "base", 0.0, "phase1"),
         "nar": c.generation("fid", "nar", "base", 0.0, "phase1"),
     }
-    cells = [_cell(ours, col, v, sources[col], comparable=same_set or col in ("code_dim", "codebook_size"),
-                   note="" if col in ("code_dim", "codebook_size") else note)
-             for col, v in zip(columns, rows[ours], strict=True)]
-    cells += _not_run(rows, columns, other, f"tokenizer.quantizer.entropy_weight = {entropy_weight}: the {other} variant is not trained")
+    cells = [
+        _cell(
+            ours,
+            col,
+            v,
+            sources[col],
+            comparable=same_set or col in ("code_dim", "codebook_size"),
+            note="" if col in ("code_dim", "codebook_size") else note,
+        )
+        for col, v in zip(columns, rows[ours], strict=True)
+    ]
+    cells += _not_run(
+        rows,
+        columns,
+        other,
+        f"tokenizer.quantizer.entropy_weight = {entropy_weight}: the {other} variant is not trained",
+    )
     cells += _not_run(rows, columns, "factorized_l2", "factorized, l2-normalised codebook not built")
     cells += _not_run(rows, columns, "kmeans", "k-means codebook initialisation not built")
     return TableSpec(
-        "table5_codebook", "Table 5: codebook regularisation (one phase, alpha = 0)",
-        f"Reproduced: the phase-1 tokenizer alpha = 0 (seed {c.seed}), entropy weight {entropy_weight}; generation FID of "
+        "table5_codebook",
+        "Table 5: codebook regularisation (one phase, alpha = 0)",
+        f"Reproduced: the phase-1 tokenizer alpha = 0 (seed {c.seed}), entropy weight {entropy_weight}; "
+        "generation FID of "
         "the base-size transformers on its tokens, phase-1 decoder.",
         ("vqgan", "factorized_l2", "kmeans", "entropy"),
-        {"vqgan": "VQGAN", "factorized_l2": "+ factorized & l2-normed", "kmeans": "+ k-means", "entropy": "+ entropy H(D_bar)"},
+        {
+            "vqgan": "VQGAN",
+            "factorized_l2": "+ factorized & l2-normed",
+            "kmeans": "+ k-means",
+            "entropy": "+ entropy H(D_bar)",
+        },
         tuple(columns),
         {"code_dim": "dim", "codebook_size": "K", "usage": "usage", "rfid": "rFID", "ar": "AR FID", "nar": "NAR FID"},
         {"code_dim": "int", "codebook_size": "int", "usage": "percent", "rfid": "fid", "ar": "fid", "nar": "fid"},
@@ -444,8 +588,13 @@ def _build_table5(c: _Cells) -> TableSpec:
 
 
 TABLE6_LAYERS = {
-    "low": "r1_2 r2_2 r3_3 r4_3 r5_3", "A": "r1_2 .. r5_3 + logit", "B": "r2_2 .. r5_3 + logit",
-    "C": "r3_3 r4_3 r5_3 + logit", "D": "r4_3 r5_3 + logit", "sem": "r5_3 + logit", "E": "logit only",
+    "low": "r1_2 r2_2 r3_3 r4_3 r5_3",
+    "A": "r1_2 .. r5_3 + logit",
+    "B": "r2_2 .. r5_3 + logit",
+    "C": "r3_3 r4_3 r5_3 + logit",
+    "D": "r4_3 r5_3 + logit",
+    "sem": "r5_3 + logit",
+    "E": "logit only",
 }
 
 
@@ -463,15 +612,29 @@ def _build_table6(c: _Cells) -> TableSpec:
         paper = dict(zip(columns, rows[row], strict=True))
         cells += [
             _cell(row, "rfid", paper["rfid"], c.tokenizer("rfid", alpha), comparable=same_set, note=note),
-            *[_cell(row, obj, paper[obj], c.generation("fid", obj, "base", alpha, "phase1"), comparable=same_set, note=note)
-              for obj in ("ar", "nar")],
+            *[
+                _cell(
+                    row,
+                    obj,
+                    paper[obj],
+                    c.generation("fid", obj, "base", alpha, "phase1"),
+                    comparable=same_set,
+                    note=note,
+                )
+                for obj in ("ar", "nar")
+            ],
         ]
     return TableSpec(
-        "table6_perceptual_layers", "Table 6: perceptual-loss layers",
-        f"Reproduced: L_per^low = phase-1 tokenizer alpha = 0, L_per^sem = alpha = 1 (seed {c.seed}); generation FID of the "
+        "table6_perceptual_layers",
+        "Table 6: perceptual-loss layers",
+        f"Reproduced: L_per^low = phase-1 tokenizer alpha = 0, L_per^sem = alpha = 1 (seed {c.seed}); "
+        "generation FID of the "
         "base-size transformers on their tokens, phase-1 decoder.",
-        tuple(rows), {row: f"{row if len(row) == 1 else 'L_per^' + row} ({layers})" for row, layers in TABLE6_LAYERS.items()},
-        tuple(columns), {"rfid": "rFID", "ar": "AR FID", "nar": "NAR FID"}, {col: "fid" for col in columns},
+        tuple(rows),
+        {row: f"{row if len(row) == 1 else 'L_per^' + row} ({layers})" for row, layers in TABLE6_LAYERS.items()},
+        tuple(columns),
+        {"rfid": "rFID", "ar": "AR FID", "nar": "NAR FID"},
+        {col: "fid" for col in columns},
         tuple(cells),
     )
 
@@ -512,15 +675,20 @@ def _provenance(record: dict[str, Any], key: str) -> tuple[str, str]:
         if key == "rfid":
             rfid = computed.get("rfid", {})
             ref = rfid.get("reference", {})
-            return (rfid.get("feature_network", {}).get("name", "not recorded"),
-                    f"{ref.get('name', 'not recorded')} ({ref.get('count', '?')} images)")
+            return (
+                rfid.get("feature_network", {}).get("name", "not recorded"),
+                f"{ref.get('name', 'not recorded')} ({ref.get('count', '?')} images)",
+            )
         return "none", f"{images.get('split', 'not recorded')} ({images.get('count', '?')} images)"
     if "feature_network" in record or "reference" in record:  # generation metrics
         network = record.get("feature_network")
         name = network.get("name", "not recorded") if isinstance(network, dict) else str(network)
         ref = record.get("reference") or {}
-        return (name, f"{ref.get('name') or ref.get('split', '?')} ({ref.get('count', '?')} images, {ref.get('file', '?')}); "
-                      f"{record.get('num_samples', '?')} samples per sampling seed")
+        return (
+            name,
+            f"{ref.get('name') or ref.get('split', '?')} ({ref.get('count', '?')} images, {ref.get('file', '?')}); "
+            f"{record.get('num_samples', '?')} samples per sampling seed",
+        )
     return "none", "none"
 
 
@@ -570,26 +738,28 @@ def table_frame(table: Table) -> pd.DataFrame:
     for cell in table.cells:
         m = cell.measurement
         source = cell.spec.source
-        rows.append({
-            "table": table.spec.name,
-            "row": cell.spec.row,
-            "column": cell.spec.column,
-            "paper": cell.spec.paper,
-            "reproduced": cell.reproduced,
-            "reproduced_std": m.std if m else None,
-            "files_combined": m.count if m else 0,
-            "difference": cell.difference,
-            "status": cell.status,
-            "comparable": cell.spec.comparable if source else None,
-            "note": cell.spec.note,
-            "run": source.what if source else "",
-            "params_hash": m.identity.params_hash if m else "",
-            "hashed_sections": " ".join(m.identity.sections) if m else "",
-            "git_revision": m.identity.git_revision if m else "",
-            "feature_network": m.feature_network if m else "",
-            "dataset": m.dataset if m else "",
-            "files": " ".join(str(f) for f in source.files) if source else "",
-        })
+        rows.append(
+            {
+                "table": table.spec.name,
+                "row": cell.spec.row,
+                "column": cell.spec.column,
+                "paper": cell.spec.paper,
+                "reproduced": cell.reproduced,
+                "reproduced_std": m.std if m else None,
+                "files_combined": m.count if m else 0,
+                "difference": cell.difference,
+                "status": cell.status,
+                "comparable": cell.spec.comparable if source else None,
+                "note": cell.spec.note,
+                "run": source.what if source else "",
+                "params_hash": m.identity.params_hash if m else "",
+                "hashed_sections": " ".join(m.identity.sections) if m else "",
+                "git_revision": m.identity.git_revision if m else "",
+                "feature_network": m.feature_network if m else "",
+                "dataset": m.dataset if m else "",
+                "files": " ".join(str(f) for f in source.files) if source else "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -643,8 +813,12 @@ def table_markdown(table: Table, params: Params) -> str:
         lines.append(f"| {spec.row_labels[row]} | " + " | ".join(texts) + " |")
     lines += ["", "Runs:", "", *notes, ""]
     if kinds:
-        lines += ["Params hashes: `Params.section_hash` of the sections that determine the run (the seed is named above):",
-                  "", *[f"- {kind}: {', '.join(sections)}" for kind, sections in kinds.items()], ""]
+        lines += [
+            "Params hashes: `Params.section_hash` of the sections that determine the run (the seed is named above):",
+            "",
+            *[f"- {kind}: {', '.join(sections)}" for kind, sections in kinds.items()],
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -652,8 +826,10 @@ def _footnote(number: int, cell: Cell) -> str:
     source, m = cell.spec.source, cell.measurement
     files = ", ".join(f"`{f}`" for f in source.files)
     combined = f" ({source.combine} over {m.count} files)" if m.count > 1 else ""
-    text = (f"{number}. {source.what}{combined}: {files}; params hash {m.identity.params_hash} ({m.identity.kind}), "
-            f"git {m.identity.git_revision}; feature network {m.feature_network}; reference {m.dataset}")
+    text = (
+        f"{number}. {source.what}{combined}: {files}; params hash {m.identity.params_hash} ({m.identity.kind}), "
+        f"git {m.identity.git_revision}; feature network {m.feature_network}; reference {m.dataset}"
+    )
     if cell.spec.note:
         text += f". Note: {cell.spec.note}"
     return text + "."

@@ -20,8 +20,7 @@ from pathlib import Path
 
 BENCHMARK_DIR = Path("logs") / "benchmarks"
 TIMING_COLUMNS = ("rule", "wildcards", "seconds", "max_rss_mb", "cpu_seconds", "started")
-STAGE_COLUMNS = ("rule", "jobs", "median_seconds", "max_seconds", "total_seconds", "total_cpu_seconds",
-                 "peak_rss_mb")
+STAGE_COLUMNS = ("rule", "jobs", "median_seconds", "max_seconds", "total_seconds", "total_cpu_seconds", "peak_rss_mb")
 
 
 @dataclass(frozen=True)
@@ -67,8 +66,9 @@ def read_benchmarks(directory: Path) -> list[JobTiming]:
         for row in rows:
             seconds = float(row["s"])
             started = datetime.fromtimestamp(finished - seconds, tz=UTC).isoformat(timespec="seconds")
-            jobs.append(JobTiming(rule, wildcards, seconds, _number(row.get("max_rss")), _number(row.get("cpu_time")),
-                                  started))
+            jobs.append(
+                JobTiming(rule, wildcards, seconds, _number(row.get("max_rss")), _number(row.get("cpu_time")), started)
+            )
     return sorted(jobs, key=lambda j: (j.started, j.rule, j.wildcards))
 
 
@@ -82,8 +82,17 @@ def stage_timings(jobs: Sequence[JobTiming]) -> list[StageTiming]:
         seconds = [j.seconds for j in group]
         cpu = [j.cpu_seconds for j in group if j.cpu_seconds is not None]
         rss = [j.max_rss_mb for j in group if j.max_rss_mb is not None]
-        stages.append(StageTiming(rule, len(group), statistics.median(seconds), max(seconds), sum(seconds),
-                                  sum(cpu) if cpu else None, max(rss) if rss else None))
+        stages.append(
+            StageTiming(
+                rule,
+                len(group),
+                statistics.median(seconds),
+                max(seconds),
+                sum(seconds),
+                sum(cpu) if cpu else None,
+                max(rss) if rss else None,
+            )
+        )
     return stages
 
 
@@ -109,8 +118,17 @@ def read_stages(path: Path) -> list[StageTiming]:
     with Path(path).open(newline="") as f:
         rows = list(csv.DictReader(f))
     try:
-        return [StageTiming(r["rule"], int(r["jobs"]), float(r["median_seconds"]), float(r["max_seconds"]),
-                            float(r["total_seconds"]), _number(r["total_cpu_seconds"]), _number(r["peak_rss_mb"]))
-                for r in rows]
+        return [
+            StageTiming(
+                r["rule"],
+                int(r["jobs"]),
+                float(r["median_seconds"]),
+                float(r["max_seconds"]),
+                float(r["total_seconds"]),
+                _number(r["total_cpu_seconds"]),
+                _number(r["peak_rss_mb"]),
+            )
+            for r in rows
+        ]
     except (KeyError, ValueError) as exc:
         raise ValueError(f"{path}: not a stages.csv written by `seqgan reference-run` ({exc!r})") from None

@@ -98,9 +98,7 @@ def sample_ar(
 
 
 @torch.no_grad()
-def teacher_forced_argmax(
-    model: GenerativeTransformer, ids: Tensor, labels: Tensor | None = None
-) -> Tensor:
+def teacher_forced_argmax(model: GenerativeTransformer, ids: Tensor, labels: Tensor | None = None) -> Tensor:
     """The AR model's argmax prediction s'_i at every position given the TRUE s_0 .. s_{i-1}
     (B, N): one forward pass, nothing fed back (main-paper Fig. 4)."""
     if not model.config.causal:
@@ -112,7 +110,5 @@ def teacher_forced_argmax(
 def top1_accuracy_per_image(predicted: Tensor, target: Tensor) -> Tensor:
     """Fraction of positions where ``predicted`` equals ``target``, per image: (B, N) -> (B,)."""
     if predicted.shape != target.shape:
-        raise ValueError(
-            f"shape mismatch: predicted {tuple(predicted.shape)} vs target {tuple(target.shape)}"
-        )
+        raise ValueError(f"shape mismatch: predicted {tuple(predicted.shape)} vs target {tuple(target.shape)}")
     return (predicted == target).float().mean(dim=1)

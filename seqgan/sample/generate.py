@@ -127,9 +127,7 @@ def _label_sequence(
     if sum(counts.values()) != num_samples:
         raise ValueError(f"class_counts sum to {sum(counts.values())}, num_samples = {num_samples}")
     ordered = sorted(counts)
-    labels = np.concatenate(
-        [np.full(counts[c], c, dtype=np.int64) for c in ordered] or [np.zeros(0, np.int64)]
-    )
+    labels = np.concatenate([np.full(counts[c], c, dtype=np.int64) for c in ordered] or [np.zeros(0, np.int64)])
     return labels, {str(c): counts[c] for c in ordered}
 
 
@@ -223,18 +221,25 @@ def generate_samples(
             for start in range(0, num_samples, batch_size):
                 stop = min(start + batch_size, num_samples)
                 b = stop - start
-                batch_labels = (
-                    None if counts_json is None else torch.from_numpy(labels[start:stop]).to(dev)
-                )
+                batch_labels = None if counts_json is None else torch.from_numpy(labels[start:stop]).to(dev)
                 if objective == "ar":
                     ids = sample_ar(
-                        transformer, b, batch_labels, temperature=float(sampling["temperature"]),
-                        top_k=int(sampling["top_k"]), top_p=float(sampling["top_p"]), generator=generator,
+                        transformer,
+                        b,
+                        batch_labels,
+                        temperature=float(sampling["temperature"]),
+                        top_k=int(sampling["top_k"]),
+                        top_p=float(sampling["top_p"]),
+                        generator=generator,
                     )
                 else:
                     ids = sample_nar(
-                        transformer, b, batch_labels, steps=int(sampling["steps"]),
-                        temperature=float(sampling["temperature"]), schedule=sampling["schedule"],
+                        transformer,
+                        b,
+                        batch_labels,
+                        steps=int(sampling["steps"]),
+                        temperature=float(sampling["temperature"]),
+                        schedule=sampling["schedule"],
                         generator=generator,
                         token_temperature=float(sampling.get("token_temperature", 1.0)),
                     )

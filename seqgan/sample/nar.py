@@ -68,9 +68,7 @@ def sample_nar(
     ``model.special_id`` where still masked); useful to record the reveal history.
     Deterministic for a seeded ``generator`` on the model's device."""
     if model.config.causal:
-        raise ValueError(
-            "sample_nar needs a bidirectional (NAR) model; use sample_ar for AR models"
-        )
+        raise ValueError("sample_nar needs a bidirectional (NAR) model; use sample_ar for AR models")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     n = model.config.seq_len

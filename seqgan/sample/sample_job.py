@@ -17,8 +17,15 @@ from seqgan.train.transformer import load_transformer_checkpoint
 
 
 def sample_job(
-    params: Params, *, objective: str, transformer_file: Path, tokenizer_file: Path, seed: int,
-    num_samples: int | None, out: Path, threads: int,
+    params: Params,
+    *,
+    objective: str,
+    transformer_file: Path,
+    tokenizer_file: Path,
+    seed: int,
+    num_samples: int | None,
+    out: Path,
+    threads: int,
 ) -> dict:
     """Sample ``num_samples`` (default evaluation.num_samples) images; write the sample directory."""
     set_threads(threads)
@@ -31,14 +38,25 @@ def sample_job(
     counts = even_class_counts(num, params.transformer.num_classes) if params.transformer.conditional else None
     meta = {
         "transformer_checkpoint": {"file": str(transformer_file), "sha256": file_sha256(transformer_file)},
-        "tokenizer_checkpoint": {"file": str(tokenizer_file), "sha256": file_sha256(tokenizer_file),
-                                 "phase": k_sidecar.get("phase")},
+        "tokenizer_checkpoint": {
+            "file": str(tokenizer_file),
+            "sha256": file_sha256(tokenizer_file),
+            "phase": k_sidecar.get("phase"),
+        },
     }
     manifest = generate_samples(
-        transformer, tokenizer, objective=objective, num_samples=num,
-        batch_size=params.evaluation.batch_size, seed=seed, out_dir=Path(out),
-        sampling=sampling_from_params(params, objective), class_counts=counts, meta=meta,
-        device=device, progress=True,
+        transformer,
+        tokenizer,
+        objective=objective,
+        num_samples=num,
+        batch_size=params.evaluation.batch_size,
+        seed=seed,
+        out_dir=Path(out),
+        sampling=sampling_from_params(params, objective),
+        class_counts=counts,
+        meta=meta,
+        device=device,
+        progress=True,
     )
     print(f"{out}: {manifest['count']} samples ({objective}, seed {seed})")
     return manifest

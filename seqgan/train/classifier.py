@@ -94,13 +94,10 @@ def _check_arguments(
 ) -> None:
     """Fail before any work on settings that cannot run (clear messages for params.yaml edits)."""
     if len(widths) != len(CONVS_PER_STAGE):
-        raise ValueError(
-            f"widths must list {len(CONVS_PER_STAGE)} stage widths, got {list(widths)}"
-        )
+        raise ValueError(f"widths must list {len(CONVS_PER_STAGE)} stage widths, got {list(widths)}")
     if iterations <= 0 or batch_size <= 0 or eval_every <= 0:
         raise ValueError(
-            f"iterations ({iterations}), batch_size ({batch_size}) and eval_every ({eval_every}) "
-            "must be positive"
+            f"iterations ({iterations}), batch_size ({batch_size}) and eval_every ({eval_every}) must be positive"
         )
     if not 0 <= warmup_steps < iterations:
         raise ValueError(f"warmup_steps ({warmup_steps}) must be in [0, iterations={iterations})")
@@ -269,9 +266,7 @@ def train_semantic_classifier(
                 train_log.log(completed, {"loss": loss_value, "accuracy": accuracy, "lr": lr_now})
                 if completed % eval_every == 0 or completed == iterations:
                     result = evaluate(model, val, val_indices, batch_size, dev)
-                    val_log.log(
-                        completed, {"val_loss": result["loss"], "val_accuracy": result["accuracy"]}
-                    )
+                    val_log.log(completed, {"val_loss": result["loss"], "val_accuracy": result["accuracy"]})
                     final_val = result if completed == iterations else None
                 loop.maybe_checkpoint(completed)
                 bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
@@ -295,8 +290,10 @@ def train_semantic_classifier(
         ),
     }
     require_at_least(
-        "the semantic network's validation accuracy", metrics["val_accuracy"],
-        "semantic.min_val_accuracy", min_val_accuracy,
+        "the semantic network's validation accuracy",
+        metrics["val_accuracy"],
+        "semantic.min_val_accuracy",
+        min_val_accuracy,
         tries=(
             "a lower semantic.lr (benchmarks/semantic_recipe.py sweep measures where it trains)",
             "more semantic.iterations or warmup_steps",
@@ -344,7 +341,6 @@ def train_semantic_classifier(
 
 __all__ = [
     "evaluate",
-    
     "train_semantic_classifier",
     "to_model_input",
 ]

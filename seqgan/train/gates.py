@@ -16,9 +16,7 @@ class QualityGateError(RuntimeError):
     """A trained network missed a ``min_*`` gate of params.yaml (reported without a traceback)."""
 
 
-def require_at_least(
-    what: str, value: float, key: str, threshold: float, tries: Sequence[str], evidence: str
-) -> None:
+def require_at_least(what: str, value: float, key: str, threshold: float, tries: Sequence[str], evidence: str) -> None:
     """Raise :class:`QualityGateError` when ``value < threshold``.
 
     The message names the measured number, the params key and its threshold, where to look

@@ -42,9 +42,7 @@ def open_live(directory: str | os.PathLike[str], resume: bool) -> Live:
     """
 
     def make() -> Live:
-        return Live(
-            dir=str(directory), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None
-        )
+        return Live(dir=str(directory), resume=resume, dvcyaml=None, save_dvc_exp=False, report=None)
 
     if _inside_dvc_repo(Path.cwd().resolve()):
         return make()

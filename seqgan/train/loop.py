@@ -172,9 +172,7 @@ class TrainLoop:
         if self.checkpoint_every <= 0:
             raise ValueError(f"checkpoint_every must be positive, got {self.checkpoint_every}")
         self.resume_path = Path(self.resume_path)
-        self._fingerprint = (
-            json.dumps(self.fingerprint, sort_keys=True, default=str) if self.fingerprint else ""
-        )
+        self._fingerprint = json.dumps(self.fingerprint, sort_keys=True, default=str) if self.fingerprint else ""
 
     def start_step(self) -> int:
         """Load the resume file if there is one; return the number of steps already done."""
@@ -190,19 +188,14 @@ class TrainLoop:
             )
         step = int(state["step"])
         if step > self.total_steps:
-            raise ValueError(
-                f"resume file {self.resume_path} is at step {step}, beyond total_steps "
-                f"{self.total_steps}"
-            )
+            raise ValueError(f"resume file {self.resume_path} is at step {step}, beyond total_steps {self.total_steps}")
         self.load_fn(state)
         restore_rng_state(state["rng"])
         return step
 
     def should_checkpoint(self, completed: int) -> bool:
         """Every ``checkpoint_every`` completed steps, and after the last one."""
-        return completed > 0 and (
-            completed % self.checkpoint_every == 0 or completed == self.total_steps
-        )
+        return completed > 0 and (completed % self.checkpoint_every == 0 or completed == self.total_steps)
 
     def save(self, completed: int) -> Path:
         """Write the resume state for ``completed`` finished steps (atomically)."""

@@ -50,10 +50,7 @@ def resolve_device(name: str) -> torch.device:
             )
         device = torch.device(name)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"device {name!r} requested but only {torch.cuda.device_count()} CUDA "
-                "device(s) exist"
-            )
+            raise RuntimeError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
         return device
     raise ValueError(f"unknown device {name!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
@@ -122,9 +119,7 @@ def machine_info() -> dict[str, object]:
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
     return {
         "cpu_model": info.get("model name") or platform.processor() or "unknown",
-        "cpu_family_model_stepping": "/".join(
-            info.get(k, "?") for k in ("cpu family", "model", "stepping")
-        ),
+        "cpu_family_model_stepping": "/".join(info.get(k, "?") for k in ("cpu family", "model", "stepping")),
         "cpu_flags": sorted(f for f in wanted if f in flags),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),

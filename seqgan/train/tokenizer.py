@@ -63,7 +63,8 @@ before start_step --, ``total``, ``lr``, and the batch's codebook ``perplexity``
 run logs exactly the same rows.
 
 Final weights: ``save_weights(out_path, tokenizer.state_dict(), sidecar)``; the sidecar holds the
-architecture (to rebuild with :func:`~seqgan.train.tokenizer_model.load_tokenizer_checkpoint`), phase, alpha, perceptual, the
+architecture (to rebuild with :func:`~seqgan.train.tokenizer_model.load_tokenizer_checkpoint`), phase, alpha,
+perceptual, the
 training settings and metrics measured on a fixed evaluation set -- the first
 ``USAGE_EVAL_IMAGES`` images of the TRAIN split (the split the trainer is given; validation
 metrics belong to the evaluation stage): L1, PSNR (the evaluation stage's definition, on uint8
@@ -171,14 +172,10 @@ class TokenizerRun:
         memory_format = torch.channels_last
         self.memory_format = memory_format
         self.tokenizer = tokenizer.to(self.device, memory_format=memory_format)
-        self.perceptual = (
-            perceptual.to(self.device, memory_format=memory_format) if perceptual is not None else None
-        )
+        self.perceptual = perceptual.to(self.device, memory_format=memory_format) if perceptual is not None else None
         trainable = self.tokenizer if phase == 1 else self.tokenizer.decoder
         self.trainable: nn.Module = ctx.wrap(trainable)
-        self.opt_g = make_adam(
-            [p for p in trainable.parameters() if p.requires_grad], self.settings
-        )
+        self.opt_g = make_adam([p for p in trainable.parameters() if p.requires_grad], self.settings)
         self.disc: StyleGAN2Discriminator | None = None
         self.disc_ddp: nn.Module | None = None
         self.opt_d: torch.optim.Optimizer | None = None
@@ -228,14 +225,10 @@ class TokenizerRun:
                 return recon, quant, stats
             with torch.no_grad():  # frozen: no loss term reaches encoder or codebook
                 _, ids, _, stats = self.tokenizer.encode_with_stats(x)
-                z_q = self.tokenizer.quantizer.lookup(ids).contiguous(
-                    memory_format=self.memory_format
-                )
+                z_q = self.tokenizer.quantizer.lookup(ids).contiguous(memory_format=self.memory_format)
             return self.trainable(z_q), {}, stats
 
-    def generator_step(
-        self, x: Tensor, step: int
-    ) -> tuple[dict[str, Tensor], Tensor, dict[str, Tensor]]:
+    def generator_step(self, x: Tensor, step: int) -> tuple[dict[str, Tensor], Tensor, dict[str, Tensor]]:
         """Forward, loss assembly, NaN guard, backward, Adam step. Returns (terms, x_hat, stats)."""
         recon, quant, stats = self.reconstruct(x)
         terms = reconstruction_terms(recon, x, self.perceptual)
@@ -288,14 +281,10 @@ class TokenizerRun:
         terms["used_codes"] = stats["used_codes"]
         return terms
 
-    def gather_log_values(
-        self, terms: Mapping[str, Tensor], columns: list[str]
-    ) -> dict[str, float]:
+    def gather_log_values(self, terms: Mapping[str, Tensor], columns: list[str]) -> dict[str, float]:
         """The logged columns present this step as floats, averaged over ranks."""
         names = [c for c in columns if c in terms]
-        stacked = torch.stack(
-            [terms[n].detach().float().to(self.device).reshape(()) for n in names]
-        )
+        stacked = torch.stack([terms[n].detach().float().to(self.device).reshape(()) for n in names])
         values = self.ctx.mean(stacked).tolist()
         return dict(zip(names, values, strict=True))
 
@@ -338,8 +327,7 @@ def _check_run(params: Params, phase: Phase, train: ImageStore, ctx: Distributed
     settings = phase_settings(params, phase)
     if train.resolution != params.data.resolution:
         raise ValueError(
-            f"{train.directory}: images are {train.resolution} px, data.resolution = "
-            f"{params.data.resolution}"
+            f"{train.directory}: images are {train.resolution} px, data.resolution = {params.data.resolution}"
         )
     if len(train) == 0:
         raise ValueError(f"{train.directory}: empty training split")
@@ -384,9 +372,7 @@ def train_tokenizer(
         seed_everything(params.run.seed)
         tokenizer = prepare_tokenizer(params, phase, init_weights)
         use_perceptual = perceptual and params.tokenizer.loss.perceptual_weight > 0
-        per_loss = (
-            build_perceptual_loss(params, alpha, semantic_weights) if use_perceptual else None
-        )
+        per_loss = build_perceptual_loss(params, alpha, semantic_weights) if use_perceptual else None
         run = TokenizerRun(params, phase, tokenizer, per_loss, ctx)
         fingerprint = _fingerprint(
             params,
@@ -411,9 +397,7 @@ def train_tokenizer(
         metrics = _train_steps(run, loop, train, start, use_perceptual, Path(log_dir), progress)
         if not ctx.is_main:
             return metrics
-        evaluation = evaluate_reconstruction(
-            run.tokenizer, train, USAGE_EVAL_IMAGES, settings.batch_size, ctx.device
-        )
+        evaluation = evaluate_reconstruction(run.tokenizer, train, USAGE_EVAL_IMAGES, settings.batch_size, ctx.device)
         sidecar = _sidecar(
             params,
             phase,
@@ -460,21 +444,13 @@ def _train_steps(
     step_start = time.perf_counter()
     try:
         bar_on = progress and ctx.is_main
-        with progress_bar(
-            start, settings.iterations, enabled=bar_on, desc=f"tokenizer phase {run.phase}"
-        ) as bar:
+        with progress_bar(start, settings.iterations, enabled=bar_on, desc=f"tokenizer phase {run.phase}") as bar:
             for step in range(start, settings.iterations):
                 idx = ctx.shard(sampler.indices(step))
-                x = to_model_input(train.images[idx], ctx.device).contiguous(
-                    memory_format=run.memory_format
-                )
+                x = to_model_input(train.images[idx], ctx.device).contiguous(memory_format=run.memory_format)
                 terms = run.train_step(x, step)
                 completed = step + 1
-                if (
-                    completed == 1
-                    or completed % settings.log_every == 0
-                    or completed == settings.iterations
-                ):
+                if completed == 1 or completed % settings.log_every == 0 or completed == settings.iterations:
                     run.last_logged = run.gather_log_values(terms, columns)
                     if logger is not None:
                         logger.log(completed, run.last_logged)
@@ -517,9 +493,7 @@ def _sidecar(
         "training": {
             **copy.deepcopy(fingerprint),
             "optimizer": "Adam (no weight decay), the phase's betas; the discriminator likewise",
-            "schedule": "cosine lr -> end_lr over the iterations"
-            if settings.lr_decay == "cosine"
-            else "constant lr",
+            "schedule": "cosine lr -> end_lr over the iterations" if settings.lr_decay == "cosine" else "constant lr",
             "device": str(run.device),
             "compute": compute_record(run.device, run.memory_format),
             "world_size": run.ctx.world_size,

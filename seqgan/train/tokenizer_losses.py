@@ -96,9 +96,7 @@ def build_perceptual_loss(
     else:
         backbone = VGG16Backbone.from_imagenet()  # MissingWeightsError names the fetch command
         layer_weights = backbone.lpips_layer_weights()
-    return SemanticPerceptualLoss(
-        backbone, alpha, layer_weights, params.tokenizer.loss.logit_weight
-    )
+    return SemanticPerceptualLoss(backbone, alpha, layer_weights, params.tokenizer.loss.logit_weight)
 
 
 @contextlib.contextmanager
@@ -124,9 +122,7 @@ def reconstruction_terms(
     if perceptual is not None:
         per = perceptual(recon, target)
         terms.update({f"per_{t}": per[t] for t in TAP_NAMES})
-        terms.update(
-            per_logit=per["logit"], per_total=per["total"], per_low=per["low"], per_sem=per["sem"]
-        )
+        terms.update(per_logit=per["logit"], per_total=per["total"], per_low=per["low"], per_sem=per["sem"])
     return terms
 
 

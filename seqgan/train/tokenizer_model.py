@@ -62,9 +62,7 @@ def tokenizer_config(params: Params, phase: Phase) -> dict[str, Any]:
     }
 
 
-def check_config(
-    stored: Mapping[str, Any], params: Params, phase: Phase, path: str | os.PathLike[str]
-) -> None:
+def check_config(stored: Mapping[str, Any], params: Params, phase: Phase, path: str | os.PathLike[str]) -> None:
     """Raise naming the first params key whose value differs from the checkpoint's architecture.
 
     The quantizer's loss weights do not change the network, so only the architecture, the phase-2
@@ -95,9 +93,7 @@ def _read_tokenizer_weights(
     """Weights + sidecar of a tokenizer checkpoint, checked against params (and ``phase``)."""
     state, sidecar = load_weights(path, device="cpu")
     if sidecar.get("kind") != WEIGHTS_KIND:
-        raise ValueError(
-            f"{path}: sidecar kind is {sidecar.get('kind')!r}, expected {WEIGHTS_KIND!r}"
-        )
+        raise ValueError(f"{path}: sidecar kind is {sidecar.get('kind')!r}, expected {WEIGHTS_KIND!r}")
     stored_phase = int(sidecar["phase"])
     if stored_phase not in (1, 2):
         raise ValueError(f"{path}: sidecar phase {stored_phase!r} is not 1 or 2")
@@ -129,9 +125,7 @@ def freeze_encoder_and_codebook(tokenizer: VQTokenizer) -> None:
         module.eval()
 
 
-def prepare_tokenizer(
-    params: Params, phase: Phase, init_weights: str | os.PathLike[str] | None
-) -> VQTokenizer:
+def prepare_tokenizer(params: Params, phase: Phase, init_weights: str | os.PathLike[str] | None) -> VQTokenizer:
     """The network a phase starts from.
 
     Phase 1: freshly initialised, or all weights of the phase-1 tokenizer ``init_weights``

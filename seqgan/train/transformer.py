@@ -176,9 +176,7 @@ def lr_at(step: int, base_lr: float, decay: str, end_lr: float, decay_start: int
     if step < 0 or decay_start < 0:
         raise ValueError(f"step ({step}) and decay_start ({decay_start}) must be >= 0")
     if decay == "exponential" and (base_lr <= 0 or end_lr <= 0):
-        raise ValueError(
-            f"exponential lr decay needs lr > 0 and end_lr > 0, got lr = {base_lr}, end_lr = {end_lr}"
-        )
+        raise ValueError(f"exponential lr decay needs lr > 0 and end_lr > 0, got lr = {base_lr}, end_lr = {end_lr}")
     if decay == "constant" or step <= decay_start:
         return float(base_lr)
     span = total - 1 - decay_start
@@ -209,9 +207,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 def make_optimizer(model: nn.Module, params: Params) -> torch.optim.AdamW:
     opt = params.transformer.optimizer
-    return torch.optim.AdamW(
-        param_groups(model, opt.weight_decay), lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=1e-8
-    )
+    return torch.optim.AdamW(param_groups(model, opt.weight_decay), lr=opt.lr, betas=(opt.beta1, opt.beta2), eps=1e-8)
 
 
 def _stream_seed(*key: int) -> int:
@@ -352,9 +348,7 @@ def _label_classes(train: TokenSplit, val: TokenSplit) -> int:
     return max(int(s.labels.max()) for s in (train, val)) + 1
 
 
-def _check_run(
-    params: Params, objective: Objective, train: TokenSplit, val: TokenSplit, ctx: Distributed
-) -> None:
+def _check_run(params: Params, objective: Objective, train: TokenSplit, val: TokenSplit, ctx: Distributed) -> None:
     """Fail before any work on data or settings this run cannot use, naming the key to fix."""
     settings = objective_settings(params, objective)
     k = params.tokenizer.architecture.codebook_size
@@ -421,8 +415,12 @@ def _schedule_settings(params: Params, objective: Objective) -> dict[str, Any]:
 
 
 def _fingerprint(
-    params: Params, objective: Objective, size: Size, config: TransformerConfig,
-    train: TokenSplit, val: TokenSplit,
+    params: Params,
+    objective: Objective,
+    size: Size,
+    config: TransformerConfig,
+    train: TokenSplit,
+    val: TokenSplit,
 ) -> dict[str, Any]:
     """Everything that makes two runs the same run (weights and curve); checkpoint cadence is
     left out, so a resumed job may change it."""
@@ -518,21 +516,22 @@ class TransformerRun:
 
     def set_lr(self, step: int) -> float:
         s = self.settings
-        lr = lr_at(step, self.params.transformer.optimizer.lr, s.lr_decay, s.end_lr, s.decay_start,
-                   s.iterations)
+        lr = lr_at(step, self.params.transformer.optimizer.lr, s.lr_decay, s.end_lr, s.decay_start, s.iterations)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
 
-    def global_batch(self, train: TokenSplit, sampler: StepSampler, step: int
-                     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    def global_batch(
+        self, train: TokenSplit, sampler: StepSampler, step: int
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """ids (B, N), labels (B,) | None and NAR mask (B, N) | None of step's GLOBAL batch."""
         idx = sampler.indices(step)
         ids = batch_ids(train, idx)
         mask = None
         if self.objective == "nar":
-            mask = training_mask(self.params.run.seed, step, ids.shape[0], ids.shape[1],
-                                 self.params.transformer.nar.mask_schedule)
+            mask = training_mask(
+                self.params.run.seed, step, ids.shape[0], ids.shape[1], self.params.transformer.nar.mask_schedule
+            )
         return ids, batch_labels(train, idx, self.conditional), mask
 
     def train_step(self, ids: Tensor, labels: Tensor | None, mask: Tensor | None, step: int) -> float:
@@ -549,8 +548,7 @@ class TransformerRun:
         if ctx.enabled:
             # weight each rank by its share of the globally scored tokens: DDP's gradient average
             # then equals the single-process token-weighted mean (NAR ranks mask unequal counts)
-            loss = loss * (scored_tokens(local_ids, local_mask) * ctx.world_size
-                           / scored_tokens(ids, mask))
+            loss = loss * (scored_tokens(local_ids, local_mask) * ctx.world_size / scored_tokens(ids, mask))
         guard_finite({"cross_entropy": loss}, step, ctx)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -603,8 +601,11 @@ def train_transformer(
         seed_everything(params.run.seed)
         run = TransformerRun(params, objective, size, ctx, compile_model)
         vset = validation_set(
-            val, params.transformer.val_batches * settings.batch_size,
-            conditional=run.conditional, objective=objective, seed=params.run.seed,
+            val,
+            params.transformer.val_batches * settings.batch_size,
+            conditional=run.conditional,
+            objective=objective,
+            seed=params.run.seed,
             schedule=params.transformer.nar.mask_schedule,
         )
         k = params.tokenizer.architecture.codebook_size
@@ -613,8 +614,9 @@ def train_transformer(
             "val_token_entropy": token_entropy(vset.ids.numpy(), k),
         }
         fingerprint = _fingerprint(params, objective, size, run.model.config, train, val)
-        loop = TrainLoop(settings.iterations, params.transformer.checkpoint_every, resume_path,
-                         run.state, run.load, fingerprint)
+        loop = TrainLoop(
+            settings.iterations, params.transformer.checkpoint_every, resume_path, run.state, run.load, fingerprint
+        )
         start = loop.start_step()
         timing = _train_steps(run, loop, train, vset, start, Path(log_dir), progress)
         metrics = {
@@ -626,8 +628,9 @@ def train_transformer(
             "tokens": {"train": _split_identity(train), "val": _split_identity(val)},
         }
         if ctx.is_main:
-            save_weights(out_path, run.model.state_dict(),
-                         _sidecar(run, fingerprint, metrics, train_tokens, val_tokens))
+            save_weights(
+                out_path, run.model.state_dict(), _sidecar(run, fingerprint, metrics, train_tokens, val_tokens)
+            )
         return {
             **metrics,
             "step": settings.iterations,

@@ -1,11 +1,9 @@
 # Paths and helpers shared by every rule file. Paths are derived from params.yaml values only.
 import os
+import shlex
 import sys
 from pathlib import Path
 
-PARAMS_FILE = "params.yaml"
-# The interpreter running Snakemake runs the package too: works without an activated virtualenv.
-SEQGAN = f'"{sys.executable}" -m seqgan'
 DATA_DIR = f"data/{config['data']['name']}"
 MODELS_DIR = "models"
 RESULTS_DIR = "results"
@@ -16,14 +14,20 @@ RESULTS_DIR = "results"
 # Training jobs (tokenizer.smk, transformer.smk) run on run.gpus_per_job GPUs: a plain process, or
 # torchrun with one DistributedDataParallel rank per GPU (seqgan/train/distributed.py). The count
 # is declared as resource gpu for schedulers (workflow/profiles/); a local run ignores it unless a
-# gpu limit is set. Not a rule params entry (changing it retrains nothing): the global batch is
+# gpu limit is set. No params entry of any job (changing it retrains nothing): the global batch is
 # the same on any count (run.gpus_per_job in the schema says where results can still differ).
 TRAIN_GPUS = config["run"]["gpus_per_job"]
-TRAIN_SEQGAN = (
-    SEQGAN
+# Every shell command calls `seqgan` (or `seqgan_train` for training jobs) as shell functions that
+# run the package with the interpreter running Snakemake: no activated virtualenv needed, and the
+# interpreter path (machine-specific) is no params value that would rerun jobs when it moves.
+_PYTHON = shlex.quote(sys.executable)
+_TRAIN_LAUNCHER = (
+    f"{_PYTHON} -m seqgan"
     if TRAIN_GPUS == 1
-    else f'"{sys.executable}" -m torch.distributed.run --standalone --nproc_per_node {TRAIN_GPUS} -m seqgan'
+    else f"{_PYTHON} -m torch.distributed.run --standalone --nproc_per_node {TRAIN_GPUS} -m seqgan"
 )
+# (Snakemake formats the prefix like a command: its braces are doubled.)
+shell.prefix('set -euo pipefail; seqgan() {{ %s -m seqgan "$@"; }}; seqgan_train() {{ %s "$@"; }}; ' % (_PYTHON, _TRAIN_LAUNCHER))
 
 
 # What shapes each rule's outputs is declared once, in seqgan/runs.py: the params keys (a rule's
@@ -92,3 +96,79 @@ DEFAULT_TARGETS = [
 ]
 if config["semantic"]["backbone"] == "embedded":
     DEFAULT_TARGETS.append(f"{RESULTS_DIR}/metrics/semantic.json")
+
+
+# ------------------------------------------------------------------------------------------------
+# Inputs and arguments computed per job (functions live here, rules in the stage files).
+# ------------------------------------------------------------------------------------------------
+
+
+# tokenizer.smk
+def semantic_input(wildcards=None):
+    """The embedded semantic network when it is the perceptual / FID backbone (else nothing)."""
+    return [SEMANTIC_WEIGHTS] if config["semantic"]["backbone"] == "embedded" else []
+
+# tokenizer.smk
+def semantic_arg(wildcards=None, input=None):
+    return f"--semantic {SEMANTIC_WEIGHTS}" if config["semantic"]["backbone"] == "embedded" else ""
+
+# tokenizer.smk
+def phase1_semantic_input(wildcards):
+    """The control tokenizer has no perceptual loss, so it trains alongside the semantic network."""
+    return [] if wildcards.variant == "control" else semantic_input()
+
+# tokenizer.smk
+def phase1_semantic_arg(wildcards, input=None):
+    return "" if wildcards.variant == "control" else semantic_arg()
+
+# transformer.smk
+def transformer_paths(objective):
+    prefix = f"{objective}/{{size}}/{{variant}}/seed{{seed}}"
+    return {
+        "weights": f"{MODELS_DIR}/transformer/{prefix}/model.safetensors",
+        "sidecar": f"{MODELS_DIR}/transformer/{prefix}/model.json",
+        "curve": f"{RESULTS_DIR}/curves/transformer/{prefix}/curve.csv",
+    }
+
+# transformer.smk
+def sample_decoder(wildcards):
+    """Phase-1 decoder of the variant, or the phase-2 decoder (only for the tokens it was built on)."""
+    if wildcards.decoder == "phase1":
+        return f"{MODELS_DIR}/tokenizer/phase1/{wildcards.variant}/seed{RUN_SEED}/tokenizer.safetensors"
+    source = f"alpha{config['tokenizer']['phase2']['from_alpha']}"
+    if wildcards.variant != source:
+        raise ValueError(f"the phase-2 decoder decodes {source} tokens only, not {wildcards.variant}")
+    return f"{MODELS_DIR}/tokenizer/phase2/tokenizer.safetensors"
+
+# report.smk
+def fig2_inputs(wildcards=None):
+    files = []
+    for variant, objective in FIG2_RUNS:
+        files += [
+            f"{RESULTS_DIR}/curves/transformer/{objective}/{FIG2_SIZE}/{variant}/seed{RUN_SEED}/curve.csv",
+            f"{MODELS_DIR}/transformer/{objective}/{FIG2_SIZE}/{variant}/seed{RUN_SEED}/model.json",
+            f"{RESULTS_DIR}/metrics/tokenizer/phase1/{variant}/seed{RUN_SEED}.json",
+        ]
+    return files
+
+# report.smk
+def fig2_run_args(wildcards=None, input=None):
+    return " ".join(
+        f"--run {v} {o} {' '.join(fig2_inputs()[3 * i: 3 * i + 3])}" for i, (v, o) in enumerate(FIG2_RUNS)
+    )
+
+# generation.smk
+def sample_manifest(objective, size, variant, decoder, seed):
+    return f"{RESULTS_DIR}/samples/{objective}/{size}/{variant}/{decoder}/seed{seed}/manifest.json"
+
+# figures.smk
+def fig3_runs():
+    """(variant, phase-1 tokenizer, AR transformer of FIGURE_SIZE) of the primary seed, per variant."""
+    return [
+        (
+            v,
+            f"{MODELS_DIR}/tokenizer/phase1/{v}/seed{RUN_SEED}/tokenizer.safetensors",
+            f"{MODELS_DIR}/transformer/ar/{FIGURE_SIZE}/{v}/seed{RUN_SEED}/model.safetensors",
+        )
+        for v in PHASE1_VARIANTS
+    ]

@@ -16,5 +16,5 @@ rule prepare_data:
     log:
         "logs/prepare_data/{split}.log",
     shell:
-        "{SEQGAN} prepare-data --params {PARAMS_FILE} --split {wildcards.split} "
-        "--out {DATA_DIR}/{wildcards.split} > {log} 2>&1"
+        "seqgan prepare-data --params params.yaml --split {wildcards.split} "
+        "--out $(dirname {output.manifest}) > {log} 2>&1"

@@ -6,22 +6,11 @@
 FIGURE_SIZE = config["transformer"]["models"][0]
 
 
-def fig3_runs():
-    """(variant, phase-1 tokenizer, AR transformer of FIGURE_SIZE) of the primary seed, per variant."""
-    return [
-        (
-            v,
-            f"{MODELS_DIR}/tokenizer/phase1/{v}/seed{RUN_SEED}/tokenizer.safetensors",
-            f"{MODELS_DIR}/transformer/ar/{FIGURE_SIZE}/{v}/seed{RUN_SEED}/model.safetensors",
-        )
-        for v in PHASE1_VARIANTS
-    ]
-
-
 rule fig3_visualization:
     """Input, reconstruction and teacher-forced AR prediction per tokenizer variant, with the top-1
     token accuracy over the whole validation split beside the shown images."""
     input:
+        val=split_files("val")["manifest"],
         split=list(split_files("val").values()),
         tokenizers=[tok for _, tok, _ in fig3_runs()],
         transformers=[tr for _, _, tr in fig3_runs()],
@@ -40,7 +29,7 @@ rule fig3_visualization:
     log:
         "logs/fig3_visualization.log",
     shell:
-        "{SEQGAN} fig3 --params {PARAMS_FILE} --split-dir {DATA_DIR}/val {params.variants} "
+        "seqgan fig3 --params params.yaml --split-dir $(dirname {input.val}) {params.variants} "
         "--out {output.pdf} --threads {threads} > {log} 2>&1"
 
 
@@ -76,7 +65,7 @@ rule fig6b_alpha_sweep:
     log:
         "logs/fig6b_alpha_sweep.log",
     shell:
-        "{SEQGAN} fig6b --params {PARAMS_FILE} {params.rfid} {params.generation} --out {output.pdf} > {log} 2>&1"
+        "seqgan fig6b --params params.yaml {params.rfid} {params.generation} --out {output.pdf} > {log} 2>&1"
 
 
 DEFAULT_TARGETS += [f"{RESULTS_DIR}/fig6b_alpha_sweep.pdf"]

@@ -18,10 +18,6 @@ SAMPLE_WILDCARDS = dict(
 )
 
 
-def sample_manifest(objective, size, variant, decoder, seed):
-    return f"{RESULTS_DIR}/samples/{objective}/{size}/{variant}/{decoder}/seed{seed}/manifest.json"
-
-
 rule eval_samples:
     """Generation FID (evaluation.fid_network), IS (class-conditional + Inception only) and the semantic
     classifier's view of the samples beside the same numbers on real images of the reference split."""
@@ -45,7 +41,7 @@ rule eval_samples:
     log:
         "logs/eval_samples/{objective}/{size}/{variant}/{decoder}/seed{seed}.log",
     shell:
-        "{SEQGAN} eval-samples --params {PARAMS_FILE} --samples $(dirname {input.samples}) "
+        "seqgan eval-samples --params params.yaml --samples $(dirname {input.samples}) "
         "--objective {wildcards.objective} --size {wildcards.size} --variant {wildcards.variant} "
         "--decoder {wildcards.decoder} --seed {wildcards.seed} --reference {input.reference} "
         "--reference-split-dir $(dirname {input.split}) {params.semantic_arg} --out {output} "
@@ -75,7 +71,7 @@ rule sample_grid:
     log:
         "logs/sample_grid/{objective}_{size}_{variant}_{decoder}.log",
     shell:
-        "{SEQGAN} sample-grid --params {PARAMS_FILE} --samples $(dirname {input.samples}) "
+        "seqgan sample-grid --params params.yaml --samples $(dirname {input.samples}) "
         "--objective {wildcards.objective} --size {wildcards.size} --variant {wildcards.variant} "
         "--decoder {wildcards.decoder} --class-names-from {input.names} --out {output.pdf} > {log} 2>&1"
 
@@ -100,7 +96,7 @@ rule fig1_phase2_decoder:
     log:
         "logs/fig1_phase2_decoder.log",
     shell:
-        "{SEQGAN} fig1 --params {PARAMS_FILE} --samples $(dirname {input.samples}) --phase1 {input.phase1} "
+        "seqgan fig1 --params params.yaml --samples $(dirname {input.samples}) --phase1 {input.phase1} "
         "--phase2 {input.phase2} --val-dir $(dirname {input.val}) --out {output.pdf} "
         "--threads {threads} > {log} 2>&1"
 

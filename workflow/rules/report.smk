@@ -15,28 +15,11 @@ rule model_sizes:
     log:
         "logs/model_sizes.log",
     shell:
-        "{SEQGAN} model-sizes --params {PARAMS_FILE} --out {output.csv} > {log} 2>&1"
+        "seqgan model-sizes --params params.yaml --out {output.csv} > {log} 2>&1"
 
 
 FIG2_SIZE = config["transformer"]["models"][0]
 FIG2_RUNS = [(v, o) for o in config["transformer"]["objectives"] for v in PHASE1_VARIANTS]
-
-
-def fig2_inputs(wildcards=None):
-    files = []
-    for variant, objective in FIG2_RUNS:
-        files += [
-            f"{RESULTS_DIR}/curves/transformer/{objective}/{FIG2_SIZE}/{variant}/seed{RUN_SEED}/curve.csv",
-            f"{MODELS_DIR}/transformer/{objective}/{FIG2_SIZE}/{variant}/seed{RUN_SEED}/model.json",
-            f"{RESULTS_DIR}/metrics/tokenizer/phase1/{variant}/seed{RUN_SEED}.json",
-        ]
-    return files
-
-
-def fig2_run_args(wildcards=None, input=None):
-    return " ".join(
-        f"--run {v} {o} {' '.join(fig2_inputs()[3 * i: 3 * i + 3])}" for i, (v, o) in enumerate(FIG2_RUNS)
-    )
 
 
 rule fig2_val_loss:
@@ -56,4 +39,4 @@ rule fig2_val_loss:
     log:
         "logs/fig2_val_loss.log",
     shell:
-        "{SEQGAN} fig2 --params {PARAMS_FILE} {params.runs} --out {output.pdf} > {log} 2>&1"
+        "seqgan fig2 --params params.yaml {params.runs} --out {output.pdf} > {log} 2>&1"

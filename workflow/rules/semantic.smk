@@ -27,6 +27,6 @@ rule train_semantic:
     log:
         "logs/train_semantic.log",
     shell:
-        "{SEQGAN} train-semantic --params {PARAMS_FILE} --data {DATA_DIR} --out {output.weights} "
-        "--metrics {output.metrics} --log-dir {RESULTS_DIR}/curves/semantic --threads {threads} > {log} 2>&1"
+        "seqgan train-semantic --params params.yaml --data $(dirname $(dirname {input.train})) --out {output.weights} "
+        "--metrics {output.metrics} --log-dir $(dirname {output.curve}) --threads {threads} > {log} 2>&1"
 

@@ -33,8 +33,8 @@ rule paper_table:
     log:
         "logs/paper_table/{table}.log",
     shell:
-        "{SEQGAN} tables --params {PARAMS_FILE} --table {wildcards.table} --results-dir {RESULTS_DIR} "
-        "--models-dir {MODELS_DIR} --out-dir $(dirname {output.csv}) > {log} 2>&1"
+        "seqgan tables --params params.yaml --table {wildcards.table} --results-dir results "
+        "--models-dir models --out-dir $(dirname {output.csv}) > {log} 2>&1"
 
 
 rule hparam_audit:
@@ -51,7 +51,7 @@ rule hparam_audit:
     log:
         "logs/hparam_audit.log",
     shell:
-        "{SEQGAN} hparam-audit --params {PARAMS_FILE} --out {output.csv} > {log} 2>&1"
+        "seqgan hparam-audit --params params.yaml --out {output.csv} > {log} 2>&1"
 
 
 rule claims:
@@ -68,7 +68,7 @@ rule claims:
     log:
         "logs/claims.log",
     shell:
-        "{SEQGAN} claims --params {PARAMS_FILE} --results-dir {RESULTS_DIR} --models-dir {MODELS_DIR} "
+        "seqgan claims --params params.yaml --results-dir results --models-dir models "
         "--out {output} > {log} 2>&1"
 
 

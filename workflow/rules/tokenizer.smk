@@ -2,24 +2,6 @@
 # (frozen encoder and codebook, attention decoder), reconstruction metrics and token encoding
 # (params: tokenizer, evaluation.batch_size).
 
-def semantic_input(wildcards=None):
-    """The embedded semantic network when it is the perceptual / FID backbone (else nothing)."""
-    return [SEMANTIC_WEIGHTS] if config["semantic"]["backbone"] == "embedded" else []
-
-
-def semantic_arg(wildcards=None, input=None):
-    return f"--semantic {SEMANTIC_WEIGHTS}" if config["semantic"]["backbone"] == "embedded" else ""
-
-
-def phase1_semantic_input(wildcards):
-    """The control tokenizer has no perceptual loss, so it trains alongside the semantic network."""
-    return [] if wildcards.variant == "control" else semantic_input()
-
-
-def phase1_semantic_arg(wildcards, input=None):
-    return "" if wildcards.variant == "control" else semantic_arg()
-
-
 rule tokenizer_phase1:
     """Encoder + codebook + conv-only decoder with L1, VQ, entropy, L_per^alpha and GAN terms."""
     input:
@@ -45,8 +27,8 @@ rule tokenizer_phase1:
     log:
         "logs/tokenizer_phase1/{variant}/seed{seed}.log",
     shell:
-        "{TRAIN_SEQGAN} train-tokenizer --params {PARAMS_FILE} --phase 1 --variant {wildcards.variant} "
-        "--seed {wildcards.seed} --data {DATA_DIR} {params.semantic_arg} --out {output.weights} "
+        "seqgan_train train-tokenizer --params params.yaml --phase 1 --variant {wildcards.variant} "
+        "--seed {wildcards.seed} --data $(dirname $(dirname {input.train})) {params.semantic_arg} --out {output.weights} "
         "--log-dir $(dirname {output.curve}) --threads {threads} > {log} 2>&1"
 
 
@@ -72,9 +54,9 @@ rule tokenizer_phase2:
     log:
         "logs/tokenizer_phase2.log",
     shell:
-        "{TRAIN_SEQGAN} train-tokenizer --params {PARAMS_FILE} --phase 2 --variant phase2 --data {DATA_DIR} "
+        "seqgan_train train-tokenizer --params params.yaml --phase 2 --variant phase2 --data $(dirname $(dirname {input.train})) "
         "{params.semantic_arg} --init {input.phase1} --out {output.weights} "
-        "--log-dir {RESULTS_DIR}/curves/tokenizer/phase2 --threads {threads} > {log} 2>&1"
+        "--log-dir $(dirname {output.curve}) --threads {threads} > {log} 2>&1"
 
 
 rule fid_reference:
@@ -97,7 +79,7 @@ rule fid_reference:
     log:
         "logs/fid_reference/{split}.log",
     shell:
-        "{SEQGAN} fid-reference --params {PARAMS_FILE} --split-dir {DATA_DIR}/{wildcards.split} "
+        "seqgan fid-reference --params params.yaml --split-dir $(dirname {input.split}) "
         "{params.semantic_arg} --out {output.stats} --threads {threads} > {log} 2>&1"
 
 
@@ -122,8 +104,8 @@ rule eval_tokenizer:
     log:
         "logs/eval_tokenizer/{tokenizer}.log",
     shell:
-        "{SEQGAN} eval-tokenizer --params {PARAMS_FILE} --tokenizer {input.tokenizer} "
-        "--split-dir {DATA_DIR}/val --reference {input.reference} {params.semantic_arg} "
+        "seqgan eval-tokenizer --params params.yaml --tokenizer {input.tokenizer} "
+        "--split-dir $(dirname {input.split}) --reference {input.reference} {params.semantic_arg} "
         "--out {output} --threads {threads} > {log} 2>&1"
 
 
@@ -148,6 +130,6 @@ rule encode_tokens:
     log:
         "logs/encode_tokens/{variant}/seed{seed}/{split}.log",
     shell:
-        "{SEQGAN} encode-tokens --params {PARAMS_FILE} --tokenizer {input.tokenizer} "
-        "--split-dir {DATA_DIR}/{wildcards.split} --out $(dirname {output.manifest}) "
+        "seqgan encode-tokens --params params.yaml --tokenizer {input.tokenizer} "
+        "--split-dir $(dirname {input.split}) --out $(dirname {output.manifest}) "
         "--threads {threads} > {log} 2>&1"

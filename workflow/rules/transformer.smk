@@ -1,15 +1,6 @@
 # Generative transformers on the phase-1 tokens: AR (causal) and NAR (MaskGIT) per tokenizer variant,
 # each recording its validation-loss curve (supplement Fig. 2) (params: transformer).
 
-def transformer_paths(objective):
-    prefix = f"{objective}/{{size}}/{{variant}}/seed{{seed}}"
-    return {
-        "weights": f"{MODELS_DIR}/transformer/{prefix}/model.safetensors",
-        "sidecar": f"{MODELS_DIR}/transformer/{prefix}/model.json",
-        "curve": f"{RESULTS_DIR}/curves/transformer/{prefix}/curve.csv",
-    }
-
-
 rule train_ar:
     """Causal transformer, next-token cross-entropy; validation loss every transformer.eval_every steps."""
     input:
@@ -34,8 +25,8 @@ rule train_ar:
     log:
         "logs/train_ar/{size}/{variant}/seed{seed}.log",
     shell:
-        "{TRAIN_SEQGAN} train-transformer --params {PARAMS_FILE} --objective {params.name} --size {wildcards.size} "
-        "--seed {wildcards.seed} --tokens {TOKENS_DIR}/{wildcards.variant}/seed{wildcards.seed} "
+        "seqgan_train train-transformer --params params.yaml --objective {params.name} --size {wildcards.size} "
+        "--seed {wildcards.seed} --tokens $(dirname $(dirname {input.train})) "
         "--out {output.weights} --log-dir $(dirname {output.curve}) --threads {threads} > {log} 2>&1"
 
 
@@ -53,16 +44,6 @@ use rule train_ar as train_nar with:
         "logs/benchmarks/train_nar/{size}/{variant}/seed{seed}.tsv",
     log:
         "logs/train_nar/{size}/{variant}/seed{seed}.log",
-
-
-def sample_decoder(wildcards):
-    """Phase-1 decoder of the variant, or the phase-2 decoder (only for the tokens it was built on)."""
-    if wildcards.decoder == "phase1":
-        return f"{MODELS_DIR}/tokenizer/phase1/{wildcards.variant}/seed{RUN_SEED}/tokenizer.safetensors"
-    source = f"alpha{config['tokenizer']['phase2']['from_alpha']}"
-    if wildcards.variant != source:
-        raise ValueError(f"the phase-2 decoder decodes {source} tokens only, not {wildcards.variant}")
-    return f"{MODELS_DIR}/tokenizer/phase2/tokenizer.safetensors"
 
 
 rule sample:
@@ -87,6 +68,6 @@ rule sample:
     log:
         "logs/sample/{objective}/{size}/{variant}/{decoder}/seed{seed}.log",
     shell:
-        "{SEQGAN} sample --params {PARAMS_FILE} --objective {wildcards.objective} "
+        "seqgan sample --params params.yaml --objective {wildcards.objective} "
         "--transformer {input.transformer} --tokenizer {input.tokenizer} --seed {wildcards.seed} "
         "--out $(dirname {output.manifest}) --threads {threads} > {log} 2>&1"
