@@ -1,10 +1,11 @@
 """DVC over the Snakemake workflow, end to end in a temporary git + DVC repository.
 
-The repository holds a copy of the workflow (Snakefile, workflow/, seqgan/, dvc.yaml), a
-seconds-scale params.yaml (tests/test_workflow.py's tiny pipeline, with one alpha plus the control)
-and a local-directory DVC remote. One `dvc repro fig2_val_loss` builds it (module fixture); the tests
-then change parameters and check what DVC reruns, restores, records and ships. They run in file
-order and each leaves the repository as it found it, except the last.
+The repository holds a copy of the workflow (Snakefile, workflow/, seqgan/), a
+seconds-scale params.yaml (tests/test_workflow.py's tiny pipeline, with one alpha plus the control),
+the dvc.yaml `seqgan dvc-yaml` generates for it and a local-directory DVC remote. One
+`dvc repro fig2_val_loss` builds it (module fixture); the tests then change parameters and check
+what DVC reruns, restores, records and ships. They run in file order and each leaves the repository
+as it found it, except the last.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import pytest
 import yaml
 from test_workflow import tiny_pipeline_params
 
+from seqgan.dvc_yaml import write_dvc_yaml
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +34,9 @@ ALPHA = 1.0  # one alpha (phase 2 starts from it) plus the control: stage names 
 LR, LR_CHANGED, LR_EXPERIMENT = 0.0005, 0.002, 0.001
 TRAIN_STAGES = {f"train_ar@base-{ALPHA}-0", "train_ar_control@base-0"}
 UP_TO_DATE = "Data and pipelines are up to date."
+GENERATION_STAGE = f"eval_samples@ar-{ALPHA}-0"
+GENERATION_TARGET = f"results/metrics/generation/ar/base/alpha{ALPHA}/phase1/seed0.json"
+BUILT = ("results/fig2_val_loss.pdf", GENERATION_TARGET)  # what the fixture builds (and its upstream)
 
 
 @dataclass
@@ -113,11 +119,12 @@ def project(tmp_path_factory) -> Project:
     repo, remote = base / "repo", base / "remote"
     repo.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("Snakefile", "dvc.yaml", ".dvcignore", ".gitignore"):
+    for name in ("Snakefile", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, repo / name)
     for name in ("workflow", "seqgan"):
         shutil.copytree(ROOT / name, repo / name, symlinks=True, ignore=ignore)
     (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    write_dvc_yaml(ROOT, repo / "params.yaml", repo / "dvc.yaml")  # what `seqgan dvc-yaml` writes for them
 
     env = {
         **os.environ,
@@ -144,6 +151,7 @@ def project(tmp_path_factory) -> Project:
     p.first_repro = dvc(p, "repro", "fig2_val_loss")
     p.first_repro_s = time.monotonic() - start
     print(f"\nfirst `dvc repro fig2_val_loss`: {p.first_repro_s:.0f} s")
+    dvc(p, "repro", GENERATION_STAGE)  # one sample set and its metrics, for the sampling-key checks
     git(p, "add", "-A")
     git(p, "commit", "-q", "-m", "first run")
     p.first_lock = lock(p)
@@ -164,10 +172,6 @@ def test_repro_builds_fig2_and_tracks_every_output(project):
         f"encode_tokens@{ALPHA}-0",
         "encode_tokens_control@0",
         *TRAIN_STAGES,
-        # fig2's stage depends on the directory results/metrics/tokenizer/phase1 (a hand-written
-        # dvc.yaml cannot list one file per variant), so the no-entropy control's metrics come too
-        "tokenizer_phase1_noentropy@0",
-        "eval_tokenizer_noentropy@0",
     }
     assert ran(p.first_repro) == expected  # fig2's upstream and nothing else (no phase 2, no samples)
 
@@ -216,6 +220,159 @@ def test_lr_change_reruns_only_transformers_and_old_setting_comes_from_run_cache
     assert out_hashes(lock(p)) == out_hashes(p.first_lock)  # the first run's outputs, byte for byte
     assert status(p).strip().endswith(UP_TO_DATE)
     assert git(p, "status", "--porcelain").strip() == ""
+
+
+# ----------------------------------------------------------------------------------------------
+# Rebuild exactly what changed: each kind of edit on the completed workspace, Snakemake's plan and
+# DVC's status side by side (seqgan/runs.py declares what shapes each rule)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    rules: set[str]  # rules of every job Snakemake would run
+    direct: set[str]  # rules of the jobs it would run for a reason of their own (not upstream reruns)
+    direct_outputs: list[str]  # first output of each such job
+
+
+def snakemake_plan(p: Project) -> Plan:
+    """`snakemake -n` over what the fixture built, parsed per job (rule, reason, output)."""
+    out = snakemake(p, "-n", *BUILT)
+    plan = Plan(set(), set(), [])
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", out):
+        head = re.match(r"(?:local)?rule (\w+):\n", block)
+        if not head or head.group(1) == "all":
+            continue
+        rule = head.group(1)
+        plan.rules.add(rule)
+        reason = re.search(r"^\s+reason: (.+)$", block, re.M)
+        output = re.search(r"^\s+output: ([^,\n]+)", block, re.M)
+        reasons = [r.strip() for r in reason.group(1).split(";")] if reason else []
+        if any(not r.startswith("Input files updated by another job") for r in reasons):
+            plan.direct.add(rule)
+            plan.direct_outputs.append(output.group(1).strip() if output else "")
+    return plan
+
+
+def stage_of(lock_data: dict, path: str) -> str:
+    for name, stage in lock_data["stages"].items():
+        for out in stage.get("outs", []):
+            if path == out["path"] or path.startswith(out["path"] + "/"):
+                return name
+    raise AssertionError(f"no stage of dvc.lock has the out {path}")
+
+
+def dvc_changed(p: Project) -> set[str]:
+    return set(json.loads(dvc(p, "status", "--json", "--with-deps", "fig2_val_loss", GENERATION_STAGE)))
+
+
+def check_edit(p: Project, plan_rules: set[str], direct: set[str]) -> None:
+    """Snakemake plans ``plan_rules`` (``direct`` of them for their own reason), and DVC's changed stages
+    are exactly the stages of those direct jobs."""
+    plan = snakemake_plan(p)
+    assert (plan.rules, plan.direct) == (plan_rules, direct)
+    assert dvc_changed(p) == {stage_of(p.first_lock, out) for out in plan.direct_outputs}
+
+
+def edit_params(p: Project, key: str, value) -> None:
+    params = yaml.safe_load((p.repo / "params.yaml").read_text())
+    node = params
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node[part]
+    assert node[last] != value
+    node[last] = value
+    (p.repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def restore(p: Project, path: str, text: str, stat: os.stat_result) -> None:
+    """Put a file back as it was, modification time included (Snakemake compares times)."""
+    (p.repo / path).write_text(text)
+    os.utime(p.repo / path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.fixture
+def settled(project) -> Project:
+    """The workspace with Snakemake's file times realigned (DVC restores files with new times) and
+    nothing to do for either tool."""
+    snakemake(project, "--touch", "--cores", "1", *BUILT)
+    assert snakemake_plan(project).rules == set() and dvc_changed(project) == set()
+    return project
+
+
+GENERATION = {"sample", "eval_samples"}
+# The rules of the jobs the fixture ran (fig2's upstream and one sample set with its metrics).
+BUILT_RULES = {
+    "prepare_data",
+    "train_semantic",
+    "tokenizer_phase1",
+    "fid_reference",
+    "eval_tokenizer",
+    "encode_tokens",
+    "train_ar",
+    "fig2_val_loss",
+    "sample",
+    "eval_samples",
+}
+AFTER_TRAINING = {"train_ar", "fig2_val_loss", *GENERATION}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "plan_rules", "direct"),
+    [
+        ("transformer.ar.top_p", 0.9, GENERATION, {"sample"}),  # sampling: no training
+        ("transformer.ar.temperature", 0.8, GENERATION, {"sample"}),
+        ("transformer.nar.steps", 6, set(), set()),  # NAR is not trained here: nothing reads it
+        ("transformer.sizes.large.dim", 64, set(), set()),  # only the base model exists
+        ("transformer.optimizer.beta2", 0.95, AFTER_TRAINING, {"train_ar"}),
+        (
+            "tokenizer.phase1.lr",
+            0.001,
+            {"tokenizer_phase1", "encode_tokens", "eval_tokenizer", *AFTER_TRAINING},
+            {"tokenizer_phase1"},
+        ),
+        ("evaluation.verdicts.confident_probability", 0.6, {"eval_samples"}, {"eval_samples"}),
+    ],
+)
+def test_a_params_edit_reruns_exactly_what_it_shapes(settled, key, value, plan_rules, direct):
+    p = settled
+    text = (p.repo / "params.yaml").read_text()
+    try:
+        edit_params(p, key, value)
+        check_edit(p, plan_rules, direct)
+    finally:
+        (p.repo / "params.yaml").write_text(text)
+    assert snakemake_plan(p).rules == set() and dvc_changed(p) == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "plan_rules", "direct"),
+    [
+        (
+            "seqgan/evaluate/fid.py",
+            {"fid_reference", "eval_tokenizer", "eval_samples", "fig2_val_loss"},
+            {"fid_reference", "eval_tokenizer", "eval_samples"},
+        ),  # no training, no encoding
+        ("seqgan/sample/ar.py", GENERATION, {"sample"}),  # no training
+        ("seqgan/train/transformer.py", AFTER_TRAINING, {"train_ar", "sample"}),
+        ("seqgan/report/fig2.py", {"fig2_val_loss"}, {"fig2_val_loss"}),
+        ("seqgan/cli.py", set(), set()),  # parses and dispatches: shapes no output
+        ("seqgan/config.py", set(), set()),
+    ],
+)
+def test_a_comment_in_a_module_reruns_the_rules_that_declare_it(settled, module, plan_rules, direct):
+    from seqgan.runs import DECLARATIONS
+
+    p = settled
+    path = p.repo / module
+    text, stat = path.read_text(), path.stat()
+    try:
+        path.write_text(text + "# an appended comment\n")
+        check_edit(p, plan_rules, direct)
+        assert direct == {rule for rule in BUILT_RULES if module in DECLARATIONS[rule].modules}
+    finally:
+        restore(p, module, text, stat)
+    assert snakemake_plan(p).rules == set() and dvc_changed(p) == set()
 
 
 def test_exp_run_with_set_param_lists_the_metrics(project):
