@@ -20,6 +20,14 @@ if config != yaml.safe_load(Path("params.yaml").read_text()):
 PARAMS = validate_params(config, "params.yaml")
 validate(config, "workflow/schemas/params.schema.yaml")
 
+# Before any job (not for a dry run): a paper configuration's data folders, pretrained weights, GPUs
+# and disk are checked at once, and nothing starts when one is missing (`seqgan preflight` by hand).
+onstart:
+    from seqgan.preflight import workflow_preflight
+
+    workflow_preflight(PARAMS, root=Path.cwd())
+
+
 # `snakemake --report results/report.html`: every figure and table with its caption (workflow/report/).
 report: "workflow/report/workflow.rst"
 

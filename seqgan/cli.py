@@ -40,6 +40,12 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> None:
     print(f"{args.out} {'written' if changed else 'already up to date'} for {args.params}")
 
 
+def cmd_preflight(args: argparse.Namespace) -> None:
+    from seqgan.preflight import preflight_job
+
+    preflight_job(args.params, root=Path.cwd())
+
+
 def cmd_prepare_data(args: argparse.Namespace) -> None:
     from seqgan.data.prepare_job import prepare_split
 
@@ -295,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_params(add("dvc-yaml", cmd_dvc_yaml, "write dvc.yaml from the Snakemake DAG and seqgan/runs.py"))
     p.add_argument("--out", default="dvc.yaml", help="file to write (default: dvc.yaml)")
+
+    with_params(add("preflight", cmd_preflight, "check data folders, pretrained weights, GPUs and disk before a run"))
 
     p = with_params(add("prepare-data", cmd_prepare_data, "write one prepared split (synthetic or from images)"))
     p.add_argument("--split", choices=["train", "val"], required=True)

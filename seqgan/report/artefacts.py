@@ -5,9 +5,9 @@ place that spells the path contract of those artefacts (README "Targets", the ru
 workflow/rules/), so the Snakemake rules can list exactly the files a table reads (they call the
 same functions) and a renamed path breaks one function, not three modules.
 
-It also names, for each kind of run, the params sections that determine it: a reported number says
-which run produced it by a short hash of those sections (``Params.section_hash``) plus the git
-revision recorded in the artefact itself.
+A reported number says which run produced it by a short hash (``Params.section_hash``) of the
+params keys declared for that run and the runs it was made from (:func:`seqgan.runs.lineage_keys`)
+plus the git revision recorded in the artefact itself.
 """
 
 from __future__ import annotations

@@ -814,7 +814,8 @@ def table_markdown(table: Table, params: Params) -> str:
     lines += ["", "Runs:", "", *notes, ""]
     if kinds:
         lines += [
-            "Params hashes: `Params.section_hash` of the sections that determine the run (the seed is named above):",
+            "Params hashes: `Params.section_hash` of the params keys seqgan/runs.py declares for the run and the runs "
+            "it was made from (the seed is named above):",
             "",
             *[f"- {kind}: {', '.join(sections)}" for kind, sections in kinds.items()],
             "",
