@@ -41,7 +41,14 @@ LAYERS: list[tuple[str, ...]] = [
     ("seqgan/sample/",),
     ("seqgan/evaluate/",),
     ("seqgan/report/",),
-    ("seqgan/cli.py", "seqgan/__main__.py", "seqgan/configs.py", "seqgan/dvc_yaml.py", "seqgan/preflight.py", "seqgan/__init__.py"),
+    (
+        "seqgan/cli.py",
+        "seqgan/__main__.py",
+        "seqgan/configs.py",
+        "seqgan/dvc_yaml.py",
+        "seqgan/preflight.py",
+        "seqgan/__init__.py",
+    ),
 ]
 TRAINING = {"train_semantic", "tokenizer_phase1", "tokenizer_phase2", "train_ar", "train_nar"}
 

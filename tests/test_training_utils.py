@@ -29,7 +29,7 @@ from seqgan.artefacts.checkpoints import (
     save_weights,
     sidecar_path,
 )
-from seqgan.progress import progress
+from seqgan.progress import Progress, progress
 from seqgan.train import runtime
 from seqgan.train.live import MetricLogger, open_live, truncate_after
 from seqgan.train.loop import (
@@ -319,10 +319,37 @@ def test_train_loop_checkpoint_schedule_and_fingerprint(tmp_path: Path) -> None:
         other.start_step()
 
 
-def test_progress_bar_is_silent_when_disabled() -> None:
+def test_progress_bar_is_silent_when_disabled(capsys) -> None:
     with progress(3, 10, enabled=False) as bar:
-        assert bar.disable and bar.n == 3
+        assert bar.bar.disable and bar.n == 3
         bar.update(1)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_lines_in_a_log_every_five_percent_with_an_eta(monkeypatch) -> None:
+    import io
+
+    log = io.StringIO()  # a log file, not a terminal: lines instead of a bar
+    monkeypatch.delenv("RANK", raising=False)
+    with Progress(100, initial=20, desc="tokenizer phase 1", stream=log, unit="steps") as bar:
+        for step in range(20, 100):
+            bar.set_postfix(l1=f"{1 / (step + 1):.4f}")
+            bar.update(1)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 16  # steps 25, 30, ..., 100
+    assert lines[0].startswith("[progress] tokenizer phase 1: 25/100 (25%) l1=0.0400 | ")
+    assert lines[-1].startswith("[progress] tokenizer phase 1: 100/100 (100%) l1=0.0100 | ")
+    assert all(" steps/s, elapsed " in line and ", ETA " in line for line in lines)
+
+
+def test_progress_lines_only_from_rank_zero(monkeypatch) -> None:
+    import io
+
+    log = io.StringIO()
+    monkeypatch.setenv("RANK", "1")
+    with Progress(10, desc="x", stream=log) as bar:
+        bar.update(10)
+    assert log.getvalue() == ""
 
 
 # --- logging ----------------------------------------------------------------------------------

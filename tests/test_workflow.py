@@ -100,7 +100,10 @@ def test_a_semantic_network_below_its_gate_stops_the_workflow(tmp_path):
     target = "models/tokenizer/phase1/alpha0.0/seed0/tokenizer.safetensors"
     result = run_snakemake(tmp_path, target, "--cores", "2", check=False)
     assert result.returncode != 0
+    # profiles/default: the failed job's log reaches the console
+    assert "quality gate failed: the semantic network's validation accuracy is 0." in result.stdout + result.stderr
     log = (tmp_path / "logs/train_semantic.log").read_text()
+    assert "[progress] semantic net: " in log and ", ETA " in log  # progress lines in the job's log
     assert "quality gate failed: the semantic network's validation accuracy is 0." in log
     assert "below semantic.min_val_accuracy = 1." in log and "Try:" in log and "semantic.lr" in log
     assert not (tmp_path / "models/semantic/net.safetensors").exists()
