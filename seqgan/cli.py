@@ -47,6 +47,14 @@ def cmd_preflight(args: argparse.Namespace) -> None:
     preflight_job(args.params, root=Path.cwd())
 
 
+def cmd_reconstruct(args: argparse.Namespace) -> None:
+    from seqgan.models import load_tokenizer, reconstruct_folder
+
+    reconstruct_folder(
+        load_tokenizer(args.tokenizer, args.device), Path(args.images), Path(args.out), batch_size=args.batch_size
+    )
+
+
 def cmd_prepare_data(args: argparse.Namespace) -> None:
     from seqgan.data.prepare_job import prepare_split
 
@@ -302,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_params(add("dvc-yaml", cmd_dvc_yaml, "write dvc.yaml from the Snakemake DAG and seqgan/runs.py"))
     p.add_argument("--out", default="dvc.yaml", help="file to write (default: dvc.yaml)")
+
+    p = add("reconstruct", cmd_reconstruct, "a folder of images through a trained tokenizer (no params.yaml)")
+    p.add_argument("--tokenizer", required=True, help="tokenizer directory (tokenizer.safetensors + .json) or file")
+    p.add_argument("--images", required=True, help="folder of images (resized and centre-cropped to its resolution)")
+    p.add_argument("--out", required=True, help="folder for the reconstructions (PNG) and psnr.csv")
+    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when usable)")
 
     with_params(add("preflight", cmd_preflight, "check data folders, pretrained weights, GPUs and disk before a run"))
 

@@ -47,6 +47,7 @@ LAYERS: list[tuple[str, ...]] = [
         "seqgan/configs.py",
         "seqgan/dvc_yaml.py",
         "seqgan/preflight.py",
+        "seqgan/models.py",
         "seqgan/__init__.py",
     ),
 ]
