@@ -17,6 +17,32 @@ RESULTS_DIR = "results"
 # gpu limit is set. No params entry of any job (changing it retrains nothing): the global batch is
 # the same on any count (run.gpus_per_job in the schema says where results can still differ).
 TRAIN_GPUS = config["run"]["gpus_per_job"]
+
+
+def visible_gpus():
+    """GPUs this machine shows: CUDA_VISIBLE_DEVICES when set, else the lines of `nvidia-smi -L`."""
+    import subprocess
+
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return len([d for d in listed.split(",") if d.strip() and not d.strip().startswith("-")])
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+# Safe GPU scheduling: every job that runs networks on a GPU declares resource gpu (training jobs
+# run.gpus_per_job, the others 1). Unless a gpu limit is given (--resources gpu=N, or a profile),
+# the limit is the number of GPUs this machine shows, so no invocation starts more GPU ranks than it
+# has; a machine without GPUs gets no limit (the embedded default runs its jobs side by side on the
+# CPU cores), and a cluster's submitting process (no GPUs) leaves placement to the executor.
+GPU_JOB = 1
+if workflow.is_main_process and "gpu" not in workflow.global_resources:
+    _GPUS = visible_gpus()
+    if _GPUS:
+        workflow.register_resource("gpu", _GPUS)
 # Every shell command calls `seqgan` (or `seqgan_train` for training jobs) as shell functions that
 # run the package with the interpreter running Snakemake: no activated virtualenv needed, and the
 # interpreter path (machine-specific) is no params value that would rerun jobs when it moves.

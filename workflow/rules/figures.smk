@@ -24,6 +24,8 @@ rule fig3_visualization:
         run=run_params("fig3_visualization"),
         variants=" ".join(f"--variant {v} {tok} {tr}" for v, tok, tr in fig3_runs()),
     threads: 1
+    resources:
+        gpu=GPU_JOB,  # a network on the GPU (when there is one): counts against the gpu limit
     benchmark:
         "logs/benchmarks/fig3_visualization.tsv",
     log:

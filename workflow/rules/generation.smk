@@ -36,6 +36,8 @@ rule eval_samples:
         **SAMPLE_WILDCARDS,
         seed=r"\d+",
     threads: 1
+    resources:
+        gpu=GPU_JOB,  # a network on the GPU (when there is one): counts against the gpu limit
     benchmark:
         "logs/benchmarks/eval_samples/{objective}/{size}/{variant}/{decoder}/seed{seed}.tsv",
     log:
@@ -91,6 +93,8 @@ rule fig1_phase2_decoder:
     params:
         run=run_params("fig1_phase2_decoder"),
     threads: 1
+    resources:
+        gpu=GPU_JOB,  # a network on the GPU (when there is one): counts against the gpu limit
     benchmark:
         "logs/benchmarks/fig1_phase2_decoder.tsv",
     log:

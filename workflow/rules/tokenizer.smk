@@ -74,6 +74,8 @@ rule fid_reference:
     wildcard_constraints:
         split="train|val",
     threads: 1
+    resources:
+        gpu=GPU_JOB,  # a network on the GPU (when there is one): counts against the gpu limit
     benchmark:
         "logs/benchmarks/fid_reference/{split}.tsv",
     log:
@@ -99,6 +101,8 @@ rule eval_tokenizer:
     wildcard_constraints:
         tokenizer=TOKENIZER_PATTERN,
     threads: 1
+    resources:
+        gpu=GPU_JOB,  # a network on the GPU (when there is one): counts against the gpu limit
     benchmark:
         "logs/benchmarks/eval_tokenizer/{tokenizer}.tsv",
     log:
@@ -125,6 +129,8 @@ rule encode_tokens:
         split="train|val",
     threads: 1
     priority: 15  # seconds, and a transformer waits for it; after the long tokenizer jobs
+    resources:
+        gpu=GPU_JOB,  # a network on the GPU (when there is one): counts against the gpu limit
     benchmark:
         "logs/benchmarks/encode_tokens/{variant}/seed{seed}/{split}.tsv",
     log:

@@ -63,6 +63,8 @@ rule sample:
         decoder="phase1|phase2",
         seed=r"\d+",
     threads: 1
+    resources:
+        gpu=GPU_JOB,  # a network on the GPU (when there is one): counts against the gpu limit
     benchmark:
         "logs/benchmarks/sample/{objective}/{size}/{variant}/{decoder}/seed{seed}.tsv",
     log:

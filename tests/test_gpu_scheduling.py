@@ -1,0 +1,89 @@
+"""Safe GPU scheduling: every job that runs a network declares resource gpu, and without a limit
+on the command line or in a profile the limit is the number of GPUs the machine shows, so no
+invocation starts more GPU ranks than it has (workflow/rules/common.smk)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.enums import Quietness
+from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
+
+resources = dict(r.split("=") for r in sys.argv[2:])
+quiet = OutputSettings(quiet={Quietness.ALL, Quietness.PROGRESS, Quietness.RULES, Quietness.HOST})
+with SnakemakeApi(quiet) as api:
+    settings = ResourceSettings(cores=2, resources={k: int(v) for k, v in resources.items()})
+    wf_api = api.workflow(resource_settings=settings, snakefile=Path(sys.argv[1]), workdir=Path.cwd())
+    wf_api.dag(DAGSettings(targets=frozenset(["all"])))
+    wf = wf_api._workflow
+    limit = wf.global_resources.get("gpu")
+    gpu = {r.name: getattr(r.resources.get("gpu"), "value", r.resources.get("gpu")) for r in wf.rules}
+    print(json.dumps({"limit": None if limit is None else getattr(limit, "value", limit),
+                      "gpu": {k: v for k, v in gpu.items() if isinstance(v, int)}}))
+"""
+
+
+def probe(tmp_path: Path, visible: str | None, *resources: str, gpus_per_job: int = 1) -> dict:
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["run"]["gpus_per_job"] = gpus_per_job
+    raw["tokenizer"]["phase1"]["batch_size"] = 16 * gpus_per_job
+    raw["tokenizer"]["phase2"]["batch_size"] = 16 * gpus_per_job
+    raw["transformer"]["ar"]["batch_size"] = 16 * gpus_per_job
+    raw["transformer"]["nar"]["batch_size"] = 16 * gpus_per_job
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env["PATH"] = "/nonexistent"  # no nvidia-smi: the count comes from CUDA_VISIBLE_DEVICES alone
+    if visible is not None:
+        env["CUDA_VISIBLE_DEVICES"] = visible
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(ROOT / "Snakefile"), *resources],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_gpu_limit_defaults_to_the_gpus_the_machine_shows(tmp_path):
+    assert probe(tmp_path, "0,1,2")["limit"] == 3
+    assert probe(tmp_path, "1")["limit"] == 1
+
+
+def test_no_limit_without_gpus_and_an_explicit_limit_wins(tmp_path):
+    assert probe(tmp_path, "")["limit"] is None  # a CPU machine: jobs side by side on the cores
+    assert probe(tmp_path, None)["limit"] is None  # no CUDA_VISIBLE_DEVICES, no nvidia-smi
+    assert probe(tmp_path, "0,1,2,3", "gpu=1")["limit"] == 1  # --resources gpu=1 (as the gpu-local profile)
+
+
+@pytest.mark.parametrize("gpus_per_job", [1, 2])
+def test_every_network_job_declares_its_gpus(tmp_path, gpus_per_job):
+    gpu = probe(tmp_path, "0,1", gpus_per_job=gpus_per_job)["gpu"]
+    for rule in (
+        "encode_tokens",
+        "fid_reference",
+        "eval_tokenizer",
+        "sample",
+        "eval_samples",
+        "fig1_phase2_decoder",
+        "fig3_visualization",
+        "train_semantic",
+    ):
+        assert gpu.get(rule) == 1, rule
+    for rule in ("tokenizer_phase1", "tokenizer_phase2", "train_ar", "train_nar"):
+        assert gpu.get(rule) == gpus_per_job, rule
+    assert "prepare_data" not in gpu and "claims" not in gpu
