@@ -141,6 +141,7 @@ def project(tmp_path_factory) -> Project:
     git(p, "config", "user.email", "tests@example.invalid")
     git(p, "config", "commit.gpgsign", "false")
     dvc(p, "init", "-q")
+    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # the project's cache type (links)
     dvc(p, "config", "core.analytics", "false")
     dvc(p, "config", "core.check_update", "false")
     dvc(p, "remote", "add", "-d", "local", str(remote))
@@ -364,6 +365,26 @@ def test_a_comment_in_a_module_reruns_the_rules_that_declare_it(settled, module,
     finally:
         restore(p, module, text, stat)
     assert snakemake_plan(p).rules == set()
+
+
+def test_linked_cache_files_never_change(project):
+    """The cache links outs (reflink or hardlink): after reruns, run-cache restores and checkouts,
+    every cached file still has the content its name (its MD5) says -- no writer wrote through a link."""
+    import hashlib
+
+    p = project
+    assert "hardlink" in dvc(p, "config", "cache.type")
+    objects = [f for f in (p.repo / ".dvc" / "cache" / "files" / "md5").rglob("*") if f.is_file()]
+    assert len(objects) > 20
+    for f in objects:
+        name = f.parent.name + f.name.removesuffix(".dir")
+        assert hashlib.md5(f.read_bytes()).hexdigest() == name, f
+    model = p.repo / f"models/transformer/ar/base/alpha{ALPHA}/seed0/model.safetensors"
+    digest = hashlib.md5(model.read_bytes()).hexdigest()
+    cached = p.repo / ".dvc" / "cache" / "files" / "md5" / digest[:2] / digest[2:]
+    assert cached.is_file()
+    if model.stat().st_nlink > 1:  # hardlinked (no reflink on this file system): one inode, no copy
+        assert model.stat().st_ino == cached.stat().st_ino
 
 
 def test_exp_run_with_set_param_lists_the_metrics(project):

@@ -25,6 +25,24 @@ PARAMS_FILES = {"embedded": ROOT / "params.yaml"} | {p.stem: p for p in sorted((
 PROFILES = ROOT / "workflow" / "profiles"
 TRAINING_RULES = ("tokenizer_phase1", "tokenizer_phase2", "train_ar", "train_nar")
 LAUNCH = re.compile(r"-m torch\.distributed\.run --standalone --nproc_per_node (\d+) -m seqgan ")
+# The shell commands call `seqgan` / `seqgan_train`, shell functions the Snakefile's shell prefix
+# defines (workflow/rules/common.smk); the prefix is read back through Snakemake's API.
+PREFIX_PROBE = """
+import sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.enums import Quietness
+from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
+from snakemake.shell import shell
+
+quiet = OutputSettings(quiet={Quietness.ALL, Quietness.PROGRESS, Quietness.RULES, Quietness.HOST})
+with SnakemakeApi(quiet) as api:
+    wf = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path(sys.argv[1]), workdir=Path.cwd())
+    wf.dag(DAGSettings(targets=frozenset(["all"])))
+    wf._workflow
+    print(shell._process_prefix)
+"""
+TRAIN_FUNCTION = re.compile(r"seqgan_train\(\) \{ (.+?) \"\$@\"; \}")
 
 pytestmark = pytest.mark.slow  # ~5 s of Snakemake DAG building per params file
 
@@ -50,6 +68,7 @@ def snakemake(workdir: Path, *args: str) -> str:
 class Plan:
     raw: dict
     jobs: list[Job]
+    prefix: str  # the shell prefix defining `seqgan` and `seqgan_train`
 
     def rules(self) -> collections.Counter[str]:
         return collections.Counter(j.rule for j in self.jobs)
@@ -70,8 +89,22 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Plan]:
     out = {}
     for name, path in PARAMS_FILES.items():
         workdir, raw = make_workspace(tmp_path_factory.mktemp("dag") / name, path)
-        out[name] = Plan(raw, parse_dry_run(snakemake(workdir, "-n", "-p")))
+        out[name] = Plan(raw, parse_dry_run(snakemake(workdir, "-n", "-p")), shell_prefix(workdir))
     return out
+
+
+def shell_prefix(workdir: Path) -> str:
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", PREFIX_PROBE, str(ROOT / "Snakefile")],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="module")
@@ -188,15 +221,17 @@ def test_training_jobs_run_on_the_params_gpus(name: str, plans: dict[str, Plan])
     gpus = plan.raw["run"]["gpus_per_job"]
     training = [j for j in plan.jobs if j.rule in TRAINING_RULES]
     assert training
+    launcher = TRAIN_FUNCTION.search(plan.prefix).group(1)
+    launch = LAUNCH.search(launcher + " ")
+    if gpus > 1:
+        assert launch and int(launch.group(1)) == gpus, launcher
+    else:
+        assert launch is None and launcher.endswith(" -m seqgan"), launcher
     for job in training:
         assert job.resources["gpu"] == str(gpus), job.rule
-        launch = LAUNCH.search(job.shell)
-        if gpus > 1:
-            assert launch and int(launch.group(1)) == gpus, job.shell
-        else:
-            assert launch is None and " -m seqgan train-" in job.shell, job.shell
+        assert job.shell.startswith("seqgan_train train-"), job.shell
     for job in plan.of("train_semantic"):  # one process always (no DDP in the classifier trainer)
-        assert job.resources["gpu"] == "1" and LAUNCH.search(job.shell) is None
+        assert job.resources["gpu"] == "1" and job.shell.startswith("seqgan train-semantic"), job.shell
 
 
 def test_paper_configs_spread_training_over_several_gpus(plans: dict[str, Plan]) -> None:
@@ -214,7 +249,7 @@ def load_profile(name: str) -> dict:
 
 
 def gpu_rules(plans: dict[str, Plan]) -> tuple[set[str], set[str]]:
-    """(rules that declare gpu themselves, rules that need the profiles to give them one)."""
+    """(rules that declare gpu, the inference rules among them: they run a network, one GPU each)."""
     declared = {j.rule for plan in plans.values() for j in plan.jobs if "gpu" in j.resources}
     inference = {
         "encode_tokens",
@@ -234,7 +269,7 @@ def test_slurm_profile_sizes_every_rule(plans: dict[str, Plan], workflow_rules: 
     sized = profile["set-resources"]
     assert set(sized) == workflow_rules - {"all"}  # a new rule must be sized here
     declared, inference = gpu_rules(plans)
-    assert declared == {*TRAINING_RULES, "train_semantic"}
+    assert declared == {*TRAINING_RULES, "train_semantic"} | inference
     for rule in declared | inference:
         res = sized[rule]
         assert {"slurm_partition", "cpus_per_gpu", "mem_mb", "runtime"} <= set(res), rule
@@ -251,14 +286,14 @@ def test_gpu_local_profile_serialises_gpu_jobs(
     profile = load_profile("gpu-local")
     assert profile["resources"] == ["gpu=1"]
     declared, inference = gpu_rules(plans)
-    assert set(profile["set-resources"]) == inference <= workflow_rules
+    assert inference <= declared and inference <= workflow_rules  # the rules declare gpu themselves
     workdir, raw = make_workspace(tmp_path / "w", ROOT / "configs" / "imagenet.yaml")
     jobs = parse_dry_run(snakemake(workdir, "-n", "-p", "--workflow-profile", str(PROFILES / "gpu-local")))
     on_gpu = {j.rule for j in jobs if j.resources.get("gpu") == "1"}
-    assert on_gpu == (declared | inference) - absent_by_design(raw)
+    assert on_gpu == declared - absent_by_design(raw)
     assert all(j.resources.get("gpu", "1") == "1" for j in jobs)  # 8-GPU training capped at the limit
-    train = next(j for j in jobs if j.rule == "train_ar")
-    assert LAUNCH.search(train.shell).group(1) == str(raw["run"]["gpus_per_job"])  # still 8 ranks
+    launcher = TRAIN_FUNCTION.search(shell_prefix(workdir)).group(1)
+    assert LAUNCH.search(launcher + " ").group(1) == str(raw["run"]["gpus_per_job"])  # still 8 ranks
 
 
 def test_slurm_profile_plans_with_the_plugin(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ sidecars); nothing is typed in here.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -23,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from seqgan.artefacts.files import atomic_write_text
+from seqgan.artefacts.files import atomic_write_bytes, atomic_write_text
 from seqgan.config import Params, VerdictParams
 from seqgan.report.floors import tokenizer_floor_flags
 
@@ -109,8 +110,10 @@ def plot_fig2(
     fig.tight_layout()
     out_pdf = Path(out_pdf)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_pdf)
-    fig.savefig(out_pdf.with_suffix(".png"), dpi=130)
+    for path, fmt, dpi in ((out_pdf, "pdf", "figure"), (out_pdf.with_suffix(".png"), "png", 130)):
+        buffer = io.BytesIO()  # written whole, then renamed: never through a DVC cache link
+        fig.savefig(buffer, format=fmt, dpi=dpi)
+        atomic_write_bytes(path, buffer.getvalue())
     plt.close(fig)
     return table
 
