@@ -41,6 +41,29 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> None:
     print(f"{args.out} {'written' if changed else 'already up to date'} for {args.params}")
 
 
+def cmd_generate(args: argparse.Namespace) -> None:
+    from seqgan.models import generate
+
+    if args.objective == "ar":
+        sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+    else:
+        if args.steps is None:
+            raise SystemExit("error: a NAR transformer needs --steps (decoding iterations, e.g. 12)")
+        sampling = {"steps": args.steps, "temperature": args.temperature, "schedule": args.schedule}
+    manifest = generate(
+        args.transformer,
+        args.tokenizer,
+        args.out,
+        objective=args.objective,
+        num_samples=args.num,
+        seed=args.seed,
+        sampling=sampling,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    print(f"{args.out}: {manifest['count']} samples ({args.objective}, seed {args.seed}, {sampling})")
+
+
 def cmd_preflight(args: argparse.Namespace) -> None:
     from seqgan.preflight import preflight_job
 
@@ -316,6 +339,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, help="folder of images (resized and centre-cropped to its resolution)")
     p.add_argument("--out", required=True, help="folder for the reconstructions (PNG) and psnr.csv")
     p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when usable)")
+
+    p = add("generate", cmd_generate, "sample images from a trained transformer and tokenizer (no params.yaml)")
+    p.add_argument("--transformer", required=True, help="transformer directory (model.safetensors + .json) or file")
+    p.add_argument("--tokenizer", required=True, help="the tokenizer whose codes it was trained on (dir or file)")
+    p.add_argument("--objective", choices=["ar", "nar"], required=True, help="the transformer's (checked)")
+    p.add_argument("--num", type=int, required=True, help="number of images")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="sample folder (images/, tokens.npy, labels.npy, manifest.json)")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1.0)")
+    p.add_argument("--top-k", type=int, default=0, help="AR: keep the k most likely codes (default 0 = all)")
+    p.add_argument("--top-p", type=float, default=1.0, help="AR: nucleus mass (default 1.0 = all)")
+    p.add_argument("--steps", type=int, help="NAR: decoding iterations (required for NAR)")
+    p.add_argument("--schedule", choices=["cosine", "linear"], default="cosine", help="NAR mask schedule")
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when usable)")
 
     with_params(add("preflight", cmd_preflight, "check data folders, pretrained weights, GPUs and disk before a run"))

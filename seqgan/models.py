@@ -9,7 +9,9 @@ how it was trained). That is all :func:`load_tokenizer` needs -- no params.yaml:
     ids = tokenizer.encode(images)            # (B, H, W, 3) uint8 -> (B, h, w) code ids
     reconstructions = tokenizer.decode(ids)   # -> (B, H, W, 3) uint8
 
-``seqgan reconstruct`` runs a folder of images through one (:func:`reconstruct_folder`).
+``seqgan reconstruct`` runs a folder of images through one (:func:`reconstruct_folder`);
+``seqgan generate`` samples images from a trained transformer and tokenizer (:func:`generate`),
+again from the two checkpoints alone.
 """
 
 from __future__ import annotations
@@ -29,20 +31,23 @@ from seqgan.artefacts.images import to_model_input, to_uint8
 from seqgan.losses.psnr import mean_psnr, psnr
 from seqgan.nets.attention import AttentionSpec
 from seqgan.nets.common import eval_mode
+from seqgan.nets.transformer import GenerativeTransformer, TransformerConfig
 from seqgan.nets.vqgan import VQTokenizer
 from seqgan.train.runtime import resolve_device
 
-__all__ = ["Tokenizer", "load_tokenizer", "reconstruct_folder"]
+__all__ = ["Tokenizer", "generate", "load_tokenizer", "load_transformer", "reconstruct_folder"]
 
 WEIGHTS_FILE = "tokenizer.safetensors"
 TOKENIZER_KIND = "tokenizer"
+TRANSFORMER_FILE = "model.safetensors"
+TRANSFORMER_KIND = "transformer"
 
 
-def _weights_file(path: str | Path) -> Path:
+def _weights_file(path: str | Path, name: str = WEIGHTS_FILE, what: str = "tokenizer") -> Path:
     path = Path(path)
-    weights = path / WEIGHTS_FILE if path.is_dir() else path
+    weights = path / name if path.is_dir() else path
     if not weights.is_file():
-        raise FileNotFoundError(f"{weights}: no tokenizer checkpoint (expected {WEIGHTS_FILE} and its .json sidecar)")
+        raise FileNotFoundError(f"{weights}: no {what} checkpoint (expected {name} and its .json sidecar)")
     return weights
 
 
@@ -175,3 +180,73 @@ def reconstruct_folder(tokenizer: Tokenizer, images_dir: Path, out_dir: Path, *,
     for line in skipped:
         print(f"skipped {line}")
     return table
+
+
+def load_transformer(path: str | Path, device: str | torch.device = "cpu") -> tuple[GenerativeTransformer, dict]:
+    """A trained AR / NAR transformer from its checkpoint (``model.safetensors`` or its directory)
+    and its sidecar (objective, size, config): eval mode, frozen, on ``device``."""
+    weights = _weights_file(path, TRANSFORMER_FILE, "transformer")
+    state, sidecar = load_weights(weights, device="cpu")
+    if sidecar.get("kind") != TRANSFORMER_KIND:
+        raise ValueError(f"{weights}: sidecar kind is {sidecar.get('kind')!r}, expected {TRANSFORMER_KIND!r}")
+    model = GenerativeTransformer(TransformerConfig(**sidecar["config"]))
+    model.load_state_dict(state, strict=True)
+    model.eval().requires_grad_(False)
+    return model.to(resolve_device(device) if isinstance(device, str) else device), sidecar
+
+
+def generate(
+    transformer_path: str | Path,
+    tokenizer_path: str | Path,
+    out_dir: str | Path,
+    *,
+    objective: str,
+    num_samples: int,
+    seed: int,
+    sampling: dict[str, Any],
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """``num_samples`` images from a trained transformer decoded by a trained tokenizer, written as a
+    sample folder (PNGs, token grids, labels, a manifest recording the checkpoints and ``sampling``).
+
+    ``sampling``: AR ``{temperature, top_k, top_p}``, NAR ``{steps, temperature, schedule}``, as
+    :func:`seqgan.sample.generate.generate_samples` takes them. A class-conditional transformer gets
+    the samples spread evenly over its classes."""
+    from seqgan.artefacts.files import file_sha256
+    from seqgan.sample.generate import even_class_counts, generate_samples
+
+    tokenizer = load_tokenizer(tokenizer_path, device)
+    transformer, sidecar = load_transformer(transformer_path, tokenizer.device)
+    if sidecar.get("objective") != objective:
+        raise ValueError(f"{transformer_path}: a {sidecar.get('objective')} transformer, not {objective}")
+    config = transformer.config
+    if config.vocab_size != tokenizer.codebook_size or config.seq_len != tokenizer.grid**2:
+        raise ValueError(
+            f"{transformer_path}: trained on {config.vocab_size} codes x {config.seq_len} tokens, but the tokenizer "
+            f"{tokenizer.weights} has {tokenizer.codebook_size} codes on a {tokenizer.grid}x{tokenizer.grid} grid"
+        )
+    counts = even_class_counts(num_samples, config.num_classes) if config.num_classes else None
+    weights = _weights_file(transformer_path, TRANSFORMER_FILE, "transformer")
+    meta = {
+        "transformer_checkpoint": {"file": str(weights), "sha256": file_sha256(weights)},
+        "tokenizer_checkpoint": {
+            "file": str(tokenizer.weights),
+            "sha256": file_sha256(tokenizer.weights),
+            "phase": tokenizer.sidecar.get("phase"),
+        },
+    }
+    return generate_samples(
+        transformer,
+        tokenizer.net,
+        objective=sidecar["objective"],
+        num_samples=num_samples,
+        batch_size=batch_size,
+        seed=seed,
+        out_dir=Path(out_dir),
+        sampling=sampling,
+        class_counts=counts,
+        meta=meta,
+        device=tokenizer.device,
+        progress=True,
+    )

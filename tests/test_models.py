@@ -112,3 +112,126 @@ def test_reconstruct_command_writes_images_and_per_image_psnr(params, tmp_path):
             if written is not None:
                 assert np.array_equal(written, recon[0])
         assert (out / "sub" / "b.png").is_file()
+
+
+def saved_transformer(params, objective: str, directory):
+    import dataclasses
+
+    from seqgan.nets.transformer_factory import build_transformer
+
+    torch.manual_seed(7)
+    net = build_transformer(params, "base", objective)
+    path = directory / "model.safetensors"
+    sidecar = {"kind": "transformer", "objective": objective, "size": "base", "config": dataclasses.asdict(net.config)}
+    save_weights(path, net.state_dict(), sidecar)
+    return net, path
+
+
+@pytest.mark.parametrize("objective", ["ar", "nar"])
+def test_generate_command_samples_like_the_workflow(params, tmp_path, objective):
+    from seqgan.artefacts.samples import open_sample_set
+    from seqgan.sample.generate import generate_samples
+
+    tokenizer_path = saved_tokenizer(params, 1, tmp_path / "tok")
+    net, _ = saved_transformer(params, objective, tmp_path / "tr")
+    flags = (
+        ["--temperature", "1.0", "--top-p", "0.9"] if objective == "ar" else ["--steps", "4", "--temperature", "1.0"]
+    )
+    with torch_threads(1):
+        assert (
+            cli.main(
+                [
+                    "generate",
+                    "--transformer",
+                    str(tmp_path / "tr"),
+                    "--tokenizer",
+                    str(tmp_path / "tok"),
+                    "--objective",
+                    objective,
+                    "--num",
+                    "5",
+                    "--seed",
+                    "3",
+                    "--out",
+                    str(tmp_path / "out"),
+                    "--batch-size",
+                    "2",
+                    "--device",
+                    "cpu",
+                    *flags,
+                ]
+            )
+            == 0
+        )
+        samples = open_sample_set(tmp_path / "out")
+        sampling = (
+            {"temperature": 1.0, "top_k": 0, "top_p": 0.9}
+            if objective == "ar"
+            else {"steps": 4, "temperature": 1.0, "schedule": "cosine"}
+        )
+        tokenizer, _ = load_tokenizer_checkpoint(tokenizer_path, params)
+        generate_samples(
+            net,
+            tokenizer,
+            objective=objective,
+            num_samples=5,
+            batch_size=2,
+            seed=3,
+            out_dir=tmp_path / "workflow",
+            sampling=sampling,
+            progress=False,
+        )
+    expected = open_sample_set(tmp_path / "workflow")
+    assert len(samples) == 5 and samples.manifest["sampling"] == expected.manifest["sampling"]
+    assert np.array_equal(np.load(tmp_path / "out" / "tokens.npy"), np.load(tmp_path / "workflow" / "tokens.npy"))
+    assert np.array_equal(samples.read(range(5)), expected.read(range(5)))
+
+
+def test_generate_refuses_a_mismatched_pair(params, tmp_path):
+    from seqgan.models import generate
+
+    saved_tokenizer(params, 1, tmp_path / "tok")
+    saved_transformer(params, "ar", tmp_path / "tr")
+    with pytest.raises(ValueError, match="a ar transformer, not nar"):
+        generate(
+            tmp_path / "tr",
+            tmp_path / "tok",
+            tmp_path / "o",
+            objective="nar",
+            num_samples=1,
+            seed=0,
+            sampling={"steps": 2, "temperature": 1.0, "schedule": "cosine"},
+        )
+    raw = tiny_model_raw()
+    raw["tokenizer"]["architecture"]["codebook_size"] = 64
+    saved_tokenizer(validate_params(raw), 1, tmp_path / "tok64")
+    with pytest.raises(ValueError, match="32 codes x 64 tokens, but the tokenizer"):
+        generate(
+            tmp_path / "tr",
+            tmp_path / "tok64",
+            tmp_path / "o",
+            objective="ar",
+            num_samples=1,
+            seed=0,
+            sampling={"temperature": 1.0, "top_k": 0, "top_p": 1.0},
+        )
+    with pytest.raises(SystemExit, match="needs --steps"):
+        cli.cmd_generate(
+            cli.build_parser().parse_args(
+                [
+                    "generate",
+                    "--transformer",
+                    "x",
+                    "--tokenizer",
+                    "y",
+                    "--objective",
+                    "nar",
+                    "--num",
+                    "1",
+                    "--seed",
+                    "0",
+                    "--out",
+                    "z",
+                ]
+            )
+        )
