@@ -54,6 +54,7 @@ class RunParams:
     seed: int
     device: Literal["auto", "cpu", "cuda"]
     gpus_per_job: int
+    compile: bool
 
 
 @dataclass(frozen=True)

@@ -465,3 +465,21 @@ def test_seed_everything_reproduces_draws() -> None:
     runtime.seed_everything(123)
     second = _draws()
     assert first[:2] == second[:2] and torch.equal(first[2], second[2])
+
+
+def test_a_cuda_device_turns_tf32_on(monkeypatch) -> None:
+    """resolve_device("cuda") enables TF32 for float32 matmuls and convolutions (recorded in the
+    sidecars' compute record); the CPU path leaves the flags alone."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        assert runtime.resolve_device("cpu") == torch.device("cpu")
+        assert (
+            not torch.backends.cuda.matmul.allow_tf32 and runtime.compute_record(torch.device("cpu"))["tf32"] is False
+        )
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        assert runtime.resolve_device("auto") == torch.device("cuda")
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn

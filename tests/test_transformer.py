@@ -285,3 +285,23 @@ def test_cache_is_allocated_once_and_guarded():
         tiny(causal=False).forward_tokens(
             torch.zeros(2, 1, dtype=torch.long), KVCache.allocate(tiny(causal=True).config, 2)
         )
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+@pytest.mark.parametrize("objective", ["ar", "nar"])
+def test_the_training_forward_compiles_without_graph_breaks(objective, conditional):
+    """run.compile wraps this forward in torch.compile on CUDA: one graph, no breaks (checked on CPU
+    with torch._dynamo.explain, which traces without compiling kernels)."""
+    import torch._dynamo as dynamo
+    from tiny_models import tiny_model_raw
+
+    from seqgan.config import validate_params
+    from seqgan.nets.transformer_factory import build_transformer
+
+    params = validate_params(tiny_model_raw(conditional=conditional))
+    model = build_transformer(params, "base", objective)
+    ids = torch.randint(0, model.config.vocab_size, (2, model.config.seq_len))
+    labels = torch.tensor([0, 3]) if conditional else None
+    explained = dynamo.explain(model)(ids, labels)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    dynamo.reset()

@@ -314,7 +314,8 @@ class GenerativeTransformer(nn.Module):
             labels = labels.to(device=device, dtype=torch.long)
             if labels.shape != (batch_size,):
                 raise ValueError(f"labels must have shape ({batch_size},), got {tuple(labels.shape)}")
-            if labels.min() < 0 or labels.max() >= cfg.num_classes:
+            # a data-dependent check: eager only (under torch.compile it would split the graph)
+            if not torch.compiler.is_compiling() and (labels.min() < 0 or labels.max() >= cfg.num_classes):
                 raise ValueError(f"labels must lie in [0, {cfg.num_classes}), got {labels.min()}..{labels.max()}")
             return (cfg.vocab_size + 1 + labels)[:, None]
         if labels is not None:

@@ -39,7 +39,7 @@ def resolve_device(name: str) -> torch.device:
     """
     name = str(name).strip().lower()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return resolve_device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
@@ -51,8 +51,17 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise RuntimeError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+        enable_tf32()
         return device
     raise ValueError(f"unknown device {name!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+
+def enable_tf32() -> None:
+    """TF32 tensor cores for float32 matmuls and convolutions on CUDA (the float32 parts outside
+    bf16 autocast, e.g. the quantizer's distances): ~10 mantissa bits instead of 23, several times
+    faster on A100 / H100. Recorded as ``compute.tf32`` in every sidecar; no effect on a CPU."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
 
 
 def autocast_context(device: torch.device) -> contextlib.AbstractContextManager[object]:
@@ -137,6 +146,7 @@ def compute_record(device: torch.device, memory_format: torch.memory_format | No
     """
     record: dict[str, object] = {
         "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+        "tf32": device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32,
         "threads": torch.get_num_threads(),
         "machine": machine_info(),
     }

@@ -55,8 +55,9 @@ Choices, and why:
   both token splits. Resume is bit-exact on CPU at a fixed thread count (tested with a real kill);
   on CUDA it is exact up to GPU kernel non-determinism.
 - Device: ``run.device``; bf16 autocast on CUDA, fp32 on CPU. ``compile_model=True`` wraps the
-  training forward in ``torch.compile`` on CUDA (ignored on CPU; off by default, not a params key:
-  it changes speed, not the result beyond kernel rounding). Validation always runs the plain model.
+  training forward in ``torch.compile`` on CUDA (ignored on CPU; params key ``run.compile``, an
+  execution setting like the device: it changes speed, not the result beyond kernel rounding, so it
+  reruns no rule; the sidecar records ``training.compiled``). Validation always runs the plain model.
 - Distributed: under ``torchrun`` (WORLD_SIZE > 1; ``run.gpus_per_job`` > 1 in the workflow; the
   plumbing is :mod:`seqgan.train.distributed`) every rank takes a contiguous 1/world slice of the
   same global batch, and of the same global NAR mask; each rank's loss is scaled by its share of
@@ -480,7 +481,8 @@ class TransformerRun:
         self.model = build_transformer(params, size, objective).to(self.device)
         self.optimizer = make_optimizer(self.model, params)
         forward: nn.Module = ctx.wrap(self.model)
-        if compile_model and self.device.type == "cuda":
+        self.compiled = compile_model and self.device.type == "cuda"
+        if self.compiled:
             forward = torch.compile(forward)  # type: ignore[assignment]
         self.forward = self.model if forward is self.model else _WrappedForward(self.model, forward)
         # running statistics (part of the resume state)
@@ -721,6 +723,7 @@ def _sidecar(
             "schedule_description": schedule,
             "device": str(run.device),
             "compute": compute_record(run.device),
+            "compiled": run.compiled,
             "world_size": run.ctx.world_size,
             "train_tokens": str(train_tokens),
             "val_tokens": str(val_tokens),

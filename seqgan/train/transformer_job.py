@@ -45,6 +45,7 @@ def train_transformer_job(
         out_path=out,
         resume_path=resume_path(rule, run_key),
         log_dir=resume_path(rule, run_key, "logs"),
+        compile_model=params.run.compile,
     )
     publish_logs(resume_path(rule, run_key, "logs"), log_dir)
     print(json.dumps(metrics, indent=2, default=str))
