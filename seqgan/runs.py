@@ -9,14 +9,15 @@ tokenizer, an AR transformer, a sample set, a figure, ...):
   no perceptual loss, so the semantic backbone does not shape it) or only hold under some params
   (``data.synthetic`` only shapes a synthetic dataset). Settings that shape no output are not
   declared: checkpoint cadence (resume only), worker counts of order-preserving pools, the sampling
-  settings for training (they are declared by ``sample`` alone), thread counts (a command-line
-  argument, recorded in sidecars).
+  settings for training (they are declared by ``sample`` alone), and the execution settings
+  ``run.device``, ``run.gpus_per_job``, ``run.compile`` and the thread count, which change float
+  rounding, not the computation, and are recorded in every sidecar.
 * ``gates``: keys that check a finished run without shaping it (``semantic.min_val_accuracy``):
   changing one reruns the rule, which resumes from its finished state and checks again.
 * ``modules``: the package files whose code shapes its outputs -- its code inputs. A module is there
   because it is listed, not because something imports it; ``tests/test_runs.py`` checks that every
-  module a rule's entry point can import (statically, lazy imports included) is listed or is one of
-  :data:`SHAPES_NO_OUTPUT`, and that the layers only import downward.
+  module a rule's job can import (statically, lazy imports included) is listed, nothing else is,
+  bar :data:`SHAPES_NO_OUTPUT`, and that the layers only import downward.
 
 Everything else is derived from here: the rules' ``params:`` and code inputs (workflow/rules), the
 resume directory and the trainers' fingerprints (``run_values``), the checkpoint sidecars (which
