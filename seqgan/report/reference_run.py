@@ -56,8 +56,8 @@ THREADED_RULES = (
 # Workflow outputs whose presence means "not from nothing" (data/raw holds a user's input images).
 OUTPUT_DIRS = ("data", "models", "results")
 # Not outputs either: the committed reference (a run with --out elsewhere, e.g. --threads 2, starts
-# beside it in a fresh clone).
-INPUT_DIRS = (Path("data") / "raw", Path("results") / "reference")
+# beside it in a fresh clone) and the committed benchmark evidence.
+INPUT_DIRS = (Path("data") / "raw", Path("results") / "reference", Path("results") / "evidence")
 
 
 class ReferenceRunError(RuntimeError):
