@@ -357,6 +357,7 @@ def test_reference_run_refuses_to_start_over_existing_outputs(tmp_path):
     ]
     fresh = tmp_path / "fresh"
     (fresh / "results" / "reference").mkdir(parents=True)
+    (fresh / "results" / "evidence").mkdir(parents=True)  # committed benchmark output: no workflow output
     assert R.existing_outputs(fresh, fresh / "results" / "reference-threads2") == []
 
 
