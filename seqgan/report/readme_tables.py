@@ -293,9 +293,10 @@ def render_threads(summary: Path, source: str, reference_info: dict[str, Any] | 
     run_json = summary.parent / "run.json"
     if run_json.is_file() and reference_info is not None:
         two = json.loads(run_json.read_text())
+        ours, theirs = reference_info.get("git_revision"), two.get("git_revision")
         lines += [
-            "| wall time | one thread per job, two jobs at a time (reference) | two threads per job, one job "
-            "at a time |",
+            f"| wall time | one thread per job, two jobs at a time (reference, git {ours}) | two threads per job, "
+            f"one job at a time (git {theirs}) |",
             "|---|---|---|",
             *[
                 f"| {step.replace('_', ' ')} | {_wall(reference_info[step].get('wall_seconds'))} | "
@@ -304,6 +305,12 @@ def render_threads(summary: Path, source: str, reference_info: dict[str, Any] | 
             ],
             "",
         ]
+        if ours != theirs:
+            lines += [
+                f"(The two runs are of different commits; {summary.parent.name}/{summary.name} compares the "
+                "two-thread run's numbers with the reference of its own time.)",
+                "",
+            ]
     outcomes = ", ".join(f"{n} {status}" for status, n in sorted(s["number_outcomes"].items()))
     lines += [
         f"Two torch threads per job against the reference (`{summary.parent.name}/{summary.name}`): "
