@@ -12,7 +12,6 @@ sidecars); nothing is typed in here.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -24,8 +23,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from seqgan.artefacts.files import atomic_write_bytes, atomic_write_text
+from seqgan.artefacts.files import atomic_write_text
 from seqgan.config import Params, VerdictParams
+from seqgan.report.fig6b import save_pdf_png
 from seqgan.report.floors import tokenizer_floor_flags
 
 
@@ -110,11 +110,7 @@ def plot_fig2(
     fig.tight_layout()
     out_pdf = Path(out_pdf)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
-    for path, fmt, dpi in ((out_pdf, "pdf", "figure"), (out_pdf.with_suffix(".png"), "png", 130)):
-        buffer = io.BytesIO()  # written whole, then renamed: never through a DVC cache link
-        fig.savefig(buffer, format=fmt, dpi=dpi)
-        atomic_write_bytes(path, buffer.getvalue())
-    plt.close(fig)
+    save_pdf_png(fig, out_pdf, dpi=130)  # written whole, then renamed: never through a DVC cache link
     return table
 
 
