@@ -4,35 +4,14 @@ invocation starts more GPU ranks than it has (workflow/rules/common.smk)."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from snakemake_probe import probe as probe_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = """
-import json, sys
-from pathlib import Path
-from snakemake.api import SnakemakeApi
-from snakemake.settings.enums import Quietness
-from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
-
-resources = dict(r.split("=") for r in sys.argv[2:])
-quiet = OutputSettings(quiet={Quietness.ALL, Quietness.PROGRESS, Quietness.RULES, Quietness.HOST})
-with SnakemakeApi(quiet) as api:
-    settings = ResourceSettings(cores=2, resources={k: int(v) for k, v in resources.items()})
-    wf_api = api.workflow(resource_settings=settings, snakefile=Path(sys.argv[1]), workdir=Path.cwd())
-    wf_api.dag(DAGSettings(targets=frozenset(["all"])))
-    wf = wf_api._workflow
-    limit = wf.global_resources.get("gpu")
-    gpu = {r.name: getattr(r.resources.get("gpu"), "value", r.resources.get("gpu")) for r in wf.rules}
-    print(json.dumps({"limit": None if limit is None else getattr(limit, "value", limit),
-                      "gpu": {k: v for k, v in gpu.items() if isinstance(v, int)}}))
-"""
 
 
 def probe(tmp_path: Path, visible: str | None, *resources: str, gpus_per_job: int = 1) -> dict:
@@ -47,16 +26,7 @@ def probe(tmp_path: Path, visible: str | None, *resources: str, gpus_per_job: in
     env["PATH"] = "/nonexistent"  # no nvidia-smi: the count comes from CUDA_VISIBLE_DEVICES alone
     if visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = visible
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(ROOT / "Snakefile"), *resources],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return probe_workflow(tmp_path, *resources, env=env)
 
 
 def test_the_gpu_limit_defaults_to_the_gpus_the_machine_shows(tmp_path):

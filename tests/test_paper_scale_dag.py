@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake_probe import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILES = {"embedded": ROOT / "params.yaml"} | {p.stem: p for p in sorted((ROOT / "configs").glob("*.yaml"))}
@@ -26,22 +27,7 @@ PROFILES = ROOT / "workflow" / "profiles"
 TRAINING_RULES = ("tokenizer_phase1", "tokenizer_phase2", "train_ar", "train_nar")
 LAUNCH = re.compile(r"-m torch\.distributed\.run --standalone --nproc_per_node (\d+) -m seqgan ")
 # The shell commands call `seqgan` / `seqgan_train`, shell functions the Snakefile's shell prefix
-# defines (workflow/rules/common.smk); the prefix is read back through Snakemake's API.
-PREFIX_PROBE = """
-import sys
-from pathlib import Path
-from snakemake.api import SnakemakeApi
-from snakemake.settings.enums import Quietness
-from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
-from snakemake.shell import shell
-
-quiet = OutputSettings(quiet={Quietness.ALL, Quietness.PROGRESS, Quietness.RULES, Quietness.HOST})
-with SnakemakeApi(quiet) as api:
-    wf = api.workflow(resource_settings=ResourceSettings(cores=1), snakefile=Path(sys.argv[1]), workdir=Path.cwd())
-    wf.dag(DAGSettings(targets=frozenset(["all"])))
-    wf._workflow
-    print(shell._process_prefix)
-"""
+# defines (workflow/rules/common.smk); tests/snakemake_probe.py reads the prefix back.
 TRAIN_FUNCTION = re.compile(r"seqgan_train\(\) \{ (.+?) \"\$@\"; \}")
 
 pytestmark = pytest.mark.slow  # ~5 s of Snakemake DAG building per params file
@@ -94,17 +80,7 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Plan]:
 
 
 def shell_prefix(workdir: Path) -> str:
-    import subprocess
-
-    result = subprocess.run(
-        [sys.executable, "-c", PREFIX_PROBE, str(ROOT / "Snakefile")],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout.strip().splitlines()[-1]
+    return probe(workdir)["prefix"]
 
 
 @pytest.fixture(scope="module")
