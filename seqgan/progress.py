@@ -4,7 +4,7 @@ Workflow jobs write stderr to their log files, where a redrawn bar is noise and 
 hung. So when stderr is no terminal, :class:`Progress` writes one plain line at a fixed interval
 (every 5 % of the total, and at least once a minute) and at the end:
 
-    [progress] tokenizer phase 1: 250/500 (50%) l1=0.1234 | 3.21 it/s, elapsed 0:01:18, ETA 0:01:18
+    [progress] tokenizer phase 1: 250/500 (50%) l1=0.2366 | 10.02 steps/s, elapsed 0:00:25, ETA 0:00:25
 
 Under torchrun only rank 0 reports. Shapes no output (declared so in :mod:`seqgan.runs`).
 """
