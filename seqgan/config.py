@@ -54,6 +54,7 @@ class RunParams:
     seed: int
     device: Literal["auto", "cpu", "cuda"]
     gpus_per_job: int
+    accumulation_steps: int
     compile: bool
 
 
@@ -414,17 +415,18 @@ def cross_field_problems(p: Params) -> list[str]:
             "evaluation.fid_network = semantic: needs semantic.backbone = embedded "
             "(the semantic FID network is the embedded classifier); use inception with vgg16"
         )
-    gpus = p.run.gpus_per_job
+    gpus, accumulation = p.run.gpus_per_job, p.run.accumulation_steps
     for key, batch in (
         ("tokenizer.phase1.batch_size", p.tokenizer.phase1.batch_size),
         ("tokenizer.phase2.batch_size", p.tokenizer.phase2.batch_size),
         ("transformer.ar.batch_size", p.transformer.ar.batch_size),
         ("transformer.nar.batch_size", p.transformer.nar.batch_size),
     ):
-        if batch % gpus:
+        if batch % (gpus * accumulation):
             problems.append(
-                f"{key} = {batch}: must be a multiple of run.gpus_per_job = {gpus} "
-                "(every GPU takes an equal slice of the global batch)"
+                f"{key} = {batch}: must be a multiple of run.gpus_per_job x run.accumulation_steps = "
+                f"{gpus} x {accumulation} (every GPU takes an equal slice of the global batch and splits "
+                "it into equal micro-batches)"
             )
     if p.run.seed not in p.evaluation.experiment_seeds:
         problems.append(

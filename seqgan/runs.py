@@ -10,8 +10,9 @@ tokenizer, an AR transformer, a sample set, a figure, ...):
   (``data.synthetic`` only shapes a synthetic dataset). Settings that shape no output are not
   declared: checkpoint cadence (resume only), worker counts of order-preserving pools, the sampling
   settings for training (they are declared by ``sample`` alone), and the execution settings
-  ``run.device``, ``run.gpus_per_job``, ``run.compile`` and the thread count, which change float
-  rounding, not the computation, and are recorded in every sidecar.
+  ``run.device``, ``run.gpus_per_job``, ``run.accumulation_steps``, ``run.compile`` and the thread
+  count, which change float rounding, not the computation (the schema says where a tokenizer can
+  still differ), and are recorded in every sidecar.
 * ``gates``: keys that check a finished run without shaping it (``semantic.min_val_accuracy``):
   changing one reruns the rule, which resumes from its finished state and checks again.
 * ``modules``: the package files whose code shapes its outputs -- its code inputs. A module is there

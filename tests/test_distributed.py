@@ -108,7 +108,7 @@ def assert_rows_close(single: Path, ddp: Path, columns: list[str]) -> None:
         np.testing.assert_allclose(y, x, rtol=RTOL, atol=RTOL * scale, err_msg=f"{ddp.name}: {column}")
 
 
-def assert_weights_close(single: Path, ddp: Path) -> None:
+def assert_weights_close(single: Path, ddp: Path, accumulation: int = 1) -> None:
     a, sidecar_a = load_weights(single)
     b, sidecar_b = load_weights(ddp)
     assert a.keys() == b.keys()
@@ -116,6 +116,15 @@ def assert_weights_close(single: Path, ddp: Path) -> None:
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert worst <= 1e-4 * scale, f"weights differ by {worst} (largest weight {scale})"
     assert sidecar_a["training"]["world_size"] == 1 and sidecar_b["training"]["world_size"] == 2
+    assert sidecar_a["training"]["accumulation_steps"] == 1
+    assert sidecar_b["training"]["accumulation_steps"] == accumulation
+
+
+def ddp_params(tmp: Path, raw: dict[str, Any], accumulation: int) -> Path:
+    """The 2-rank run's params: the same as the single process's, plus ``accumulation`` micro-batches."""
+    raw = copy.deepcopy(raw)
+    raw["run"]["accumulation_steps"] = accumulation
+    return write_params(tmp / f"params_ddp_x{accumulation}.yaml", raw)
 
 
 def assert_rank1_wrote_nothing(workdir: Path) -> None:
@@ -166,7 +175,9 @@ def test_batch_sizes_must_split_evenly_over_the_gpus() -> None:
         "transformer.ar.batch_size",
         "transformer.nar.batch_size",
     ):
-        assert any(p.startswith(f"{key} = ") and "run.gpus_per_job = 3" in p for p in problems), key
+        assert any(
+            p.startswith(f"{key} = ") and "run.gpus_per_job x run.accumulation_steps = 3 x 1" in p for p in problems
+        ), key
     raw["run"]["gpus_per_job"] = 0
     with pytest.raises(ParamsError, match=r"run\.gpus_per_job = 0: must be within \[1, 64\]"):
         validate_params(raw)
@@ -202,13 +213,15 @@ def transformer_raw(objective: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("objective", ["ar", "nar"])
-def test_transformer_two_ranks_match_one_process(objective: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("objective", "accumulation"), [("ar", 1), ("nar", 1), ("nar", 2)])
+def test_transformer_two_ranks_match_one_process(objective: str, accumulation: int, tmp_path: Path) -> None:
+    """2 ranks (x 2 micro-batches each: DDP's no_sync path) == one process on the whole batch."""
     tokens = tmp_path / "tokens"
     meta = {"tokenizer": {"file": "toy", "sha256": "0" * 64}, "source": {"directory": "toy"}}
     for split, count, seed in (("train", 256, 1), ("val", 64, 2)):
         write_token_split(tokens / split, token_ids(count, seed), np.zeros(count, np.int64), meta, codebook_size=K)
-    params = write_params(tmp_path / "params.yaml", transformer_raw(objective))
+    raw = transformer_raw(objective)
+    params = write_params(tmp_path / "params.yaml", raw)
     args = [
         "train-transformer",
         "--params",
@@ -229,14 +242,15 @@ def test_transformer_two_ranks_match_one_process(objective: str, tmp_path: Path)
         "1",
     ]
 
+    ddp_args = [str(ddp_params(tmp_path, raw, accumulation)) if a == str(params) else a for a in args]
     run_cli(tmp_path, tmp_path / "single", args, nproc=1)
-    run_cli(tmp_path, tmp_path / "ddp", args, nproc=2)
+    run_cli(tmp_path, tmp_path / "ddp", ddp_args, nproc=2)
 
     single, ddp = tmp_path / "single" / "rank0", tmp_path / "ddp" / "rank0"
     assert_rows_close(single / "curves" / "train.csv", ddp / "curves" / "train.csv", ["loss", "lr"])
     assert_rows_close(single / "curves" / "curve.csv", ddp / "curves" / "curve.csv", ["train_loss", "val_loss"])
     assert [r["step"] for r in read_rows(ddp / "curves" / "curve.csv")] == ["10", "20"]
-    assert_weights_close(single / "out" / "model.safetensors", ddp / "out" / "model.safetensors")
+    assert_weights_close(single / "out" / "model.safetensors", ddp / "out" / "model.safetensors", accumulation)
     assert len(list((ddp / "work" / "resume").rglob("state.pt"))) == 1  # rank 0's resume state
     assert_rank1_wrote_nothing(tmp_path / "ddp")
 
@@ -273,10 +287,13 @@ def tokenizer_raw() -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_tokenizer_two_ranks_match_one_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_tokenizer_two_ranks_match_one_process(accumulation: int, tmp_path: Path) -> None:
+    """2 ranks (x 2 micro-batches of 4 each: DDP's no_sync path for both networks) == one process."""
     data = tmp_path / "data"
     write_synthetic_split(data / "train", 64, 16, 10, seed=7, split="train")
-    params = write_params(tmp_path / "params.yaml", tokenizer_raw())
+    raw = tokenizer_raw()
+    params = write_params(tmp_path / "params.yaml", raw)
     args = [
         "train-tokenizer",
         "--params",
@@ -297,15 +314,16 @@ def test_tokenizer_two_ranks_match_one_process(tmp_path: Path) -> None:
         "1",
     ]
 
+    ddp_args = [str(ddp_params(tmp_path, raw, accumulation)) if a == str(params) else a for a in args]
     run_cli(tmp_path, tmp_path / "single", args, nproc=1)
-    run_cli(tmp_path, tmp_path / "ddp", args, nproc=2)
+    run_cli(tmp_path, tmp_path / "ddp", ddp_args, nproc=2)
 
     single, ddp = tmp_path / "single" / "rank0", tmp_path / "ddp" / "rank0"
     columns = ["l1", "codebook", "commitment", "gan_g", "gan_d", "r1", "d_real", "d_fake", "total", "lr"]
     assert_rows_close(single / "curves" / "train.csv", ddp / "curves" / "train.csv", columns)
     gan_rows = [r for r in read_rows(ddp / "curves" / "train.csv") if r["gan_d"] != ""]
     assert [int(r["step"]) for r in gan_rows] == list(range(3, 13))  # the discriminator trained
-    assert_weights_close(single / "out" / "tokenizer.safetensors", ddp / "out" / "tokenizer.safetensors")
+    assert_weights_close(single / "out" / "tokenizer.safetensors", ddp / "out" / "tokenizer.safetensors", accumulation)
     sidecar = json.loads((ddp / "out" / "tokenizer.json").read_text())
     assert sidecar["metrics"]["train_eval"]["count"] == 64  # rank 0 evaluated the whole split
     assert_rank1_wrote_nothing(tmp_path / "ddp")

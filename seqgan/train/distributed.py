@@ -10,10 +10,15 @@ One node only (``torchrun --standalone``): the ranks share the working directory
 On CPU the backend is gloo, on CUDA nccl with rank r on ``cuda:LOCAL_RANK``. tests/test_distributed.py
 checks that 2 gloo ranks reproduce the single-process loss trajectory of a transformer and of a
 tokenizer (with its discriminator) and that rank 1 writes nothing.
+
+Gradient accumulation (``run.accumulation_steps`` = A) splits each rank's slice again into A equal
+micro-batches (:func:`micro_batches`); the trainers sum their gradients, with DDP's all-reduce only
+after the last one (:func:`sync_gradients_if`), and take one optimiser step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,6 +80,25 @@ class Distributed:
         values = values.clone()
         torch_dist.all_reduce(values)
         return values / self.world_size
+
+
+def micro_batches(rows: np.ndarray, steps: int) -> list[np.ndarray]:
+    """``rows`` (this rank's slice) as ``steps`` equal consecutive micro-batches."""
+    if steps < 1 or len(rows) % steps:
+        raise ValueError(
+            f"a rank's batch of {len(rows)} does not split into run.accumulation_steps = {steps} equal "
+            "micro-batches; make the batch size a multiple of run.gpus_per_job x run.accumulation_steps"
+        )
+    return np.split(rows, steps)
+
+
+def sync_gradients_if(module: nn.Module, sync: bool) -> contextlib.AbstractContextManager[object]:
+    """Around one micro-batch's forward and backward: DDP's ``no_sync`` unless ``sync`` (the last
+    micro-batch), so the ranks all-reduce the summed gradients once per optimiser step. A no-op for
+    a plain module."""
+    if sync or not isinstance(module, DistributedDataParallel):
+        return contextlib.nullcontext()
+    return module.no_sync()
 
 
 def is_main_process() -> bool:

@@ -51,6 +51,13 @@ Choices the paper leaves open, and why:
   the entropy regulariser's p_bar (each rank's own positions), as on a per-device
   implementation; so a tokenizer depends slightly on the number of GPUs, which the sidecar records
   (training.world_size). Without WORLD_SIZE (or with 1) nothing distributed is touched.
+- Gradient accumulation (``run.accumulation_steps`` = A): each rank's slice runs as A equal
+  micro-batches, each generator / discriminator loss divided by A, DDP synchronising only after the
+  last; one Adam step. The per-image terms then give the whole batch's gradient (tested,
+  tests/test_accumulation.py); the entropy regulariser and the adaptive weight see each
+  micro-batch (recorded as training.accumulation_steps); the discriminator's minibatch-stddev
+  groups of 4 stay exact while the micro-batch is a multiple of 4. Logged values are the
+  micro-batches' means.
 
 Logged every ``log_every`` steps (and at steps 1 and the last) to ``log_dir/train.csv`` and DVCLive:
 ``l1``, ``codebook``, ``commitment``, ``entropy`` (phase 1; the weighted quantizer terms),
@@ -82,6 +89,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -101,6 +109,8 @@ from seqgan.train.distributed import (
     close_distributed,
     guard_finite,
     init_distributed,
+    micro_batches,
+    sync_gradients_if,
 )
 from seqgan.train.live import MetricLogger, open_live
 from seqgan.train.loop import StepSampler, TrainLoop
@@ -167,6 +177,7 @@ class TokenizerRun:
         self.settings = phase_settings(params, phase)
         self.ctx = ctx
         self.device = ctx.device
+        self.accumulation_steps = params.run.accumulation_steps
         # channels_last everywhere: convolutions dominate a step and run faster in NHWC on CUDA
         # and on CPU alike (benchmarks/bench_cpu.py measures the ratio on the machine at hand).
         memory_format = torch.channels_last
@@ -228,8 +239,8 @@ class TokenizerRun:
                 z_q = self.tokenizer.quantizer.lookup(ids).contiguous(memory_format=self.memory_format)
             return self.trainable(z_q), {}, stats
 
-    def generator_step(self, x: Tensor, step: int) -> tuple[dict[str, Tensor], Tensor, dict[str, Tensor]]:
-        """Forward, loss assembly, NaN guard, backward, Adam step. Returns (terms, x_hat, stats)."""
+    def generator_loss(self, x: Tensor, step: int) -> tuple[dict[str, Tensor], Tensor, dict[str, Tensor]]:
+        """Forward and loss assembly of one (micro-)batch. Returns (terms with ``total``, x_hat, stats)."""
         recon, quant, stats = self.reconstruct(x)
         terms = reconstruction_terms(recon, x, self.perceptual)
         rec_loss = weighted_reconstruction(terms, self.params)
@@ -251,21 +262,50 @@ class TokenizerRun:
             )
             total = total + terms["gan_weight"] * terms["gan_g"]
         terms["total"] = total
-        guard_finite(terms, step, self.ctx)
+        return terms, recon, stats
+
+    def generator_step(self, x: Tensor, step: int) -> tuple[dict[str, Tensor], Tensor, dict[str, Tensor]]:
+        """Forward, loss, NaN guard and backward per micro-batch, then one Adam step.
+
+        Returns (terms, x_hat, stats): terms and stats are the micro-batches' means, x_hat the
+        whole batch's reconstruction (detached).
+        """
+        parts = self.micro_batches(x)
         self.opt_g.zero_grad(set_to_none=True)
-        total.backward()
+        terms_list, recons, stats_list = [], [], []
+        for i, xi in enumerate(parts):
+            with sync_gradients_if(self.trainable, sync=i == len(parts) - 1):
+                terms, recon, stats = self.generator_loss(xi, step)
+                guard_finite(terms, step, self.ctx)
+                (terms["total"] if len(parts) == 1 else terms["total"] / len(parts)).backward()
+            terms_list.append({k: v.detach() for k, v in terms.items()})
+            recons.append(recon.detach())
+            stats_list.append(stats)
         self.opt_g.step()
-        return {k: v.detach() for k, v in terms.items()}, recon.detach(), stats
+        return _mean_terms(terms_list), torch.cat(recons) if len(recons) > 1 else recons[0], _mean_terms(stats_list)
 
     def discriminator_step(self, real: Tensor, fake: Tensor, step: int) -> dict[str, Tensor]:
-        """One discriminator update on (x, sg[x_hat]) with R1; NaN-guarded."""
+        """One discriminator update on (x, sg[x_hat]) with R1, per micro-batch; NaN-guarded."""
         assert self.disc_ddp is not None and self.opt_d is not None
-        terms = discriminator_loss(self.disc_ddp, real, fake, self.params, self.device)
-        guard_finite({"gan_d": terms["gan_d"], "r1": terms["r1"]}, step, self.ctx)
+        reals, fakes = self.micro_batches(real), self.micro_batches(fake)
         self.opt_d.zero_grad(set_to_none=True)
-        (terms["gan_d"] + terms["r1"]).backward()
+        terms_list = []
+        for i, (ri, fi) in enumerate(zip(reals, fakes, strict=True)):
+            with sync_gradients_if(self.disc_ddp, sync=i == len(reals) - 1):
+                terms = discriminator_loss(self.disc_ddp, ri, fi, self.params, self.device)
+                guard_finite({"gan_d": terms["gan_d"], "r1": terms["r1"]}, step, self.ctx)
+                loss = terms["gan_d"] + terms["r1"]
+                (loss if len(reals) == 1 else loss / len(reals)).backward()
+            terms_list.append({k: v.detach() for k, v in terms.items()})
         self.opt_d.step()
-        return {k: v.detach() for k, v in terms.items()}
+        return _mean_terms(terms_list)
+
+    def micro_batches(self, x: Tensor) -> list[Tensor]:
+        """``x`` (this rank's batch) as ``run.accumulation_steps`` equal micro-batches."""
+        parts = micro_batches(np.arange(x.shape[0]), self.accumulation_steps)
+        if len(parts) == 1:
+            return [x]
+        return [x[int(rows[0]) : int(rows[-1]) + 1] for rows in parts]  # views; memory format kept
 
     def train_step(self, x: Tensor, step: int) -> dict[str, Tensor]:
         """Generator step, then (once the GAN is on) a discriminator step; all logged values."""
@@ -287,6 +327,13 @@ class TokenizerRun:
         stacked = torch.stack([terms[n].detach().float().to(self.device).reshape(()) for n in names])
         values = self.ctx.mean(stacked).tolist()
         return dict(zip(names, values, strict=True))
+
+
+def _mean_terms(parts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Per-key mean over micro-batches (the one dict itself when there is one, bit for bit)."""
+    if len(parts) == 1:
+        return parts[0]
+    return {k: torch.stack([p[k].float() for p in parts]).mean() for k in parts[0]}
 
 
 def _fingerprint(
@@ -331,10 +378,11 @@ def _check_run(params: Params, phase: Phase, train: ImageStore, ctx: Distributed
         )
     if len(train) == 0:
         raise ValueError(f"{train.directory}: empty training split")
-    if settings.batch_size % ctx.world_size:
+    parts = ctx.world_size * params.run.accumulation_steps
+    if settings.batch_size % parts:
         raise ValueError(
             f"tokenizer.phase{phase}.batch_size = {settings.batch_size}: must be divisible by the "
-            f"number of processes ({ctx.world_size})"
+            f"number of processes x run.accumulation_steps ({ctx.world_size} x {params.run.accumulation_steps})"
         )
 
 
@@ -497,6 +545,7 @@ def _sidecar(
             "device": str(run.device),
             "compute": compute_record(run.device, run.memory_format),
             "world_size": run.ctx.world_size,
+            "accumulation_steps": run.accumulation_steps,
             "train_dir": str(train_dir),
             "semantic_weights": str(semantic_weights) if semantic_weights else None,
             "init_weights": str(init_weights) if init_weights else None,

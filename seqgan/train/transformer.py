@@ -69,6 +69,10 @@ Choices, and why:
   each rank reseeds torch from (run.seed, rank, step) -- otherwise rank r's rows would draw the
   very masks rank 0's rows draw; the masks then differ from a single process's draws (same
   distribution), and resume stays exact because they are a pure function of the step.
+- Gradient accumulation (``run.accumulation_steps`` = A): each rank's slice runs as A equal
+  micro-batches, each weighted by its share of the globally scored tokens, DDP synchronising only
+  after the last; one optimiser step. The summed gradient is the one-batch gradient up to float
+  rounding (tests/test_accumulation.py); recorded as training.accumulation_steps.
 
 Final weights: ``save_weights(out_path, model.state_dict(), sidecar)``; the sidecar holds the
 :class:`TransformerConfig` (``load_transformer_checkpoint`` rebuilds the model from it alone), the
@@ -119,6 +123,8 @@ from seqgan.train.distributed import (
     close_distributed,
     guard_finite,
     init_distributed,
+    micro_batches,
+    sync_gradients_if,
 )
 from seqgan.train.live import MetricLogger, open_live
 from seqgan.train.loop import StepSampler, TrainLoop
@@ -388,10 +394,11 @@ def _check_run(params: Params, objective: Objective, train: TokenSplit, val: Tok
             f"transformer.{objective}.end_lr = {settings.end_lr}: exponential decay needs end_lr > 0 "
             "(use lr_decay: linear to decay to 0)"
         )
-    if settings.batch_size % ctx.world_size:
+    parts = ctx.world_size * params.run.accumulation_steps
+    if settings.batch_size % parts:
         raise ValueError(
             f"transformer.{objective}.batch_size = {settings.batch_size}: must be divisible by the "
-            f"number of processes ({ctx.world_size})"
+            f"number of processes x run.accumulation_steps ({ctx.world_size} x {params.run.accumulation_steps})"
         )
 
 
@@ -480,7 +487,9 @@ class TransformerRun:
         self.device = ctx.device
         self.model = build_transformer(params, size, objective).to(self.device)
         self.optimizer = make_optimizer(self.model, params)
-        forward: nn.Module = ctx.wrap(self.model)
+        self.accumulation_steps = params.run.accumulation_steps
+        self.ddp: nn.Module = ctx.wrap(self.model)
+        forward: nn.Module = self.ddp
         self.compiled = compile_model and self.device.type == "cuda"
         if self.compiled:
             forward = torch.compile(forward)  # type: ignore[assignment]
@@ -537,25 +546,37 @@ class TransformerRun:
         return ids, batch_labels(train, idx, self.conditional), mask
 
     def train_step(self, ids: Tensor, labels: Tensor | None, mask: Tensor | None, step: int) -> float:
-        """One optimiser step on the global batch; returns its loss (nats/token, all ranks)."""
+        """One optimiser step on the global batch; returns its loss (nats/token, all ranks).
+
+        The rank's rows run as ``run.accumulation_steps`` micro-batches whose gradients add up
+        before the step; each micro-batch's loss is scaled by its share of the globally scored
+        tokens (times the world size, which DDP's average divides out), so the summed gradient is
+        the single-process token-weighted mean over the whole global batch.
+        """
         ctx = self.ctx
-        rows = ctx.shard(np.arange(ids.shape[0]))
-        local_ids = ids[rows].to(self.device)
-        local_labels = None if labels is None else labels[rows].to(self.device)
-        local_mask = None if mask is None else mask[rows].to(self.device)
+        parts = micro_batches(ctx.shard(np.arange(ids.shape[0])), self.accumulation_steps)
+        weighted = ctx.enabled or len(parts) > 1
+        global_tokens = scored_tokens(ids, mask)
         if ctx.enabled:  # independent dropout masks per rank, a pure function of the step
             torch.manual_seed(_stream_seed(self.params.run.seed, _DROPOUT_STREAM, ctx.rank, step))
-        with autocast_context(self.device):
-            loss = objective_loss(self.forward, local_ids, local_labels, local_mask)
-        if ctx.enabled:
-            # weight each rank by its share of the globally scored tokens: DDP's gradient average
-            # then equals the single-process token-weighted mean (NAR ranks mask unequal counts)
-            loss = loss * (scored_tokens(local_ids, local_mask) * ctx.world_size / scored_tokens(ids, mask))
-        guard_finite({"cross_entropy": loss}, step, ctx)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total = torch.zeros((), device=self.device)
+        for i, rows in enumerate(parts):
+            local_ids = ids[rows].to(self.device)
+            local_labels = None if labels is None else labels[rows].to(self.device)
+            local_mask = None if mask is None else mask[rows].to(self.device)
+            with sync_gradients_if(self.ddp, sync=i == len(parts) - 1):
+                with autocast_context(self.device):
+                    loss = objective_loss(self.forward, local_ids, local_labels, local_mask)
+                if weighted:
+                    # weight each micro-batch by its share of the globally scored tokens: NAR
+                    # micro-batches mask unequal counts
+                    loss = loss * (scored_tokens(local_ids, local_mask) * ctx.world_size / global_tokens)
+                guard_finite({"cross_entropy": loss}, step, ctx)
+                loss.backward()
+            total = total + loss.detach().float() if weighted else loss.detach()
         self.optimizer.step()
-        value = float(ctx.mean(loss.detach().float().reshape(1))) if ctx.enabled else float(loss.detach())
+        value = float(ctx.mean(total.reshape(1))) if ctx.enabled else float(total)
         self.window_sum += value
         self.window_count += 1
         return value
@@ -725,6 +746,7 @@ def _sidecar(
             "compute": compute_record(run.device),
             "compiled": run.compiled,
             "world_size": run.ctx.world_size,
+            "accumulation_steps": run.accumulation_steps,
             "train_tokens": str(train_tokens),
             "val_tokens": str(val_tokens),
         },
