@@ -364,8 +364,14 @@ class GenerativeTransformer(nn.Module):
 
     # ---------------------------------------------------------------------- cached AR decoding
     def allocate_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
-        """A cache on this model's device and dtype (max_len defaults to N positions)."""
-        return KVCache.allocate(self.config, batch_size, max_len, device=self.pos_emb.device, dtype=self.pos_emb.dtype)
+        """A cache on this model's device, in the dtype its keys and values will have: the
+        autocast dtype while autocast is on for that device (bf16 sampling on CUDA; keys stored
+        in fp32 would meet bf16 queries), else the parameters' (max_len defaults to N positions)."""
+        device = self.pos_emb.device
+        dtype = self.pos_emb.dtype
+        if torch.is_autocast_enabled(device.type):
+            dtype = torch.get_autocast_dtype(device.type)
+        return KVCache.allocate(self.config, batch_size, max_len, device=device, dtype=dtype)
 
     def prefill(self, prefix_tokens: Tensor, cache: KVCache) -> Tensor:
         """Fill the cache with the prefix (B, P) at positions 0 .. P-1; logits (B, P, K)."""

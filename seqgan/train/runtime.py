@@ -76,6 +76,11 @@ def autocast_context(device: torch.device) -> contextlib.AbstractContextManager[
     return contextlib.nullcontext()
 
 
+def precision_of(device: torch.device) -> str:
+    """What :func:`autocast_context` runs in on ``device`` (recorded in sidecars and manifests)."""
+    return "bf16 autocast" if device.type == "cuda" else "fp32"
+
+
 def set_threads(threads: int) -> None:
     """Torch's intra-op CPU thread count for a whole job (0 leaves torch's default). Part of what a
     CPU run's float rounding depends on; the trainers record it in their sidecars."""
@@ -145,7 +150,7 @@ def compute_record(device: torch.device, memory_format: torch.memory_format | No
     (:func:`autocast_context`), and the record says so beside the CPU's capability.
     """
     record: dict[str, object] = {
-        "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+        "precision": precision_of(device),
         "tf32": device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32,
         "threads": torch.get_num_threads(),
         "machine": machine_info(),
