@@ -457,6 +457,7 @@ def train_tokenizer(
             train_dir,
             semantic_weights,
             init_weights,
+            start,
         )
         save_weights(out_path, run.tokenizer.state_dict(), sidecar)
         return {
@@ -528,6 +529,7 @@ def _sidecar(
     train_dir: str | os.PathLike[str],
     semantic_weights: Path | None,
     init_weights: Path | None,
+    resumed_from_step: int,
 ) -> dict[str, Any]:
     settings = run.settings
     return {
@@ -546,6 +548,7 @@ def _sidecar(
             "compute": compute_record(run.device, run.memory_format),
             "world_size": run.ctx.world_size,
             "accumulation_steps": run.accumulation_steps,
+            "resumed_from_step": int(resumed_from_step),
             "train_dir": str(train_dir),
             "semantic_weights": str(semantic_weights) if semantic_weights else None,
             "init_weights": str(init_weights) if init_weights else None,

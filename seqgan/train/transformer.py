@@ -652,7 +652,7 @@ def train_transformer(
         }
         if ctx.is_main:
             save_weights(
-                out_path, run.model.state_dict(), _sidecar(run, fingerprint, metrics, train_tokens, val_tokens)
+                out_path, run.model.state_dict(), _sidecar(run, fingerprint, metrics, train_tokens, val_tokens, start)
             )
         return {
             **metrics,
@@ -720,6 +720,7 @@ def _sidecar(
     metrics: Mapping[str, Any],
     train_tokens: str | os.PathLike[str],
     val_tokens: str | os.PathLike[str],
+    resumed_from_step: int,
 ) -> dict[str, Any]:
     s = run.settings
     opt = run.params.transformer.optimizer
@@ -747,6 +748,7 @@ def _sidecar(
             "compiled": run.compiled,
             "world_size": run.ctx.world_size,
             "accumulation_steps": run.accumulation_steps,
+            "resumed_from_step": int(resumed_from_step),
             "train_tokens": str(train_tokens),
             "val_tokens": str(val_tokens),
         },
