@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import resource
@@ -140,15 +141,21 @@ def smoke_params(dry: bool, device: torch.device) -> Params:
     return validate_params(raw, "gpu smoke")
 
 
-def perceptual_loss(params: Params, alpha: float, device: torch.device) -> tuple[SemanticPerceptualLoss, str]:
+@functools.cache
+def vgg16_backbone() -> tuple[VGG16Backbone, list[torch.Tensor] | None, str]:
+    """The perceptual loss's VGG16 (built once): ImageNet weights when on disk, else random ones."""
     import torchvision
 
     try:
         backbone = VGG16Backbone.from_imagenet()
-        weights, note = backbone.lpips_layer_weights(), "VGG16 ImageNet weights"
+        return backbone, backbone.lpips_layer_weights(), "VGG16 ImageNet weights"
     except MissingWeightsError:
         backbone = VGG16Backbone(torchvision.models.vgg16(weights=None))
-        weights, note = None, "VGG16 architecture, random weights (weights absent; losses meaningless)"
+        return backbone, None, "VGG16 architecture, random weights (weights absent; losses meaningless)"
+
+
+def perceptual_loss(params: Params, alpha: float, device: torch.device) -> tuple[SemanticPerceptualLoss, str]:
+    backbone, weights, note = vgg16_backbone()
     loss = SemanticPerceptualLoss(backbone, alpha, weights, params.tokenizer.loss.logit_weight)
     return loss.to(device), note
 
@@ -336,7 +343,7 @@ def reduced_paper_params(data: Path, device: str, classes: int) -> dict[str, Any
     tok = raw["tokenizer"]
     tok["architecture"] = {**small["tokenizer"]["architecture"], "base_channels": 8, "codebook_size": 32}
     tok["architecture"]["code_dim"] = 8
-    tok["alphas"] = [0.0, 1.0]
+    tok["alphas"] = [1.0]  # one tokenizer: the paths, not the comparison
     tok["gan"].update(start_step=4, disc_channels=16)
     tok["phase1"].update(batch_size=8, iterations=12, checkpoint_every=6, log_every=4)
     tok["phase2"].update(batch_size=8, iterations=4, checkpoint_every=4, log_every=2)
