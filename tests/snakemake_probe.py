@@ -47,3 +47,17 @@ def probe(workdir: Path, *resources: str, env: Mapping[str, str] | None = None) 
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def localrules() -> set[str]:
+    """The rules of the Snakefile's ``localrules:`` directive (run by Snakemake itself, never
+    submitted to a cluster). Read from the Snakefile's text: a dry run under a cluster executor
+    prints them as plain ``rule X:`` blocks."""
+    lines = (ROOT / "Snakefile").read_text().splitlines()
+    start = lines.index("localrules:") + 1
+    names: set[str] = set()
+    for line in lines[start:]:
+        if not line.startswith((" ", "\t")) or not line.strip():
+            break
+        names.update(n.strip() for n in line.split(",") if n.strip())
+    return names

@@ -5,6 +5,7 @@ invocation starts more GPU ranks than it has (workflow/rules/common.smk)."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,13 @@ def probe(tmp_path: Path, visible: str | None, *resources: str, gpus_per_job: in
     raw["transformer"]["nar"]["batch_size"] = 16 * gpus_per_job
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
-    env["PATH"] = "/nonexistent"  # no nvidia-smi: the count comes from CUDA_VISIBLE_DEVICES alone
+    # no nvidia-smi: the count comes from CUDA_VISIBLE_DEVICES alone. `which` stays: the SLURM
+    # executor plugin, loaded with Snakemake's plugin registry, runs it at import time.
+    bin_dir = tmp_path / "bin"
+    if not bin_dir.is_dir():
+        bin_dir.mkdir()
+        (bin_dir / "which").symlink_to(shutil.which("which") or "/usr/bin/which")
+    env["PATH"] = str(bin_dir)
     if visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = visible
     return probe_workflow(tmp_path, *resources, env=env)

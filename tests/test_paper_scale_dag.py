@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from snakemake_probe import probe
+from snakemake_probe import localrules, probe
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS_FILES = {"embedded": ROOT / "params.yaml"} | {p.stem: p for p in sorted((ROOT / "configs").glob("*.yaml"))}
@@ -272,13 +272,100 @@ def test_gpu_local_profile_serialises_gpu_jobs(
     assert LAUNCH.search(launcher + " ").group(1) == str(raw["run"]["gpus_per_job"])  # still 8 ranks
 
 
-def test_slurm_profile_plans_with_the_plugin(tmp_path: Path) -> None:
+class _Resources(dict):
+    """A job's resources as the SLURM plugin reads them (``.get`` and attribute access)."""
+
+    def __getattr__(self, name: str) -> object:
+        return self[name]
+
+
+def _value(text: str) -> object:
+    return int(text) if re.fullmatch(r"-?\d+", text) else text
+
+
+def rendered_sbatch(job: Job) -> list[str]:
+    """The ``sbatch`` command line the SLURM executor plugin builds for ``job`` (not submitted):
+    the plugin's own ``get_submit_command`` and ``set_gres_string`` (what its ``run_job`` joins)
+    on the resources Snakemake resolved under the profile."""
+    import shlex
+    from types import SimpleNamespace
+
+    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
+    from snakemake_executor_plugin_slurm.utils import set_gres_string
+
+    resources = _Resources({k: _value(v) for k, v in job.resources.items() if "<TBD>" not in v})
+    stub = SimpleNamespace(resources=resources, threads=int(job.fields.get("threads", "1")), name=job.rule)
+    params = {
+        "run_uuid": "run",
+        "slurm_logfile": "log",
+        "comment_str": f"rule_{job.rule}",
+        "account": "",
+        "partition": f"-p {resources['slurm_partition']}",
+        "workdir": "/work",
+    }
+    # as the executor's run_job builds it: the submit command, then the GPU request
+    return shlex.split(get_submit_command(stub, params) + set_gres_string(stub))
+
+
+def sbatch_requests(argv: list[str]) -> dict[str, str]:
+    """partition, gpus, cpus (per task or per GPU), mem_mb and time of an sbatch command line."""
+    out: dict[str, str] = {}
+    pairs = {"-p": "partition", "--mem": "mem_mb", "-t": "time"}
+    for i, arg in enumerate(argv):
+        if arg in pairs:
+            out[pairs[arg]] = argv[i + 1]
+        elif arg.startswith("--gpus="):
+            out["gpus"] = arg.split("=", 1)[1]
+        elif arg.startswith("--cpus-per-gpu="):
+            out["cpus"] = f"{arg.split('=', 1)[1]} per GPU"
+        elif arg.startswith("--cpus-per-task="):
+            out["cpus"] = f"{arg.split('=', 1)[1]} per task"
+        elif arg.startswith(("--ntasks=", "--ntasks-per-gpu=")):
+            out["tasks"] = arg
+    return out
+
+
+def readme_slurm_table() -> dict[str, dict[str, str]]:
+    """The README's table of what each rule asks SLURM for (imagenet), by rule."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- slurm-requests -->")[1].split("<!-- /slurm-requests -->")[0]
+    rows: dict[str, dict[str, str]] = {}
+    for line in block.strip().splitlines()[2:]:
+        cells = [c.strip().strip("`") for c in line.strip("|").split("|")]
+        for rule in (r.strip().strip("`") for r in cells[0].split(",")):
+            rows[rule] = dict(zip(["partition", "gpus", "cpus", "mem_mb", "time"], cells[1:], strict=True))
+    return rows
+
+
+def test_slurm_profile_renders_the_requests_the_readme_states(tmp_path: Path) -> None:
+    """For the paper configuration (imagenet, run.gpus_per_job = 8): the plugin's sbatch line of
+    every rule sent to SLURM asks for what the README's table says, training jobs for
+    run.gpus_per_job GPUs as one task (torchrun starts the ranks), and the localrules for nothing."""
     pytest.importorskip("snakemake_executor_plugin_slurm")
     workdir, raw = make_workspace(tmp_path / "w", ROOT / "configs" / "imagenet.yaml")
-    jobs = parse_dry_run(snakemake(workdir, "-n", "-p", "--workflow-profile", str(PROFILES / "slurm")))
-    train = next(j for j in jobs if j.rule == "tokenizer_phase1")
-    assert train.resources["gpu"] == str(raw["run"]["gpus_per_job"])
-    assert train.resources["cpus_per_gpu"] == "8" and train.resources["slurm_partition"] == "gpu"
+    output = snakemake(workdir, "-n", "-p", "--workflow-profile", str(PROFILES / "slurm"))
+    jobs = parse_dry_run(output)
+    local = localrules() & {j.rule for j in jobs}
+    table = readme_slurm_table()
+    remote = {j.rule for j in jobs} - local
+    assert remote == set(table), "the README's table lists exactly the rules sent to SLURM"
+    assert {"all", "fig2_val_loss", "claims"} <= local  # the reports run where Snakemake runs
+    gpus = str(raw["run"]["gpus_per_job"])
+    for job in jobs:
+        if job.rule in local:
+            continue
+        argv = rendered_sbatch(job)
+        requests = sbatch_requests(argv)
+        want = {k: v for k, v in table[job.rule].items() if v != "-"}
+        if want.get("gpus") == "run.gpus_per_job":
+            want["gpus"] = gpus
+        assert {k: requests.get(k) for k in ("partition", "gpus", "cpus", "mem_mb", "time")} == {
+            k: want.get(k) for k in ("partition", "gpus", "cpus", "mem_mb", "time")
+        }, (job.rule, argv)
+        if job.rule in TRAINING_RULES:
+            assert requests["gpus"] == gpus and "tasks" not in requests, argv  # one task, N GPUs
+        if "gpus" not in requests:
+            assert requests.get("tasks") == "--ntasks=1", argv
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Start a single-node SLURM cluster on this machine for the cluster tests (tests/test_slurm.py):
+# munged, slurmctld and slurmd with a minimal slurm.conf -- one node (localhost, its real CPU count
+# and memory), one partition -- installing Debian's slurm-wlm and munge first if they are missing.
+# Waits until `sinfo` shows the node idle. Needs root (the daemons and the package install).
+#
+#   bash tests/cluster/start_slurm.sh      # prints "slurm: ready ..." or "slurm: unavailable: <why>"
+#   bash tests/cluster/stop_slurm.sh       # stops exactly what this script started
+#
+# Exit status 0 = the cluster is up; 2 = it cannot be started here (no root, no package, a daemon
+# that does not come up); the reason is printed and written to $STATE/unavailable so the tests skip
+# with it. Everything lives under $STATE (default /tmp/seqgan-slurm): config, spool, logs, pids.
+#
+# Job status: without accounting storage (slurmdbd) `sacct` knows no jobs, so the workflow profile
+# for this cluster uses `squeue` (slurm_status_command) and slurm.conf keeps finished jobs visible
+# to it for MinJobAge = 600 s.
+set -uo pipefail
+STATE=${SEQGAN_SLURM_STATE:-/tmp/seqgan-slurm}
+PARTITION=${SEQGAN_SLURM_PARTITION:-debug}
+mkdir -p "$STATE"
+rm -f "$STATE/unavailable" "$STATE/ready"
+
+unavailable() {
+    echo "slurm: unavailable: $1"
+    echo "$1" > "$STATE/unavailable"
+    exit 2
+}
+
+[[ $(id -u) -eq 0 ]] || unavailable "not root (the SLURM daemons and the package install need root)"
+
+if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! command -v munged >/dev/null; then
+    command -v apt-get >/dev/null || unavailable "slurm-wlm is not installed and there is no apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -q slurm-wlm munge >"$STATE/apt.log" 2>&1; then
+        apt-get update -q >>"$STATE/apt.log" 2>&1
+        apt-get install -y -q slurm-wlm munge >>"$STATE/apt.log" 2>&1 \
+            || unavailable "installing slurm-wlm and munge failed (see $STATE/apt.log)"
+    fi
+fi
+
+host=$(hostname -s)
+cpus=$(nproc)
+mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 ))
+real_mem=$(( mem_mb * 9 / 10 ))  # leave room for the daemons; slurmd refuses a node claiming more than it has
+mkdir -p "$STATE/spool/ctld" "$STATE/spool/d" "$STATE/log" /etc/slurm
+
+# munge: a key of its own unless one exists
+if [[ ! -s /etc/munge/munge.key ]]; then
+    mkdir -p /etc/munge
+    dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
+fi
+chown -R munge:munge /etc/munge 2>/dev/null || true
+chmod 400 /etc/munge/munge.key
+mkdir -p /run/munge /var/log/munge /var/lib/munge
+chown -R munge:munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
+
+cat > "$STATE/slurm.conf" <<CONF
+ClusterName=seqgan-test
+SlurmctldHost=$host
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+StateSaveLocation=$STATE/spool/ctld
+SlurmdSpoolDir=$STATE/spool/d
+SlurmctldPidFile=$STATE/slurmctld.pid
+SlurmdPidFile=$STATE/slurmd.pid
+SlurmctldLogFile=$STATE/log/slurmctld.log
+SlurmdLogFile=$STATE/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+SchedulerType=sched/backfill
+ReturnToService=2
+MinJobAge=600
+KillWait=5
+InactiveLimit=0
+MpiDefault=none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+NodeName=$host CPUs=$cpus RealMemory=$real_mem State=UNKNOWN
+PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+CONF
+cp "$STATE/slurm.conf" /etc/slurm/slurm.conf
+export SLURM_CONF=/etc/slurm/slurm.conf
+
+if ! pgrep -x munged >/dev/null; then
+    if runuser -u munge -- /usr/sbin/munged --force 2>"$STATE/log/munged.err" \
+        || /usr/sbin/munged --force 2>>"$STATE/log/munged.err"; then
+        echo started > "$STATE/munged.started"
+    else
+        unavailable "munged did not start (see $STATE/log/munged.err)"
+    fi
+fi
+munge -n | unmunge >/dev/null 2>&1 || unavailable "munge does not round-trip a credential"
+
+/usr/sbin/slurmctld -c 2>"$STATE/log/slurmctld.err" || unavailable "slurmctld did not start (see $STATE/log/)"
+/usr/sbin/slurmd -c 2>"$STATE/log/slurmd.err" || unavailable "slurmd did not start (see $STATE/log/)"
+
+for _ in $(seq 1 60); do
+    if sinfo -h -N -o "%T" 2>/dev/null | grep -qx idle; then
+        echo "$host $cpus CPUs ${real_mem} MB, partition $PARTITION, $(sinfo --version)" > "$STATE/ready"
+        echo "slurm: ready: $(cat "$STATE/ready")"
+        exit 0
+    fi
+    sleep 1
+done
+unavailable "the node did not become idle within 60 s: $(sinfo -h -N -o '%T %E' 2>&1 | head -1)"

@@ -1,0 +1,234 @@
+"""The workflow on a real SLURM cluster through Snakemake's SLURM executor (never a mock).
+
+The cluster is the single-node one of tests/cluster/start_slurm.sh (munge, slurmctld, slurmd on
+this machine; .ci/run starts it before the suite and stops it after). When it is not up and cannot
+be started here (no root, no packages), every test below is skipped with the reason.
+
+The profile is the real ``workflow/profiles/slurm``, with only what a test cluster must change
+(:func:`cluster_profile`): the partition names, CPU and memory requests capped to the one
+node, no GPUs (the CPU-only variant: the training rules' own ``gpu`` request is set to 0), and job
+status read with ``squeue`` (no accounting database here; slurm.conf keeps finished jobs visible
+for 10 minutes). Executor, retries, ``tasks_per_gpu``, runtimes and the rest are the profile's.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake_probe import localrules
+from test_workflow import tiny_pipeline_params
+
+from seqgan.artefacts.checkpoints import load_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+PROFILE = ROOT / "workflow" / "profiles" / "slurm"
+STATE = Path("/tmp/seqgan-slurm")
+START = ROOT / "tests" / "cluster" / "start_slurm.sh"
+STOP = ROOT / "tests" / "cluster" / "stop_slurm.sh"
+PARTITION = "debug"
+JOB_MEM_MB = 2000
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster() -> dict[str, int]:
+    """The running test cluster's node size; starts it when it is not up (and stops it after)."""
+    pytest.importorskip("snakemake_executor_plugin_slurm", reason="snakemake-executor-plugin-slurm not installed")
+    started_here = False
+    up = (STATE / "ready").is_file() and shutil.which("sinfo") is not None
+    if not up or subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
+        if shutil.which("bash") is None:
+            pytest.skip("no bash to run tests/cluster/start_slurm.sh")
+        result = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            reason = (STATE / "unavailable").read_text().strip() if (STATE / "unavailable").is_file() else ""
+            pytest.skip(f"no SLURM test cluster: {reason or result.stdout[-500:] + result.stderr[-500:]}")
+        started_here = True
+    node = subprocess.run(["sinfo", "-h", "-N", "-o", "%c %m"], capture_output=True, text=True, check=True)
+    cpus, mem = (int(v) for v in node.stdout.split()[:2])
+    yield {"cpus": cpus, "mem_mb": mem}
+    if started_here:
+        subprocess.run(["bash", str(STOP)], capture_output=True, timeout=120)
+
+
+def test_without_root_the_cluster_script_says_why_and_starts_nothing() -> None:
+    """The skip path: start_slurm.sh run by an unprivileged user exits 2 with its reason."""
+    scratch = Path(tempfile.mkdtemp(prefix="seqgan-slurm-state-"))  # outside pytest's 0700 folders
+    scratch.chmod(0o777)
+    state = scratch / "state"
+    env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "SEQGAN_SLURM_STATE": str(state)}
+    command = ["bash", str(START)]
+    if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0":
+        if shutil.which("runuser") is None:
+            pytest.skip("root without runuser: cannot run the script unprivileged")
+        command = ["runuser", "-u", "nobody", "--", *command]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "slurm: unavailable: not root" in result.stdout
+        assert (state / "unavailable").read_text().startswith("not root")
+        assert not (state / "slurm.conf").exists()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def cluster_profile(dest: Path, node_cpus: int, overrides: dict | None = None) -> Path:
+    """``workflow/profiles/slurm`` for the test cluster: partitions -> the one partition, CPU
+    requests capped to half the node and memory to 2 GB (two jobs side by side), gpu 0 for every
+    rule (CPU-only), squeue for job status, status checks from 1 s (the plugin's default first
+    check comes after 40 s), successful jobs' SLURM logs kept (the test reads them).
+    ``overrides``: rule -> resources to set on top."""
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    defaults = profile["default-resources"]
+    defaults["slurm_partition"] = PARTITION
+    defaults["mem_mb"] = min(defaults["mem_mb"], JOB_MEM_MB)
+    for rule, resources in profile["set-resources"].items():
+        if "slurm_partition" in resources:
+            resources["slurm_partition"] = PARTITION
+        if "cpus_per_task" in resources:  # two jobs side by side on the node
+            resources["cpus_per_task"] = min(resources["cpus_per_task"], max(1, node_cpus // 2))
+        if "mem_mb" in resources:
+            resources["mem_mb"] = min(resources["mem_mb"], JOB_MEM_MB)
+        resources["gpu"] = 0
+        resources.update((overrides or {}).get(rule, {}))
+    profile.update(
+        {
+            "slurm-status-command": "squeue",
+            "slurm-init-seconds-before-status-checks": 1,
+            "slurm-keep-successful-logs": True,
+            "slurm-no-account": True,
+        }
+    )
+    dest.mkdir(parents=True)
+    (dest / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return dest
+
+
+def slurm_params() -> dict:
+    """The tiny pipeline (tests/test_workflow.py) with one tokenizer and an AR model big enough
+    (2 layers, d = 64, 300 steps, a checkpoint every 50) to be cancelled mid-run."""
+    raw = tiny_pipeline_params()
+    raw["tokenizer"].update(alphas=[1.0], control_no_perceptual=False, control_no_entropy=False)
+    tr = raw["transformer"]
+    tr["sizes"]["base"].update(layers=2, heads=2, dim=64, mlp_dim=128)
+    tr.update(eval_every=100, checkpoint_every=50)
+    tr["ar"].update(iterations=300, decay_start=150)
+    return raw
+
+
+def squeue_jobs() -> list[tuple[str, str, str]]:
+    """(job id, comment, state) of every job slurmctld still knows (finished ones included)."""
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%k|%T"], capture_output=True, text=True, check=True)
+    return [tuple(line.split("|", 2)) for line in out.stdout.splitlines() if line.strip()]  # type: ignore[misc]
+
+
+def progress_step(log: Path) -> int:
+    """The last ``[progress] ...: step/total`` step in a job's log (0 before the first line)."""
+    if not log.is_file():
+        return 0
+    steps = re.findall(r"^\[progress\] .*?: (\d+)/\d+ ", log.read_text(), re.M)
+    return int(steps[-1]) if steps else 0
+
+
+def cancel_mid_run(run_dir: Path, proc: subprocess.Popen, variant: str, after_step: int) -> str:
+    """scancel the train_ar job of ``variant`` once its log shows a step past ``after_step``."""
+    log = run_dir / "logs" / "train_ar" / "base" / variant / "seed0.log"
+    deadline = time.monotonic() + 600
+    while progress_step(log) <= after_step:
+        assert proc.poll() is None, "the workflow ended before train_ar could be cancelled"
+        assert time.monotonic() < deadline, "train_ar never got past its first checkpoint"
+        time.sleep(0.05)
+    running = [
+        job_id
+        for job_id, comment, state in squeue_jobs()
+        if comment.startswith("rule_train_ar_wildcards_") and f"_{variant}_" in comment and state == "RUNNING"
+    ]
+    assert len(running) == 1, squeue_jobs()
+    subprocess.run(["scancel", running[0]], check=True)
+    return running[0]
+
+
+def test_fig2_through_sbatch_equals_a_local_run_and_a_cancelled_job_resumes(
+    cluster: dict[str, int], time_limit_run: subprocess.Popen, tmp_path: Path
+) -> None:
+    """The local reference run, the SLURM run and ``time_limit_run`` go side by side: the SLURM
+    run mostly waits (job start-up, status checks), so the three take little more than the
+    slowest alone."""
+    params = yaml.safe_dump(slurm_params(), sort_keys=False)
+    local, remote = tmp_path / "local", tmp_path / "slurm"
+    for d in (local, remote):
+        d.mkdir()
+        (d / "params.yaml").write_text(params)
+    target = "results/fig2_val_loss.pdf"
+    dry = subprocess.run([*SNAKEMAKE, "-n", "--cores", "2", target], cwd=remote, capture_output=True, text=True)
+    jobs = re.findall(r"^(?:local)?rule (\w+):", dry.stdout, re.M)
+    planned = [rule for rule in jobs if rule not in localrules()]  # sent to SLURM
+    assert "train_ar" in planned and set(jobs) - set(planned) == {"fig2_val_loss"}
+
+    profile = cluster_profile(tmp_path / "profile", cluster["cpus"])
+    command = [*SNAKEMAKE, "--workflow-profile", str(profile), "--jobs", "2", target]
+    proc = subprocess.Popen(command, cwd=remote, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    reference = subprocess.Popen(
+        [*SNAKEMAKE, "--cores", "1", target], cwd=local, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    cancelled = cancel_mid_run(remote, proc, "alpha1.0", after_step=60)
+    output, _ = proc.communicate(timeout=1200)
+    assert proc.returncode == 0, output[-6000:]
+    reference_output, _ = reference.communicate(timeout=1200)
+    assert reference.returncode == 0, reference_output[-6000:]
+
+    # every planned job went through sbatch: its SLURM log is where the plugin writes them
+    slurm_logs = remote / ".snakemake" / "slurm_logs"
+    submitted = sorted(p.relative_to(slurm_logs).parts[0] for p in slurm_logs.rglob("*.log"))
+    assert sorted(set(submitted)) == sorted({f"rule_{r}" for r in planned})
+    assert len(submitted) == len(planned) + 1  # the cancelled train_ar ran twice
+    comments = [comment for _, comment, _ in squeue_jobs()]
+    assert sum(c.startswith("rule_train_ar_wildcards_base_alpha1.0_") for c in comments) >= 2
+    assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in output
+
+    # the retry resumed from the last checkpoint and ended where an uninterrupted run ends
+    weights = "models/transformer/ar/base/{}/seed0/model.safetensors"
+    a, _ = load_weights(local / weights.format("alpha1.0"))
+    b, sidecar = load_weights(remote / weights.format("alpha1.0"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert sidecar["training"]["resumed_from_step"] >= 50
+    # the numbers of the figure are the local run's
+    csv = "results/fig2_val_loss.csv"
+    assert (remote / csv).read_text() == (local / csv).read_text()
+    # SLURM's log of the cancelled attempt and the rule's own log are where the README says
+    assert (slurm_logs / "rule_train_ar" / "base_alpha1.0_0" / f"{cancelled}.log").is_file()
+    log = (remote / "logs" / "train_ar" / "base" / "alpha1.0" / "seed0.log").read_text()
+    assert "[progress]" in log
+
+
+@pytest.fixture(scope="module")
+def time_limit_run(cluster: dict[str, int], tmp_path_factory: pytest.TempPathFactory) -> subprocess.Popen:
+    """A workflow whose train_semantic gets 1 minute (SLURM's smallest limit) and far more work,
+    started in the background: it spends most of its time waiting for SLURM's limit and the
+    plugin's status checks, so it runs beside the end-to-end test instead of after it."""
+    workdir = tmp_path_factory.mktemp("time_limit")
+    raw = slurm_params()
+    raw["semantic"].update(iterations=100000, eval_every=50000, checkpoint_every=50000)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    profile = cluster_profile(workdir / "profile", cluster["cpus"], {"train_semantic": {"runtime": 1}})
+    command = [*SNAKEMAKE, "--workflow-profile", str(profile), "--retries", "0", "models/semantic/net.safetensors"]
+    proc = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+
+
+def test_a_job_over_its_time_limit_is_reported_with_the_slurm_reason(time_limit_run: subprocess.Popen) -> None:
+    output, _ = time_limit_run.communicate(timeout=600)
+    assert time_limit_run.returncode != 0
+    assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'TIMEOUT'", output), output[-4000:]
