@@ -17,7 +17,7 @@ done
 pkill -x slurmstepd 2>/dev/null || true
 # a job's processes that escaped the process tracking (proctrack/linuxproc follows parent links
 # only): Snakemake's job-step processes of this cluster's jobs
-pkill -f -- "--executor slurm-jobstep" 2>/dev/null || true
+pkill -KILL -f -- "--executor slurm-jobstep" 2>/dev/null || true
 if [[ -f "$STATE/munged.started" ]]; then
     pkill -x munged 2>/dev/null || true
     rm -f "$STATE/munged.started"
