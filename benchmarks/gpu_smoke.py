@@ -14,7 +14,7 @@ Three stages (``benchmarks/gpu_smoke.sh`` runs them in order and keeps the log):
     same time and memory (the losses are then meaningless, and the line says so). A stage that runs
     out of GPU memory is reported and retried at half the batch.
 ``resume``
-    ``seqgan train-transformer`` (the embedded AR base model on random codes; 60 steps on a CPU, 400
+    ``seqgan train-transformer`` (the embedded AR base model on random codes; 40 steps on a CPU, 400
     on a GPU) killed (SIGKILL) after its first checkpoint and started again; its
     sidecar must say ``resumed_from_step`` > 0 and its weights must equal an uninterrupted run's:
     bit for bit on a CPU, within 1e-3 of the largest weight on a GPU (kernels there are not
@@ -222,8 +222,8 @@ def resume_params(work: Path, device: torch.device) -> Path:
     raw["run"].update(device=device.type, gpus_per_job=1, accumulation_steps=1)
     t = raw["transformer"]
     # a GPU runs a step in milliseconds: enough steps after the first checkpoint to kill it mid-run
-    iterations = 400 if device.type == "cuda" else 60
-    t.update(checkpoint_every=20, eval_every=20)
+    iterations = 400 if device.type == "cuda" else 40
+    t.update(checkpoint_every=20, eval_every=40)
     t["ar"].update(iterations=iterations, decay_start=iterations // 2)
     validate_params(copy.deepcopy(raw), "gpu smoke resume")
     path = work / "params.yaml"

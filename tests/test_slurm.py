@@ -66,8 +66,11 @@ def test_without_root_the_cluster_script_says_why_and_starts_nothing() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="seqgan-slurm-state-"))  # outside pytest's 0700 folders
     scratch.chmod(0o777)
     state = scratch / "state"
+    script = scratch / "start_slurm.sh"  # a copy the unprivileged user can read (a checkout may be 0700)
+    shutil.copyfile(START, script)
+    script.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "SEQGAN_SLURM_STATE": str(state)}
-    command = ["bash", str(START)]
+    command = ["bash", str(script)]
     if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0":
         if shutil.which("runuser") is None:
             pytest.skip("root without runuser: cannot run the script unprivileged")
