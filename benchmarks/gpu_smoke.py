@@ -71,6 +71,7 @@ from seqgan.train.tokenizer_model import freeze_encoder_and_codebook
 from seqgan.train.transformer import TransformerRun, training_mask
 
 ROOT = Path(__file__).resolve().parents[1]
+SKIPPED = 3  # exit status of a stage that could not run here (benchmarks/gpu_smoke.sh says "skipped")
 PAPER = ROOT / "configs" / "imagenet.yaml"
 EMBEDDED = ROOT / "params.yaml"
 
@@ -127,9 +128,13 @@ def with_oom_retry(name: str, batch: int, device: torch.device, run: Callable[[i
         try:
             log(f"{name:<36} batch {batch:>4}: {run(batch)}, peak {peak_memory_gib(device):.2f} GiB")
             return
-        except torch.OutOfMemoryError:
+        except Exception as error:  # noqa: BLE001 -- an OOM inside torch.compile arrives wrapped
+            if not isinstance(error, torch.OutOfMemoryError) and "out of memory" not in str(error).lower():
+                raise
             log(f"{name:<36} batch {batch:>4}: out of memory; retrying at half the batch")
             batch //= 2
+        finally:
+            torch._dynamo.reset()  # no compiled graphs (or their memory) carried into the next case
     raise RuntimeError(f"{name}: out of memory even at batch 1")
 
 
@@ -298,8 +303,9 @@ def stage_resume(work: Path) -> None:
         f"resumed_from_step {resumed}; weights vs the uninterrupted run: "
         f"{'bit-identical' if identical else f'largest difference {worst:.3g} (largest weight {scale:.3g})'}"
     )
-    if resumed <= 0:
-        raise RuntimeError("the rerun did not resume")
+    iterations = yaml.safe_load(params.read_text())["transformer"]["ar"]["iterations"]
+    if not 0 < resumed < iterations:
+        raise RuntimeError(f"the rerun did not resume mid-run (resumed_from_step {resumed} of {iterations})")
     if device.type == "cpu" and not identical:
         raise RuntimeError("a resumed CPU run must be bit-identical to an uninterrupted one")
     if worst > 1e-3 * scale:
@@ -365,7 +371,7 @@ def stage_workflow(work: Path, dry: bool) -> None:
         import snakemake  # noqa: F401
     except ImportError:
         log("== workflow: skipped, Snakemake is not installed in this Python")
-        return
+        raise SystemExit(SKIPPED) from None
     device = "cpu" if dry else "cuda"
     classes = 3
     data = work / "raw"
@@ -418,6 +424,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps per case (default 2 dry, 5 full)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args()
+    # the shell script's time limit sends SIGTERM: exit through the cleanup below
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     steps = args.steps or (2 if args.dry else 5)
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu_smoke_"))
     work.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,15 @@ for 10 minutes). Executor, retries, ``tasks_per_gpu``, runtimes and the rest are
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +33,7 @@ from seqgan.artefacts.checkpoints import load_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
-STATE = Path("/tmp/seqgan-slurm")
+STATE = Path(os.environ.get("SEQGAN_SLURM_STATE", "/tmp/seqgan-slurm"))  # as the cluster scripts
 START = ROOT / "tests" / "cluster" / "start_slurm.sh"
 STOP = ROOT / "tests" / "cluster" / "stop_slurm.sh"
 PARTITION = "debug"
@@ -42,23 +45,35 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cluster() -> dict[str, int]:
-    """The running test cluster's node size; starts it when it is not up (and stops it after)."""
+    """The running test cluster's node size; starts it when it is not up (and stops it after).
+    Skips, with the reason, where it cannot run (as .ci/run's start recorded, or trying now)."""
     pytest.importorskip("snakemake_executor_plugin_slurm", reason="snakemake-executor-plugin-slurm not installed")
+    previous_conf = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(STATE / "slurm.conf")  # the clients (and the jobs) find this cluster
     started_here = False
-    up = (STATE / "ready").is_file() and shutil.which("sinfo") is not None
-    if not up or subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
-        if shutil.which("bash") is None:
-            pytest.skip("no bash to run tests/cluster/start_slurm.sh")
-        result = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=600)
-        if result.returncode != 0:
-            reason = (STATE / "unavailable").read_text().strip() if (STATE / "unavailable").is_file() else ""
-            pytest.skip(f"no SLURM test cluster: {reason or result.stdout[-500:] + result.stderr[-500:]}")
-        started_here = True
-    node = subprocess.run(["sinfo", "-h", "-N", "-o", "%c %m"], capture_output=True, text=True, check=True)
-    cpus, mem = (int(v) for v in node.stdout.split()[:2])
-    yield {"cpus": cpus, "mem_mb": mem}
-    if started_here:
-        subprocess.run(["bash", str(STOP)], capture_output=True, timeout=120)
+    try:
+        if (STATE / "unavailable").is_file():
+            pytest.skip(f"no SLURM test cluster: {(STATE / 'unavailable').read_text().strip()}")
+        up = (STATE / "ready").is_file() and shutil.which("sinfo") is not None
+        if not up or subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
+            try:
+                result = subprocess.run(["bash", str(START)], capture_output=True, text=True, timeout=900)
+            except subprocess.TimeoutExpired:
+                pytest.skip("no SLURM test cluster: tests/cluster/start_slurm.sh took over 900 s")
+            if result.returncode != 0:
+                reason = (STATE / "unavailable").read_text().strip() if (STATE / "unavailable").is_file() else ""
+                pytest.skip(f"no SLURM test cluster: {reason or result.stdout[-500:] + result.stderr[-500:]}")
+            started_here = True
+        node = subprocess.run(["sinfo", "-h", "-N", "-o", "%c %m"], capture_output=True, text=True, check=True)
+        cpus, mem = (int(v) for v in node.stdout.split()[:2])
+        yield {"cpus": cpus, "mem_mb": mem}
+    finally:
+        if started_here:
+            subprocess.run(["bash", str(STOP)], capture_output=True, timeout=120)
+        if previous_conf is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous_conf
 
 
 def test_without_root_the_cluster_script_says_why_and_starts_nothing() -> None:
@@ -119,13 +134,13 @@ def cluster_profile(dest: Path, node_cpus: int, overrides: dict | None = None) -
 
 def slurm_params() -> dict:
     """The tiny pipeline (tests/test_workflow.py) with one tokenizer and an AR model big enough
-    (2 layers, d = 64, 300 steps, a checkpoint every 50) to be cancelled mid-run."""
+    (2 layers, d = 64, 400 steps, a checkpoint every 50) to be cancelled mid-run."""
     raw = tiny_pipeline_params()
     raw["tokenizer"].update(alphas=[1.0], control_no_perceptual=False, control_no_entropy=False)
     tr = raw["transformer"]
     tr["sizes"]["base"].update(layers=2, heads=2, dim=64, mlp_dim=128)
     tr.update(eval_every=100, checkpoint_every=50)
-    tr["ar"].update(iterations=300, decay_start=150)
+    tr["ar"].update(iterations=400, decay_start=200)
     return raw
 
 
@@ -161,8 +176,31 @@ def cancel_mid_run(run_dir: Path, proc: subprocess.Popen, variant: str, after_st
     return running[0]
 
 
+@contextlib.contextmanager
+def background(command: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen]:
+    """``command`` running in ``cwd`` with its output in ``log`` (a file: a pipe nobody reads
+    could fill and block it); killed if the test fails before it ends, its SLURM jobs cancelled."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+                subprocess.run(["scancel", "--user", "root"], capture_output=True)
+
+
+def finish(proc: subprocess.Popen, log: Path, timeout: float = 1200) -> str:
+    """Wait for ``proc`` to succeed; return its output."""
+    proc.wait(timeout=timeout)
+    output = log.read_text()
+    assert proc.returncode == 0, output[-6000:]
+    return output
+
+
 def test_fig2_through_sbatch_equals_a_local_run_and_a_cancelled_job_resumes(
-    cluster: dict[str, int], time_limit_run: subprocess.Popen, tmp_path: Path
+    cluster: dict[str, int], time_limit_run: tuple[subprocess.Popen, Path], tmp_path: Path
 ) -> None:
     """The local reference run, the SLURM run and ``time_limit_run`` go side by side: the SLURM
     run mostly waits (job start-up, status checks), so the three take little more than the
@@ -180,15 +218,11 @@ def test_fig2_through_sbatch_equals_a_local_run_and_a_cancelled_job_resumes(
 
     profile = cluster_profile(tmp_path / "profile", cluster["cpus"])
     command = [*SNAKEMAKE, "--workflow-profile", str(profile), "--jobs", "2", target]
-    proc = subprocess.Popen(command, cwd=remote, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    reference = subprocess.Popen(
-        [*SNAKEMAKE, "--cores", "1", target], cwd=local, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    cancelled = cancel_mid_run(remote, proc, "alpha1.0", after_step=60)
-    output, _ = proc.communicate(timeout=1200)
-    assert proc.returncode == 0, output[-6000:]
-    reference_output, _ = reference.communicate(timeout=1200)
-    assert reference.returncode == 0, reference_output[-6000:]
+    with background(command, remote, tmp_path / "slurm.log") as proc:
+        with background([*SNAKEMAKE, "--cores", "1", target], local, tmp_path / "local.log") as reference:
+            cancelled = cancel_mid_run(remote, proc, "alpha1.0", after_step=60)
+            output = finish(proc, tmp_path / "slurm.log")
+            finish(reference, tmp_path / "local.log")
 
     # every planned job went through sbatch: its SLURM log is where the plugin writes them
     slurm_logs = remote / ".snakemake" / "slurm_logs"
@@ -215,7 +249,9 @@ def test_fig2_through_sbatch_equals_a_local_run_and_a_cancelled_job_resumes(
 
 
 @pytest.fixture(scope="module")
-def time_limit_run(cluster: dict[str, int], tmp_path_factory: pytest.TempPathFactory) -> subprocess.Popen:
+def time_limit_run(
+    cluster: dict[str, int], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen, Path]]:
     """A workflow whose train_semantic gets 1 minute (SLURM's smallest limit) and far more work,
     started in the background: it spends most of its time waiting for SLURM's limit and the
     plugin's status checks, so it runs beside the end-to-end test instead of after it."""
@@ -225,13 +261,16 @@ def time_limit_run(cluster: dict[str, int], tmp_path_factory: pytest.TempPathFac
     (workdir / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     profile = cluster_profile(workdir / "profile", cluster["cpus"], {"train_semantic": {"runtime": 1}})
     command = [*SNAKEMAKE, "--workflow-profile", str(profile), "--retries", "0", "models/semantic/net.safetensors"]
-    proc = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
+    log = workdir / "snakemake.log"
+    with background(command, workdir, log) as proc:
+        yield proc, log
 
 
-def test_a_job_over_its_time_limit_is_reported_with_the_slurm_reason(time_limit_run: subprocess.Popen) -> None:
-    output, _ = time_limit_run.communicate(timeout=600)
-    assert time_limit_run.returncode != 0
+def test_a_job_over_its_time_limit_is_reported_with_the_slurm_reason(
+    time_limit_run: tuple[subprocess.Popen, Path],
+) -> None:
+    proc, log = time_limit_run
+    proc.wait(timeout=600)
+    output = log.read_text()
+    assert proc.returncode != 0
     assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'TIMEOUT'", output), output[-4000:]

@@ -62,6 +62,7 @@ def sample_from_logits(
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if temperature == 0:
         return logits.argmax(dim=-1)
+    logits = logits.float()  # bf16 logits (autocast sampling) would be divided and filtered in bf16
     logits = top_p_filter(top_k_filter(logits / temperature, top_k), top_p)
     flat = logits.reshape(-1, logits.shape[-1]).double()  # (R, K); float64 CDF: no rounding gaps
     cdf = flat.softmax(dim=-1).cumsum(dim=-1)  # (R, K)

@@ -238,6 +238,7 @@ def generate_samples(
         "class_counts": counts_json,
         "images_dir": IMAGES_DIR,
         "image_format": "png",
+        "precision": precision_of(device if isinstance(device, torch.device) else resolve_device(device)),
     }
     meta = dict(meta or {})
     clash = set(own) & set(meta)
@@ -245,7 +246,6 @@ def generate_samples(
         raise ValueError(f"meta keys {sorted(clash)} are reserved for the sample set's own fields")
 
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    own["precision"] = precision_of(dev)
     transformer.to(dev)
     tokenizer.to(dev)
     generator = torch.Generator(device=dev)

@@ -22,7 +22,6 @@ from seqgan.artefacts.images import ImageStore, to_model_input, to_uint8
 from seqgan.losses.psnr import mean_psnr, psnr, psnr_definition
 from seqgan.nets.quantizer import CodebookUsage
 from seqgan.nets.vqgan import VQTokenizer
-from seqgan.train.runtime import autocast_context
 
 __all__ = ["USAGE_EVAL_IMAGES", "evaluate_reconstruction", "evaluation_definition"]
 
@@ -54,9 +53,9 @@ def evaluate_reconstruction(
     for start in range(0, n, batch_size):
         images = np.array(store.images[start : min(start + batch_size, n)])
         x = to_model_input(images, device)
-        with autocast_context(device):
-            _, ids, _ = tokenizer.encode(x)
-            recon = tokenizer.decode_ids(ids).float().clamp(-1.0, 1.0)
+        # fp32 (TF32 on CUDA), as the evaluation stage: under bf16 some codes flip (README)
+        _, ids, _ = tokenizer.encode(x)
+        recon = tokenizer.decode_ids(ids).float().clamp(-1.0, 1.0)
         usage.update(ids)
         l1_sum += float((recon - x).abs().mean(dim=(1, 2, 3)).sum())
         psnr_values.append(psnr(to_uint8(recon), images))

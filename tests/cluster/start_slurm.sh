@@ -3,6 +3,8 @@
 # munged, slurmctld and slurmd with a minimal slurm.conf -- one node (localhost, its real CPU count
 # and memory), one partition -- installing Debian's slurm-wlm and munge first if they are missing.
 # Waits until `sinfo` shows the node idle. Needs root (the daemons and the package install).
+# It leaves a machine's own SLURM alone: the config is $STATE/slurm.conf (clients find it through
+# SLURM_CONF, which the tests set), and it refuses to start beside SLURM daemons it did not start.
 #
 #   bash tests/cluster/start_slurm.sh      # prints "slurm: ready ..." or "slurm: unavailable: <why>"
 #   bash tests/cluster/stop_slurm.sh       # stops exactly what this script started
@@ -38,21 +40,27 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
     fi
 fi
 
+if pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
+    unavailable "SLURM daemons not started by this script are running (stop them, or tests/cluster/stop_slurm.sh)"
+fi
+
 host=$(hostname -s)
 cpus=$(nproc)
 mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 ))
 real_mem=$(( mem_mb * 9 / 10 ))  # leave room for the daemons; slurmd refuses a node claiming more than it has
-mkdir -p "$STATE/spool/ctld" "$STATE/spool/d" "$STATE/log" /etc/slurm
+mkdir -p "$STATE/spool/ctld" "$STATE/spool/d" "$STATE/log"
 
-# munge: a key of its own unless one exists
-if [[ ! -s /etc/munge/munge.key ]]; then
-    mkdir -p /etc/munge
-    dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
+# munge (unless one runs already): the package's key, or one of its own where there is none
+if ! pgrep -x munged >/dev/null; then
+    if [[ ! -s /etc/munge/munge.key ]]; then
+        mkdir -p /etc/munge
+        dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key 2>/dev/null
+        chown -R munge:munge /etc/munge 2>/dev/null || true
+        chmod 400 /etc/munge/munge.key
+    fi
+    mkdir -p /run/munge /var/log/munge /var/lib/munge
+    chown munge:munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
 fi
-chown -R munge:munge /etc/munge 2>/dev/null || true
-chmod 400 /etc/munge/munge.key
-mkdir -p /run/munge /var/log/munge /var/lib/munge
-chown -R munge:munge /run/munge /var/log/munge /var/lib/munge 2>/dev/null || true
 
 cat > "$STATE/slurm.conf" <<CONF
 ClusterName=seqgan-test
@@ -82,8 +90,7 @@ AccountingStorageType=accounting_storage/none
 NodeName=$host CPUs=$cpus RealMemory=$real_mem State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
-cp "$STATE/slurm.conf" /etc/slurm/slurm.conf
-export SLURM_CONF=/etc/slurm/slurm.conf
+export SLURM_CONF="$STATE/slurm.conf"
 
 if ! pgrep -x munged >/dev/null; then
     if runuser -u munge -- /usr/sbin/munged --force 2>"$STATE/log/munged.err" \
@@ -95,8 +102,8 @@ if ! pgrep -x munged >/dev/null; then
 fi
 munge -n | unmunge >/dev/null 2>&1 || unavailable "munge does not round-trip a credential"
 
-/usr/sbin/slurmctld -c 2>"$STATE/log/slurmctld.err" || unavailable "slurmctld did not start (see $STATE/log/)"
-/usr/sbin/slurmd -c 2>"$STATE/log/slurmd.err" || unavailable "slurmd did not start (see $STATE/log/)"
+/usr/sbin/slurmctld -c -f "$SLURM_CONF" 2>"$STATE/log/slurmctld.err" || unavailable "slurmctld did not start (see $STATE/log/)"
+/usr/sbin/slurmd -c -f "$SLURM_CONF" 2>"$STATE/log/slurmd.err" || unavailable "slurmd did not start (see $STATE/log/)"
 
 for _ in $(seq 1 60); do
     if sinfo -h -N -o "%T" 2>/dev/null | grep -qx idle; then
