@@ -100,7 +100,12 @@ if ! pgrep -x munged >/dev/null; then
         unavailable "munged did not start (see $STATE/log/munged.err)"
     fi
 fi
-munge -n | unmunge >/dev/null 2>&1 || unavailable "munge does not round-trip a credential"
+for _ in $(seq 1 20); do  # munged creates its socket a moment after it returns
+    munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break
+    sleep 0.5
+done
+munge -n 2>/dev/null | unmunge >/dev/null 2>&1 \
+    || unavailable "munge does not round-trip a credential (see $STATE/log/munged.err, /var/log/munge/)"
 
 /usr/sbin/slurmctld -c -f "$SLURM_CONF" 2>"$STATE/log/slurmctld.err" || unavailable "slurmctld did not start (see $STATE/log/)"
 /usr/sbin/slurmd -c -f "$SLURM_CONF" 2>"$STATE/log/slurmd.err" || unavailable "slurmd did not start (see $STATE/log/)"
