@@ -92,20 +92,23 @@ PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP OverS
 CONF
 export SLURM_CONF="$STATE/slurm.conf"
 
-if ! pgrep -x munged >/dev/null; then
+start_munged() {
     if runuser -u munge -- /usr/sbin/munged --force 2>"$STATE/log/munged.err" \
         || /usr/sbin/munged --force 2>>"$STATE/log/munged.err"; then
         echo started > "$STATE/munged.started"
     else
         unavailable "munged did not start (see $STATE/log/munged.err)"
     fi
-fi
+}
+round_trip() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
+pgrep -x munged >/dev/null || start_munged
 for _ in $(seq 1 20); do  # munged creates its socket a moment after it returns
-    munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break
+    round_trip && break
+    # a munged that was stopping when this script looked has gone: start one
+    pgrep -x munged >/dev/null || start_munged
     sleep 0.5
 done
-munge -n 2>/dev/null | unmunge >/dev/null 2>&1 \
-    || unavailable "munge does not round-trip a credential (see $STATE/log/munged.err, /var/log/munge/)"
+round_trip || unavailable "munge does not round-trip a credential (see $STATE/log/munged.err, /var/log/munge/)"
 
 /usr/sbin/slurmctld -c -f "$SLURM_CONF" 2>"$STATE/log/slurmctld.err" || unavailable "slurmctld did not start (see $STATE/log/)"
 /usr/sbin/slurmd -c -f "$SLURM_CONF" 2>"$STATE/log/slurmd.err" || unavailable "slurmd did not start (see $STATE/log/)"

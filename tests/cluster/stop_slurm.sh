@@ -33,6 +33,7 @@ for pid in $(pgrep -f -- "--executor slurm-jobstep" 2>/dev/null); do
 done
 if [[ -f "$STATE/munged.started" ]]; then
     pkill -x munged 2>/dev/null || true
+    for _ in $(seq 1 20); do pgrep -x munged >/dev/null || break; sleep 0.5; done
     rm -f "$STATE/munged.started"
 fi
 rm -f "$STATE/ready"
