@@ -13,10 +13,12 @@ for 10 minutes). Executor, retries, ``tasks_per_gpu``, runtimes and the rest are
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -200,7 +202,9 @@ def finish(proc: subprocess.Popen, log: Path, timeout: float = 1200) -> str:
 
 
 def test_fig2_through_sbatch_equals_a_local_run_and_a_cancelled_job_resumes(
-    cluster: dict[str, int], time_limit_run: tuple[subprocess.Popen, Path], tmp_path: Path
+    cluster: dict[str, int],
+    time_limit_run: tuple[subprocess.Popen, Path, concurrent.futures.Future[str]],
+    tmp_path: Path,
 ) -> None:
     """The local reference run, the SLURM run and ``time_limit_run`` go side by side: the SLURM
     run mostly waits (job start-up, status checks), so the three take little more than the
@@ -248,13 +252,48 @@ def test_fig2_through_sbatch_equals_a_local_run_and_a_cancelled_job_resumes(
     assert "[progress]" in log
 
 
+def job_processes(job_id: str) -> dict[int, str]:
+    """pid -> command line of every process slurmd tracks for a job (``scontrol listpids``)."""
+    out = subprocess.run(["scontrol", "listpids", job_id], capture_output=True, text=True)
+    processes = {}
+    for line in out.stdout.splitlines()[1:]:
+        with contextlib.suppress(ValueError, IndexError, OSError):
+            pid = int(line.split()[0])
+            processes[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return processes
+
+
+def freeze_when_running(proc: subprocess.Popen, rule: str, command: str) -> str:
+    """SIGSTOP every process of ``rule``'s job once ``seqgan <command>`` runs in it: the job stays
+    alive past its time limit without taking a core from the rest of the suite for that minute."""
+    deadline = time.monotonic() + 600
+    while True:
+        assert proc.poll() is None, f"the workflow ended before {rule} ran"
+        assert time.monotonic() < deadline, f"{rule} never ran"
+        running = [
+            job_id
+            for job_id, comment, state in squeue_jobs()
+            if re.fullmatch(rf"rule_{rule}(_wildcards_.*)?", comment) and state == "RUNNING"
+        ]
+        processes = job_processes(running[0]) if running else {}
+        if any(command in cmdline for cmdline in processes.values()):
+            break
+        time.sleep(0.2)
+    for pid in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+    return running[0]
+
+
 @pytest.fixture(scope="module")
 def time_limit_run(
     cluster: dict[str, int], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[subprocess.Popen, Path]]:
+) -> Iterator[tuple[subprocess.Popen, Path, concurrent.futures.Future[str]]]:
     """A workflow whose train_semantic gets 1 minute (SLURM's smallest limit) and far more work,
     started in the background: it spends most of its time waiting for SLURM's limit and the
-    plugin's status checks, so it runs beside the end-to-end test instead of after it."""
+    plugin's status checks, so it runs beside the end-to-end test instead of after it. Once the
+    training command runs, a thread stops the job's processes (SIGSTOP; the future gives its job
+    id), so that minute costs no CPU."""
     workdir = tmp_path_factory.mktemp("time_limit")
     raw = slurm_params()
     raw["semantic"].update(iterations=100000, eval_every=50000, checkpoint_every=50000)
@@ -262,15 +301,17 @@ def time_limit_run(
     profile = cluster_profile(workdir / "profile", cluster["cpus"], {"train_semantic": {"runtime": 1}})
     command = [*SNAKEMAKE, "--workflow-profile", str(profile), "--retries", "0", "models/semantic/net.safetensors"]
     log = workdir / "snakemake.log"
-    with background(command, workdir, log) as proc:
-        yield proc, log
+    # the workflow is killed first on teardown, which ends the thread's wait
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, background(command, workdir, log) as proc:
+        yield proc, log, pool.submit(freeze_when_running, proc, "train_semantic", "train-semantic")
 
 
 def test_a_job_over_its_time_limit_is_reported_with_the_slurm_reason(
-    time_limit_run: tuple[subprocess.Popen, Path],
+    time_limit_run: tuple[subprocess.Popen, Path, concurrent.futures.Future[str]],
 ) -> None:
-    proc, log = time_limit_run
+    proc, log, frozen = time_limit_run
+    job = frozen.result(timeout=600)
     proc.wait(timeout=600)
     output = log.read_text()
     assert proc.returncode != 0
-    assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'TIMEOUT'", output), output[-4000:]
+    assert f"SLURM-job '{job}' failed, SLURM status is: 'TIMEOUT'" in output, output[-4000:]
