@@ -163,6 +163,27 @@ def test_gates_rerun_the_check_but_are_no_part_of_the_run_identity():
     assert run_values("train_semantic", changed, gates=False) != run_values("train_semantic", raw, gates=False)
 
 
+EXECUTION_SETTINGS = {"run.device": "cuda", "run.gpus_per_job": 8, "run.accumulation_steps": 4, "run.compile": True}
+
+
+def test_execution_settings_shape_no_run_and_rerun_nothing():
+    """Where and how a job runs (device, GPUs, micro-batches, compile) changes float rounding, not
+    the computation: no rule declares them, so changing them reruns nothing (the sidecars record
+    them). A declared key changes the identity, so the comparison can fail."""
+    raw = raw_params()
+    changed = yaml.safe_load(yaml.safe_dump(raw))
+    for key, value in EXECUTION_SETTINGS.items():
+        section, name = key.split(".")
+        assert name in changed[section], key  # a real params key, not a typo
+        changed[section][name] = value
+    for rule in DECLARATIONS:
+        for wildcards in _wildcards(rule, raw):
+            assert set(EXECUTION_SETTINGS).isdisjoint(run_keys(rule, raw, wildcards)), rule
+            assert run_values(rule, changed, wildcards) == run_values(rule, raw, wildcards), rule
+    changed["transformer"]["optimizer"]["lr"] = 0.5
+    assert run_values("train_ar", changed, {"size": "base"}) != run_values("train_ar", raw, {"size": "base"})
+
+
 def test_the_control_tokenizer_does_not_depend_on_the_semantic_backbone():
     raw = raw_params()
     assert "semantic.backbone" in run_keys("tokenizer_phase1", raw, {"variant": "alpha0.5"})
