@@ -326,6 +326,7 @@ AFTER_TRAINING = {"train_ar", "fig2_val_loss", *GENERATION}
             {"tokenizer_phase1"},
         ),
         ("evaluation.verdicts.confident_probability", 0.6, {"eval_samples"}, {"eval_samples"}),
+        ("run.accumulation_steps", 2, set(), set()),  # an execution setting: rounding, not the computation
     ],
 )
 def test_a_params_edit_reruns_exactly_what_it_shapes(settled, key, value, plan_rules, direct):
