@@ -20,7 +20,8 @@ def pytest_configure(config: pytest.Config) -> None:
     default (every core) in every worker, N workers run N x N threads on N cores."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 1:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        torch.set_num_threads(max(1, cores // workers))
 
 
 # The longest files (measured on 2 cores: each 1.5-5 minutes), started first.

@@ -102,6 +102,23 @@ def test_without_root_the_cluster_script_says_why_and_starts_nothing() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def test_the_cluster_script_leaves_another_slurm_configuration_alone(tmp_path: Path) -> None:
+    """Where SLURM's default config path holds a file the script did not link, it exits 2 with
+    the reason and the file unchanged (checked before anything starts)."""
+    if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0":
+        pytest.skip("not root: the start script stops earlier (tested above)")
+    if shutil.which("slurmctld") is None:
+        pytest.skip("SLURM is not installed and this test installs nothing")
+    foreign = tmp_path / "slurm.conf"
+    foreign.write_text("ClusterName=someone-else\n")
+    env = {**os.environ, "SEQGAN_SLURM_STATE": str(tmp_path / "state"), "SEQGAN_SLURM_DEFAULT_CONF": str(foreign)}
+    result = subprocess.run(["bash", str(START)], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"slurm: unavailable: {foreign} exists and is not this script's link" in result.stdout
+    assert foreign.read_text() == "ClusterName=someone-else\n"
+    assert not (tmp_path / "state" / "slurm.conf").exists()
+
+
 def cluster_profile(dest: Path, node_cpus: int, overrides: dict | None = None) -> Path:
     """``workflow/profiles/slurm`` for the test cluster: partitions -> the one partition, CPU
     requests capped to half the node and memory to 2 GB (two jobs side by side), gpu 0 for every
@@ -263,26 +280,49 @@ def job_processes(job_id: str) -> dict[int, str]:
     return processes
 
 
-def freeze_when_running(proc: subprocess.Popen, rule: str, command: str) -> str:
-    """SIGSTOP every process of ``rule``'s job once ``seqgan <command>`` runs in it: the job stays
-    alive past its time limit without taking a core from the rest of the suite for that minute."""
+def running_job_of(workdir: Path, rule: str) -> str | None:
+    """The RUNNING job of ``rule`` submitted from ``workdir`` (another workflow on the cluster may
+    run the same rule at the same time); None while there is none or squeue does not answer."""
+    out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k|%Z"], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    for line in out.stdout.splitlines():
+        job_id, comment, job_dir = line.split("|", 2)
+        if re.fullmatch(rf"rule_{rule}(_wildcards_.*)?", comment) and Path(job_dir).resolve() == workdir.resolve():
+            return job_id
+    return None
+
+
+def process_state(pid: int) -> str:
+    """The one-letter state of /proc/<pid>/stat (``T``: stopped); empty once it has exited."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def freeze_when_running(proc: subprocess.Popen, workdir: Path, rule: str, command: str) -> str:
+    """SIGSTOP every process of ``rule``'s job (the one from ``workdir``) once ``seqgan <command>``
+    runs in it: the job stays alive past its time limit without taking a core from the rest of the
+    suite for that minute. Stops again until no process of the job is left running."""
     deadline = time.monotonic() + 600
     while True:
         assert proc.poll() is None, f"the workflow ended before {rule} ran"
         assert time.monotonic() < deadline, f"{rule} never ran"
-        running = [
-            job_id
-            for job_id, comment, state in squeue_jobs()
-            if re.fullmatch(rf"rule_{rule}(_wildcards_.*)?", comment) and state == "RUNNING"
-        ]
-        processes = job_processes(running[0]) if running else {}
-        if any(command in cmdline for cmdline in processes.values()):
+        job = running_job_of(workdir, rule)
+        processes = job_processes(job) if job else {}
+        if any(f"-m seqgan {command}" in cmdline for cmdline in processes.values()):
             break
+        time.sleep(0.5)
+    stopped: set[int] = set()
+    while new := set(job_processes(job)) - stopped:  # a process started meanwhile is stopped too
+        for pid in new:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        stopped |= new
         time.sleep(0.2)
-    for pid in processes:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGSTOP)
-    return running[0]
+    assert all(process_state(pid) in ("T", "Z", "") for pid in stopped), {pid: process_state(pid) for pid in stopped}
+    return job
 
 
 @pytest.fixture(scope="module")
@@ -303,7 +343,7 @@ def time_limit_run(
     log = workdir / "snakemake.log"
     # the workflow is killed first on teardown, which ends the thread's wait
     with concurrent.futures.ThreadPoolExecutor(1) as pool, background(command, workdir, log) as proc:
-        yield proc, log, pool.submit(freeze_when_running, proc, "train_semantic", "train-semantic")
+        yield proc, log, pool.submit(freeze_when_running, proc, workdir, "train_semantic", "train-semantic")
 
 
 def test_a_job_over_its_time_limit_is_reported_with_the_slurm_reason(

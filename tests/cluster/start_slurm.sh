@@ -3,8 +3,9 @@
 # munged, slurmctld and slurmd with a minimal slurm.conf -- one node (localhost, its real CPU count
 # and memory), one partition -- installing Debian's slurm-wlm and munge first if they are missing.
 # Waits until `sinfo` shows the node idle. Needs root (the daemons and the package install).
-# It leaves a machine's own SLURM alone: the config is $STATE/slurm.conf (clients find it through
-# SLURM_CONF, which the tests set), and it refuses to start beside SLURM daemons it did not start.
+# It leaves a machine's own SLURM alone: the config is $STATE/slurm.conf, linked from SLURM's default
+# path /etc/slurm/slurm.conf only where that path is free (the tests also set SLURM_CONF), and it
+# refuses to start beside SLURM daemons it did not start.
 #
 #   bash tests/cluster/start_slurm.sh      # prints "slurm: ready ..." or "slurm: unavailable: <why>"
 #   bash tests/cluster/stop_slurm.sh       # stops exactly what this script started
@@ -38,6 +39,17 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
         apt-get install -y -q slurm-wlm munge >>"$STATE/apt.log" 2>&1 \
             || unavailable "installing slurm-wlm and munge failed (see $STATE/apt.log)"
     fi
+fi
+
+# The config is also reached through SLURM's default path: Snakemake's job-step executor
+# (snakemake-executor-plugin-slurm-jobstep 0.6.1) removes SLURM_CONF, with every SLURM_* variable
+# but the job's identity, from the environment of the srun it runs inside each job, and that srun
+# then finds no configuration ("Could not establish a configuration source"). A real cluster keeps
+# its config at the default path (or runs configless), so its jobs are not hit. The link is made
+# only where the path is free, and stop_slurm.sh removes it.
+DEFAULT_CONF=${SEQGAN_SLURM_DEFAULT_CONF:-/etc/slurm/slurm.conf}
+if [[ -e "$DEFAULT_CONF" || -L "$DEFAULT_CONF" ]] && [[ "$(readlink "$DEFAULT_CONF")" != "$STATE/slurm.conf" ]]; then
+    unavailable "$DEFAULT_CONF exists and is not this script's link (a machine's own SLURM configuration is left alone)"
 fi
 
 if pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null; then
@@ -91,6 +103,8 @@ NodeName=$host CPUs=$cpus RealMemory=$real_mem State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 CONF
 export SLURM_CONF="$STATE/slurm.conf"
+mkdir -p "$(dirname "$DEFAULT_CONF")"
+ln -sfn "$STATE/slurm.conf" "$DEFAULT_CONF" || unavailable "cannot link $DEFAULT_CONF to $STATE/slurm.conf"
 
 start_munged() {
     if runuser -u munge -- /usr/sbin/munged --force 2>"$STATE/log/munged.err" \

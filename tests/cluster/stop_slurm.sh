@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stop what tests/cluster/start_slurm.sh started: cancel this cluster's remaining jobs, stop its
-# slurmd and slurmctld (by their pid files), and munged if that script started it. Safe to run when
-# nothing is running; leaves anything else on the machine alone.
+# slurmd and slurmctld (by their pid files), munged if that script started it, and its link at
+# /etc/slurm/slurm.conf. Safe to run when nothing is running; leaves anything else on the machine alone.
 set -uo pipefail
 STATE=${SEQGAN_SLURM_STATE:-/tmp/seqgan-slurm}
 export SLURM_CONF="$STATE/slurm.conf"
@@ -35,6 +35,10 @@ if [[ -f "$STATE/munged.started" ]]; then
     pkill -x munged 2>/dev/null || true
     for _ in $(seq 1 20); do pgrep -x munged >/dev/null || break; sleep 0.5; done
     rm -f "$STATE/munged.started"
+fi
+DEFAULT_CONF=${SEQGAN_SLURM_DEFAULT_CONF:-/etc/slurm/slurm.conf}
+if [[ -L "$DEFAULT_CONF" && "$(readlink "$DEFAULT_CONF")" == "$STATE/slurm.conf" ]]; then
+    rm -f "$DEFAULT_CONF"  # start_slurm.sh's link, nothing else
 fi
 rm -f "$STATE/ready"
 echo "slurm: stopped"
