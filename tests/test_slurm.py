@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
@@ -88,7 +89,7 @@ def test_without_root_the_cluster_script_says_why_and_starts_nothing() -> None:
     script.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "SEQGAN_SLURM_STATE": str(state)}
     command = ["bash", str(script)]
-    if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() == "0":
+    if os.geteuid() == 0:
         if shutil.which("runuser") is None:
             pytest.skip("root without runuser: cannot run the script unprivileged")
         command = ["runuser", "-u", "nobody", "--", *command]
@@ -105,7 +106,7 @@ def test_without_root_the_cluster_script_says_why_and_starts_nothing() -> None:
 def test_the_cluster_script_leaves_another_slurm_configuration_alone(tmp_path: Path) -> None:
     """Where SLURM's default config path holds a file the script did not link, it exits 2 with
     the reason and the file unchanged (checked before anything starts)."""
-    if subprocess.run(["id", "-u"], capture_output=True, text=True).stdout.strip() != "0":
+    if os.geteuid() != 0:
         pytest.skip("not root: the start script stops earlier (tested above)")
     if shutil.which("slurmctld") is None:
         pytest.skip("SLURM is not installed and this test installs nothing")
@@ -163,10 +164,18 @@ def slurm_params() -> dict:
     return raw
 
 
-def squeue_jobs() -> list[tuple[str, str, str]]:
-    """(job id, comment, state) of every job slurmctld still knows (finished ones included)."""
-    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%k|%T"], capture_output=True, text=True, check=True)
-    return [tuple(line.split("|", 2)) for line in out.stdout.splitlines() if line.strip()]  # type: ignore[misc]
+class SlurmJob(NamedTuple):
+    id: str
+    comment: str  # the plugin's rule_<rule>[_wildcards_<values>]
+    state: str
+    workdir: Path
+
+
+def squeue_jobs() -> list[SlurmJob]:
+    """Every job slurmctld still knows (finished ones included)."""
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%k|%T|%Z"], capture_output=True, text=True, check=True)
+    jobs = [line.split("|", 3) for line in out.stdout.splitlines() if line.strip()]
+    return [SlurmJob(job_id, comment, state, Path(workdir)) for job_id, comment, state, workdir in jobs]
 
 
 def progress_step(log: Path) -> int:
@@ -186,9 +195,11 @@ def cancel_mid_run(run_dir: Path, proc: subprocess.Popen, variant: str, after_st
         assert time.monotonic() < deadline, "train_ar never got past its first checkpoint"
         time.sleep(0.05)
     running = [
-        job_id
-        for job_id, comment, state in squeue_jobs()
-        if comment.startswith("rule_train_ar_wildcards_") and f"_{variant}_" in comment and state == "RUNNING"
+        job.id
+        for job in squeue_jobs()
+        if job.comment.startswith("rule_train_ar_wildcards_")
+        and f"_{variant}_" in job.comment
+        and job.state == "RUNNING"
     ]
     assert len(running) == 1, squeue_jobs()
     subprocess.run(["scancel", running[0]], check=True)
@@ -250,7 +261,7 @@ def test_fig2_through_sbatch_equals_a_local_run_and_a_cancelled_job_resumes(
     submitted = sorted(p.relative_to(slurm_logs).parts[0] for p in slurm_logs.rglob("*.log"))
     assert sorted(set(submitted)) == sorted({f"rule_{r}" for r in planned})
     assert len(submitted) == len(planned) + 1  # the cancelled train_ar ran twice
-    comments = [comment for _, comment, _ in squeue_jobs()]
+    comments = [job.comment for job in squeue_jobs()]
     assert sum(c.startswith("rule_train_ar_wildcards_base_alpha1.0_") for c in comments) >= 2
     assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in output
 
@@ -283,13 +294,17 @@ def job_processes(job_id: str) -> dict[int, str]:
 def running_job_of(workdir: Path, rule: str) -> str | None:
     """The RUNNING job of ``rule`` submitted from ``workdir`` (another workflow on the cluster may
     run the same rule at the same time); None while there is none or squeue does not answer."""
-    out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k|%Z"], capture_output=True, text=True)
-    if out.returncode != 0:
+    try:
+        jobs = squeue_jobs()
+    except subprocess.CalledProcessError:
         return None
-    for line in out.stdout.splitlines():
-        job_id, comment, job_dir = line.split("|", 2)
-        if re.fullmatch(rf"rule_{rule}(_wildcards_.*)?", comment) and Path(job_dir).resolve() == workdir.resolve():
-            return job_id
+    for job in jobs:
+        if (
+            job.state == "RUNNING"
+            and re.fullmatch(rf"rule_{rule}(_wildcards_.*)?", job.comment)
+            and job.workdir.resolve() == workdir.resolve()
+        ):
+            return job.id
     return None
 
 
