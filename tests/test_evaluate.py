@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import json
 import math
+import types
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,30 @@ def test_frechet_distance_matches_the_formula_on_random_features():
     assert fid_from_features(b, ReferenceStatistics(mu1, s1, {})) == pytest.approx(direct_frechet(b, a), rel=1e-9)
     with pytest.raises(ValueError, match="dimension"):
         frechet_distance(mu1, s1, mu2[:4], s2[:4, :4])
+
+
+def test_frechet_distance_equals_clean_fids_own_in_any_scipy(monkeypatch):
+    """The project's Frechet distance is clean-fid's computation, written out because clean-fid's
+    passes ``sqrtm(disp=False)``, which SciPy 1.18 removed. clean-fid's own function runs here on a
+    SciPy shim that accepts ``disp`` again, and both must agree bit for bit: on a regular pair, and
+    on a product whose square root is not finite, where clean-fid adds its 1e-6 diagonal offset."""
+    import cleanfid.fid
+
+    def sqrtm(a, disp=True):
+        root = scipy.linalg.sqrtm(a)
+        return root if disp else (root, 0.0)
+
+    monkeypatch.setattr(cleanfid.fid, "linalg", types.SimpleNamespace(sqrtm=sqrtm))
+    rng = np.random.default_rng(3)
+    mu1, s1 = reference_statistics(rng.normal(size=(90, 6)))
+    mu2, s2 = reference_statistics(rng.normal(size=(70, 6)) @ rng.normal(size=(6, 6)) + 0.4)
+    # a product with no square root ([[0, 1], [0, 0]]): only the offset makes it finite
+    nilpotent = (np.array([[1.0, 0.0], [0.0, 0.0]]), np.array([[0.0, 1.0], [0.0, 0.0]]))
+    assert not np.isfinite(scipy.linalg.sqrtm(nilpotent[0] @ nilpotent[1])).all()
+    for m1, c1, m2, c2 in ((mu1, s1, mu2, s2), (np.zeros(2), nilpotent[0], np.ones(2), nilpotent[1])):
+        ours = frechet_distance(m1, c1, m2, c2)
+        assert np.isfinite(ours)
+        assert ours == float(cleanfid.fid.frechet_distance(m1, c1, m2, c2))
 
 
 # --------------------------------------------------------------------------------------------

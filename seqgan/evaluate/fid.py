@@ -29,9 +29,11 @@ The batch reaches the network as float32 0..255 (B, 3, H, W), as in clean-fid's 
 Reference statistics are this project's pipeline outputs (``save_reference`` / ``load_reference``),
 never clean-fid's cache inside site-packages.
 
-The Frechet distance is clean-fid's ``frechet_distance`` (Sutherland's stable form with a
-diagonal offset on a singular product); SciPy 1.17's ``sqrtm(disp=False)`` still works (it
-warns that ``disp`` goes in SciPy 1.18; the project pins ``scipy<1.18``).
+The Frechet distance is computed as clean-fid's ``frechet_distance`` computes it (SciPy's matrix
+square root of the covariance product; where that is not finite, again with 1e-6 added to both
+diagonals; the real part, refused when the diagonal's imaginary part exceeds 1e-3), written out
+here because clean-fid's function passes ``sqrtm(disp=False)``, an argument SciPy 1.18 removed:
+GPU images ship SciPy 1.18 (the first GPU run's image did), so no pin can keep it away.
 
 Inception Score (Salimans et al. 2016), for class-conditional models::
 
@@ -50,7 +52,6 @@ import hashlib
 import io
 import json
 import math
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -516,13 +517,16 @@ def check_reference_matches(reference: ReferenceStatistics, network: FeatureNetw
         )
 
 
+FRECHET_EPS = 1e-6  # clean-fid's diagonal offset for a singular covariance product
+
+
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) via clean-fid's ``frechet_distance``.
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)), step for step as clean-fid computes it.
 
     Values within numerical error of 0 may come out slightly negative (e.g. -1e-6 for a set
     against itself when N < D makes the covariance singular); they are returned as computed.
     """
-    from cleanfid.fid import frechet_distance as clean_frechet_distance
+    from scipy import linalg
 
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
@@ -532,10 +536,18 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         raise ValueError(
             f"statistics disagree in dimension: mu {mu1.shape} / {mu2.shape}, sigma {sigma1.shape} / {sigma2.shape}"
         )
-    with warnings.catch_warnings():
-        # clean-fid passes sqrtm(disp=False): deprecated in SciPy 1.17, removed in 1.18 (pinned).
-        warnings.filterwarnings("ignore", message=".*disp.*", category=DeprecationWarning)
-        return float(clean_frechet_distance(mu1, sigma1, mu2, sigma2))
+    diff = mu1 - mu2
+    # sqrtm(A) without keywords returns the root alone in every SciPy (disp=True was the default)
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():  # a singular product: clean-fid's diagonal offset
+        offset = np.eye(d) * FRECHET_EPS
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):  # numerical error may leave a slight imaginary part
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"Frechet distance: the matrix square root has an imaginary part of "
+                             f"{np.abs(covmean.imag).max():.3g}; the covariances are not valid statistics")
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
 def fid_from_features(features: np.ndarray, reference: ReferenceStatistics) -> float:
