@@ -314,8 +314,14 @@ def transformer_shape(raw: dict[str, Any], size: str, objective: str) -> Transfo
     params = single_process(raw)
     with torch.device("meta"):
         model = build_transformer(params, size, objective)  # type: ignore[arg-type]
+    return shape_of(model)
+
+
+def shape_of(model: nn.Module) -> TransformerShape:
+    """The FLOP-relevant shape of a built transformer (``benchmarks/gpu_smoke.py`` derives MFU from it)."""
     linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
-    return TransformerShape(linear, model.config.layers, model.config.dim, model.config.num_positions)
+    config = model.config  # type: ignore[attr-defined]
+    return TransformerShape(linear, config.layers, config.dim, config.num_positions)
 
 
 def transformer_train_flops_per_token(s: TransformerShape) -> float:

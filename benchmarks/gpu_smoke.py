@@ -1,6 +1,10 @@
 """GPU smoke run: the paper-scale code paths exercised once, timed, on the device at hand.
 
-Three stages (``benchmarks/gpu_smoke.sh`` runs them in order and keeps the log):
+Four stages (``benchmarks/gpu_smoke.sh`` runs them in order, each under its own time limit, and
+keeps the log and a JSON summary in one output folder). The first, ``check`` (what runs where:
+Python, torch, the GPU, and each package the project imports with the folder it came from), lives
+in ``benchmarks/gpu_smoke_record.py`` with the records and the summary, because it must run where
+a package is missing; this file has the other three:
 
 ``steps``
     A few training steps at the paper's shapes (``configs/imagenet.yaml``: 256 px, the 54.5M-parameter
@@ -9,10 +13,13 @@ Three stages (``benchmarks/gpu_smoke.sh`` runs them in order and keeps the log):
     from the first step, phase 2 (attention decoder, frozen encoder and codebook), AR and NAR large
     with ``torch.compile`` off and on. Prints seconds per step (after warm-up steps; the compiled
     runs' first step, which compiles, is printed apart) and peak memory (CUDA: the allocator's peak
-    per stage; CPU: the process's peak RSS so far). VGG16 (the perceptual loss) uses the ImageNet
-    weights when they are on disk; otherwise its architecture with random weights, which costs the
-    same time and memory (the losses are then meaningless, and the line says so). A stage that runs
-    out of GPU memory is reported and retried at half the batch.
+    per stage; CPU: the process's peak RSS so far), the precision (bf16 autocast on CUDA) and TF32;
+    the transformer cases also tokens/s and the model FLOPs utilisation (MFU: 6 N + 12 L T d FLOPs
+    per token, ``benchmarks/estimate_gpu_hours.py``, over the GPU's dense bf16 peak). VGG16 (the
+    perceptual loss) uses the ImageNet weights when they are on disk; otherwise its architecture
+    with random weights, which costs the same time and memory (the losses are then meaningless,
+    and the line says so). A stage that runs out of GPU memory is reported and retried at half
+    the batch.
 ``resume``
     ``seqgan train-transformer`` (the embedded AR base model on random codes; 40 steps on a CPU, 400
     on a GPU) killed (SIGKILL) after its first checkpoint and started again; its
@@ -30,7 +37,10 @@ Three stages (``benchmarks/gpu_smoke.sh`` runs them in order and keeps the log):
 checks the script itself and runs in CI (tests/test_gpu_smoke.py). The numbers only mean something
 in the full mode on a GPU.
 
-Usage: python benchmarks/gpu_smoke.py {steps,resume,workflow,all} [--dry] [--steps N] [--work DIR]
+With ``--out DIR`` every stage appends what it measured to ``DIR/records.jsonl``
+(``gpu_smoke_record.py summary`` folds them into ``DIR/summary.json``).
+
+Usage: python benchmarks/gpu_smoke.py {steps,resume,workflow,all} [--dry] [--steps N] [--work DIR] [--out DIR]
 """
 
 from __future__ import annotations
@@ -54,6 +64,8 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from estimate_gpu_hours import PEAK_TFLOPS, shape_of, transformer_train_flops_per_token
+from gpu_smoke_record import SKIPPED, log, record, write_records_to
 from PIL import Image
 
 from seqgan.artefacts.checkpoints import load_weights
@@ -65,19 +77,14 @@ from seqgan.nets.factory import build_tokenizer
 from seqgan.nets.pretrained import MissingWeightsError, require_weights
 from seqgan.nets.transformer_factory import tokens_per_image
 from seqgan.train.distributed import Distributed
-from seqgan.train.runtime import cpu_description, resolve_device
+from seqgan.train.runtime import cpu_description, precision_of, resolve_device
 from seqgan.train.tokenizer import TokenizerRun
 from seqgan.train.tokenizer_model import freeze_encoder_and_codebook
 from seqgan.train.transformer import TransformerRun, training_mask
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIPPED = 3  # exit status of a stage that could not run here (benchmarks/gpu_smoke.sh says "skipped")
 PAPER = ROOT / "configs" / "imagenet.yaml"
 EMBEDDED = ROOT / "params.yaml"
-
-
-def log(line: str) -> None:
-    print(line, flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,23 +126,50 @@ def timed(step: Callable[[int], Any], device: torch.device, warmup: int, steps: 
     return first, (time.perf_counter() - start) / steps
 
 
-def with_oom_retry(name: str, batch: int, device: torch.device, run: Callable[[int], str]) -> None:
-    """Run ``run(batch)``; on a CUDA out-of-memory error report it and retry at half the batch."""
+def with_oom_retry(name: str, batch: int, device: torch.device, run: Callable[[int], dict[str, Any]]) -> None:
+    """Run ``run(batch)``; on a CUDA out-of-memory error report it and retry at half the batch.
+
+    ``run`` returns its measurements; the log line shows them and they are recorded for the summary.
+    """
     while batch >= 1:
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
         try:
-            log(f"{name:<36} batch {batch:>4}: {run(batch)}, peak {peak_memory_gib(device):.2f} GiB")
+            measured = run(batch)
+            peak = peak_memory_gib(device)
+            log(f"{name:<36} batch {batch:>4}: {measured.pop('line')}, peak {peak:.2f} GiB")
+            record("steps", case=name, batch=batch, peak_gib=round(peak, 3), **measured)
             return
         except Exception as error:  # noqa: BLE001 -- an OOM inside torch.compile arrives wrapped
             if not isinstance(error, torch.OutOfMemoryError) and "out of memory" not in str(error).lower():
                 raise
             log(f"{name:<36} batch {batch:>4}: out of memory; retrying at half the batch")
+            record("steps", case=name, batch=batch, out_of_memory=True)
             batch //= 2
         finally:
             torch._dynamo.reset()  # no compiled graphs (or their memory) carried into the next case
     raise RuntimeError(f"{name}: out of memory even at batch 1")
+
+
+def dense_bf16_peak_tflops(device: torch.device) -> float | None:
+    """The GPU's dense bf16 tensor-core peak (the MFU denominator); None where it is not known.
+
+    H200 has the H100 SXM's tensor cores (the same peak); a PCIe or NVL H100 runs lower clocks and
+    is not in the table.
+    """
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    if "H100" in name or "H200" in name:
+        return None if ("PCIe" in name or "NVL" in name) else PEAK_TFLOPS["H100"]
+    return PEAK_TFLOPS["A100"] if "A100" in name else None
+
+
+def compute_fields(device: torch.device) -> dict[str, Any]:
+    """What the step ran in: autocast precision and TF32 (as the trainers set them)."""
+    tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    return {"precision": precision_of(device), "tf32": bool(tf32)}
 
 
 def smoke_params(dry: bool, device: torch.device) -> Params:
@@ -188,7 +222,14 @@ def stage_steps(dry: bool, steps: int) -> None:
             trainer.set_modes()
             x = torch.rand(b, 3, res, res, device=device).mul(2).sub(1).contiguous(memory_format=torch.channels_last)
             first, per_step = timed(lambda s: trainer.train_step(x, s), device, warmup, steps)
-            return f"{per_step:.3f} s/step (first {first:.2f} s); {note}"
+            return {
+                "line": f"{per_step:.3f} s/step (first {first:.2f} s); {note}",
+                "s_per_step": per_step,
+                "first_step_s": first,
+                "images_per_s": b / per_step,
+                "perceptual": note,
+                **compute_fields(device),
+            }
 
         with_oom_retry(f"tokenizer phase {phase} alpha {alpha} GAN on", batch, device, run)
 
@@ -212,7 +253,21 @@ def stage_steps(dry: bool, steps: int) -> None:
                 mask = training_mask(0, 0, b, n, schedule) if objective == "nar" else None
                 first, per_step = timed(lambda s: trainer.train_step(ids, labels, mask, s), device, warmup, steps)
                 state = "compiled" if trainer.compiled else "eager" + (" (compile is CUDA-only)" if compiled else "")
-                return f"{per_step:.3f} s/step (first {first:.2f} s), {state}"
+                flops = transformer_train_flops_per_token(shape_of(trainer.model)) * b * n
+                peak = dense_bf16_peak_tflops(device)
+                mfu = flops / per_step / (peak * 1e12) if peak else None
+                shown = f", MFU {mfu:.1%} of {peak:g} TFLOP/s" if mfu is not None else ""
+                return {
+                    "line": f"{per_step:.3f} s/step (first {first:.2f} s), {state}{shown}",
+                    "s_per_step": per_step,
+                    "first_step_s": first,
+                    "compiled": trainer.compiled,
+                    "tokens_per_s": b * n / per_step,
+                    "model_tflop_per_step": flops / 1e12,
+                    "peak_tflops": peak,
+                    "mfu": mfu,
+                    **compute_fields(device),
+                }
 
             with_oom_retry(f"transformer {objective} large compile={compiled}", batch, device, run)
 
@@ -304,6 +359,15 @@ def stage_resume(work: Path) -> None:
         f"{'bit-identical' if identical else f'largest difference {worst:.3g} (largest weight {scale:.3g})'}"
     )
     iterations = yaml.safe_load(params.read_text())["transformer"]["ar"]["iterations"]
+    record(
+        "resume",
+        device=str(device),
+        iterations=iterations,
+        resumed_from_step=resumed,
+        bit_identical=identical,
+        largest_difference=worst,
+        largest_weight=scale,
+    )
     if not 0 < resumed < iterations:
         raise RuntimeError(f"the rerun did not resume mid-run (resumed_from_step {resumed} of {iterations})")
     if device.type == "cpu" and not identical:
@@ -407,26 +471,44 @@ def stage_workflow(work: Path, dry: bool) -> None:
     if not figure.is_file():
         raise RuntimeError(f"{figure} was not written")
     log(f"fig2 written in {elapsed:.0f} s ({done[-1].strip() if done else 'no summary line'})")
+    trained = {}
     for sidecar in sorted((run_dir / "models").rglob("*.json")):
         training = json.loads(sidecar.read_text()).get("training") or {}
         compute = training.get("compute") or {}
         if compute:
+            name = str(sidecar.relative_to(run_dir))
+            trained[name] = {
+                "device": training.get("device"),
+                "precision": compute.get("precision"),
+                "tf32": compute.get("tf32"),
+                "world_size": training.get("world_size", 1),
+            }
             log(
-                f"  {sidecar.relative_to(run_dir)}: {training.get('device')}, {compute.get('precision')}, "
+                f"  {name}: {training.get('device')}, {compute.get('precision')}, "
                 f"tf32 {compute.get('tf32')}, world size {training.get('world_size', 1)}"
             )
+    record(
+        "workflow",
+        seconds=round(elapsed, 1),
+        jobs=done[-1].strip() if done else None,
+        perceptual_backbone=backbone,
+        trained=trained,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stage", choices=["steps", "resume", "workflow", "all"])
     parser.add_argument("--dry", action="store_true", help="CPU-sized shapes (CI)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per case (default 2 dry, 5 full)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per case (default 2 dry, 3 full)")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder: measurements go to records.jsonl")
     args = parser.parse_args()
+    if args.out is not None:
+        write_records_to(args.out)
     # the shell script's time limit sends SIGTERM: exit through the cleanup below
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    steps = args.steps or (2 if args.dry else 5)
+    steps = args.steps or (2 if args.dry else 3)
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu_smoke_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
