@@ -544,8 +544,10 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):  # numerical error may leave a slight imaginary part
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"Frechet distance: the matrix square root has an imaginary part of "
-                             f"{np.abs(covmean.imag).max():.3g}; the covariances are not valid statistics")
+            raise ValueError(
+                f"Frechet distance: the matrix square root has an imaginary part of "
+                f"{np.abs(covmean.imag).max():.3g}; the covariances are not valid statistics"
+            )
         covmean = covmean.real
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
