@@ -55,6 +55,20 @@ localrules:
     claims,
 
 
+# Before Snakemake plans: what DVC linked or restored since Snakemake last ran is aligned with
+# Snakemake's view again, for the stages `dvc status` reports up to date (workflow/rules/common.smk).
+if workflow.is_main_process:
+    realign_dvc_outputs()
+
+
+# After a successful run: the outputs as Snakemake now knows them (what realign compares with).
+onsuccess:
+    if not workflow.dryrun:
+        from seqgan.dvc_realign import record_state
+
+        record_state(Path.cwd())
+
+
 # Every figure, table and metric of the params in use (the rule files above add theirs).
 DEFAULT_TARGETS += [
     f"{RESULTS_DIR}/fig2_val_loss.pdf",

@@ -6,6 +6,12 @@ the dvc.yaml `seqgan dvc-yaml` generates for it and a local-directory DVC remote
 `dvc repro fig2_val_loss` builds it (module fixture); the tests then change parameters and check
 what DVC reruns, restores, records and ships. They run in file order and each leaves the repository
 as it found it, except the last.
+
+After every documented DVC operation (repro after an edit, a run-cache restore, checkout, an
+experiment run and `exp apply`, push and pull into a fresh clone, commit after a direct Snakemake
+run, also of a whole workspace that Snakemake built) `snakemake -n` plans nothing and `dvc status`
+is clean, without a `snakemake --touch` (`both_idle`; seqgan/dvc_realign.py and the hard-link-first
+cache type make the two agree).
 """
 
 from __future__ import annotations
@@ -84,6 +90,16 @@ def status(p: Project, *args: str, cwd: Path | None = None) -> str:
 
 def changed_stages(p: Project) -> set[str]:
     return set(json.loads(status(p, "--json")))
+
+
+def both_idle(p: Project, targets: tuple[str, ...] = (), cwd: Path | None = None) -> None:
+    """Neither tool has anything to do: `snakemake -n` plans nothing for ``targets`` (default: what
+    the fixture built) and `dvc status` of their stages is clean."""
+    targets = targets or BUILT
+    plan = snakemake(p, "-n", *targets, cwd=cwd)
+    assert "Nothing to be done" in plan, plan[-4000:]
+    stages = ["fig2_val_loss"] + ([GENERATION_STAGE] if GENERATION_TARGET in targets else [])
+    assert json.loads(dvc(p, "status", "--json", "--with-deps", *stages, cwd=cwd)) == {}
 
 
 def write_params(p: Project, lr: float) -> None:
@@ -180,6 +196,7 @@ def test_repro_builds_fig2_and_tracks_every_output(project):
     assert [row.split(",")[0] for row in table[1:]] == [f"alpha{ALPHA}", "control"]
     assert (p.repo / "results/fig2_val_loss.pdf").stat().st_size > 0
     assert status(p).strip().endswith(UP_TO_DATE)
+    both_idle(p)  # DVC ran Snakemake stage by stage and committed each: Snakemake agrees
     assert git(p, "status", "--porcelain").strip() == ""  # outputs stay out of git, no stray .gitignore
 
     # Every file the stages wrote is a DVC out (or inside one): a run-cache restore brings back all of
@@ -207,6 +224,7 @@ def test_lr_change_reruns_only_transformers_and_old_setting_comes_from_run_cache
     assert ran(output) == TRAIN_STAGES | {"fig2_val_loss"}
     changed = out_hashes(lock(p), TRAIN_STAGES)
     assert all(changed[k] != v for k, v in out_hashes(p.first_lock, TRAIN_STAGES).items() if k.endswith(".safetensors"))
+    both_idle(p, ("results/fig2_val_loss.pdf",))  # (the sample set reads the retrained model: stale in both)
 
     train_logs = sorted((p.repo / "logs/train_ar").rglob("*.log"))
     log_times = [f.stat().st_mtime_ns for f in train_logs]
@@ -221,6 +239,7 @@ def test_lr_change_reruns_only_transformers_and_old_setting_comes_from_run_cache
     assert out_hashes(lock(p)) == out_hashes(p.first_lock)  # the first run's outputs, byte for byte
     assert status(p).strip().endswith(UP_TO_DATE)
     assert git(p, "status", "--porcelain").strip() == ""
+    both_idle(p)  # the restored files carry their cache entries' times, not the DAG's
 
 
 # ----------------------------------------------------------------------------------------------
@@ -288,9 +307,7 @@ def restore(p: Project, path: str, text: str, stat: os.stat_result) -> None:
 
 @pytest.fixture(scope="module")
 def settled(project) -> Project:
-    """The workspace with Snakemake's file times realigned (DVC restores files with new times) and
-    nothing to do for either tool."""
-    snakemake(project, "--touch", "--cores", "1", *BUILT)
+    """The workspace after the run-cache restore, with nothing to do for either tool (no touch)."""
     assert snakemake_plan(project).rules == set() and dvc_changed(project) == set()
     return project
 
@@ -388,10 +405,35 @@ def test_linked_cache_files_never_change(project):
         assert model.stat().st_ino == cached.stat().st_ino
 
 
+def test_snakemake_build_then_dvc_commit_plans_nothing(project, tmp_path):
+    """The README's sequence for a direct (cluster) run, on a whole workspace: in a fresh clone,
+    Snakemake builds everything from nothing, `dvc commit -f` records it, and then neither tool has
+    anything to do. Before the hard-link-first cache, the commit gave every output a new time and
+    `snakemake -n` planned 18 jobs here."""
+    p = project
+    clone = tmp_path / "built"
+    git(p, "clone", "-q", str(p.repo), str(clone), cwd=tmp_path)
+    snakemake(p, "--cores", "2", *BUILT, cwd=clone)
+    assert "Nothing to be done" in snakemake(p, "-n", *BUILT, cwd=clone)
+    dvc(p, "commit", "-f", "--with-deps", "fig2_val_loss", GENERATION_STAGE, cwd=clone)
+    both_idle(p, cwd=clone)
+
+
+def test_checkout_of_a_deleted_output_leaves_both_tools_idle(project):
+    p = project
+    model = p.repo / f"models/transformer/ar/base/alpha{ALPHA}/seed0/model.safetensors"
+    model.unlink()
+    assert changed_stages(p) == {f"train_ar@base-{ALPHA}-0"}
+    dvc(p, "checkout", "--with-deps", "fig2_val_loss")
+    assert model.is_file()
+    both_idle(p)
+
+
 def test_exp_run_with_set_param_lists_the_metrics(project):
     p = project
     output = dvc(p, "exp", "run", "-S", f"transformer.optimizer.lr={LR_EXPERIMENT}", "fig2_val_loss")
     assert ran(output) == TRAIN_STAGES | {"fig2_val_loss"}
+    both_idle(p, ("results/fig2_val_loss.pdf",))  # the experiment's results are in the workspace
     shown = json.loads(dvc(p, "exp", "show", "--json"))
     # Rows: the workspace, the commit (baseline) and, under it, the experiment.
     rows = {row["name"] or row["rev"]: row["data"] for row in shown}
@@ -411,9 +453,39 @@ def test_exp_run_with_set_param_lists_the_metrics(project):
     git(p, "checkout", "--", "params.yaml", "dvc.lock")  # back to the committed setting
     dvc(p, "checkout", "--force", "--with-deps", "fig2_val_loss")
     assert status(p).strip().endswith(UP_TO_DATE)
+    both_idle(p)
+
+    # bring the experiment into the workspace, then go back to the commit
+    (experiment,) = (name for name, data in rows.items() if name not in ("workspace", *baseline_names(shown)))
+    apply_experiment(p, experiment)
+    assert yaml.safe_load((p.repo / "params.yaml").read_text())["transformer"]["optimizer"]["lr"] == LR_EXPERIMENT
+    both_idle(p, ("results/fig2_val_loss.pdf",))
+    git(p, "checkout", "--", "params.yaml", "dvc.lock")
+    dvc(p, "checkout", "--force", "--with-deps", "fig2_val_loss")
+    both_idle(p)
 
 
-def test_push_then_fresh_clone_pull_and_touch_leaves_snakemake_nothing_to_do(project, tmp_path):
+def apply_experiment(p: Project, name: str) -> None:
+    """`dvc exp apply`. It checks out every stage of dvc.yaml: in a workspace built only up to Fig. 2
+    it lists the outputs of stages never built under "Checkout failed" and exits non-zero, after
+    applying the experiment. Nothing else may fail."""
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "apply", name], cwd=p.repo, env=p.env, capture_output=True, text=True
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        listed = output.split("Checkout failed for following targets:")[1].split("Is your cache up to date?")[0]
+        failed = set(listed.split())
+        built = {out["path"] for stage in lock(p)["stages"].values() for out in stage.get("outs", [])}
+        assert failed and not failed & built, output[-4000:]
+
+
+def baseline_names(shown: list[dict]) -> set[str]:
+    """The names `dvc exp show --json` gives the workspace's commits (rows that are no experiment)."""
+    return {row["name"] or row["rev"] for row in shown}
+
+
+def test_push_then_fresh_clone_pull_leaves_both_tools_idle(project, tmp_path):
     p = project
     dvc(p, "push", "--with-deps", "fig2_val_loss")  # only what was built (plain `dvc push` after a full repro)
     clone = tmp_path / "clone"
@@ -421,13 +493,12 @@ def test_push_then_fresh_clone_pull_and_touch_leaves_snakemake_nothing_to_do(pro
     dvc(p, "pull", "--with-deps", "fig2_val_loss", cwd=clone)
     assert (clone / "results/fig2_val_loss.pdf").read_bytes() == (p.repo / "results/fig2_val_loss.pdf").read_bytes()
     assert status(p, cwd=clone).strip().endswith(UP_TO_DATE)
-    snakemake(p, "--touch", "--cores", "1", "results/fig2_val_loss.pdf", cwd=clone)
-    assert "Nothing to be done" in snakemake(p, "-n", "results/fig2_val_loss.pdf", cwd=clone)
+    # files arrive in any order, with the pull's times: Snakemake must still plan nothing, no touch
+    both_idle(p, ("results/fig2_val_loss.pdf",), cwd=clone)
 
 
 def test_direct_snakemake_run_then_dvc_commit_leaves_status_clean(project):
     p = project
-    snakemake(p, "--touch", "--cores", "1", "results/fig2_val_loss.pdf")  # realign after DVC restores
     write_params(p, LR_CHANGED * 2)
     plan = snakemake(p, "-n", "--quiet", "rules", "--", "results/fig2_val_loss.pdf")
     planned = {
@@ -441,3 +512,4 @@ def test_direct_snakemake_run_then_dvc_commit_leaves_status_clean(project):
     dvc(p, "commit", "-f", "--with-deps", "fig2_val_loss")
     assert status(p).strip().endswith(UP_TO_DATE)
     assert out_hashes(lock(p), TRAIN_STAGES) != out_hashes(p.first_lock, TRAIN_STAGES)
+    both_idle(p, ("results/fig2_val_loss.pdf",))

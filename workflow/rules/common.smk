@@ -43,6 +43,32 @@ if workflow.is_main_process and "gpu" not in workflow.global_resources:
     _GPUS = visible_gpus()
     if _GPUS:
         workflow.register_resource("gpu", _GPUS)
+# Files DVC links or restores carry DVC's times, and a restored file made under other params
+# contradicts Snakemake's records: the Snakefile calls this once all rules exist, before Snakemake
+# plans (seqgan/dvc_realign.py says why, when and at what cost).
+def snakemake_job_files(path):
+    """None where no rule makes ``path`` (DVCLive's files beside a run's outputs); else the job's
+    benchmark file, which Snakemake counts among its outputs (the oldest output decides a rerun)
+    and DVC does not know."""
+    for producer in workflow.rules:
+        if producer.is_producer(path):
+            benchmark = producer.benchmark is not None
+            return [str(producer.expand_benchmark(producer.get_wildcards(path)))] if benchmark else []
+    return None
+
+
+def realign_dvc_outputs():
+    """The stages `dvc status` reports up to date, with nothing changed upstream, get Snakemake's
+    own touch (times and records, never content) when DVC moved files since Snakemake last ran."""
+    from seqgan.dvc_realign import describe, realign
+
+    # --max-checksum-file-size (not yet known while the Snakefile is read: then its default)
+    limit = getattr(workflow.dag_settings, "max_checksum_file_size", None) or DAGSettings.max_checksum_file_size
+    message = describe(realign(Path.cwd(), job_files=snakemake_job_files, checksum_limit=limit))
+    if message:
+        print(message, file=sys.stderr)
+
+
 # Every shell command calls `seqgan` (or `seqgan_train` for training jobs) as shell functions that
 # run the package with the interpreter running Snakemake: no activated virtualenv needed, and the
 # interpreter path (machine-specific) is no params value that would rerun jobs when it moves.
