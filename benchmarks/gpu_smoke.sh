@@ -21,8 +21,6 @@
 # GPU lent for 15 minutes (start-up included) a whole rerun still fits. A stage that cannot run here
 # (the workflow stage without Snakemake) says "skipped".
 set -uo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
 dry=""
 wheels=""
 out=""
@@ -43,8 +41,13 @@ for stage in $stages; do
     *) echo "gpu_smoke.sh: unknown stage '$stage' in --stages (check, steps, resume, workflow)" >&2; exit 2 ;;
     esac
 done
+# folders given relative to where the script was called from
+[[ -n "$wheels" ]] && wheels=$(realpath -m "$wheels")
+[[ -n "$out" ]] && out=$(realpath -m "$out")
+cd "$(dirname "$0")/.."
+root=$PWD
 if [[ -n "$wheels" ]] && ! compgen -G "$wheels/*.whl" >/dev/null; then
-    echo "gpu_smoke.sh: no wheels in '$wheels' (make them with: python3 benchmarks/gpu_wheels.py --dest $wheels)" >&2
+    echo "gpu_smoke.sh: no wheels in '$wheels' (make them with: .venv/bin/python benchmarks/gpu_wheels.py --dest $wheels)" >&2
     exit 2
 fi
 mode=full

@@ -200,7 +200,7 @@ def stage_check() -> None:
         raise SystemExit(f"versions the project does not accept: {'; '.join(unmet)}")
     if missing:
         raise SystemExit(
-            f"missing: {', '.join(missing)}. On a machine with network run `python3 benchmarks/gpu_wheels.py` "
+            f"missing: {', '.join(missing)}. On a machine with network run `.venv/bin/python benchmarks/gpu_wheels.py` "
             "(wheels into .whl), bring .whl along, then `bash benchmarks/gpu_smoke.sh --wheels .whl`"
         )
     if seqgan_folder != ROOT / "seqgan":

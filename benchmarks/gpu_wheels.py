@@ -1,12 +1,13 @@
 """Wheels for an offline GPU node: what the project needs at run time that the node's image lacks.
 
-    python3 benchmarks/gpu_wheels.py [--dest .whl] [--image SPEC ...] [--max-glibc 2.28]
+    .venv/bin/python benchmarks/gpu_wheels.py [--dest .whl] [--image SPEC ...] [--max-glibc 2.28]
 
 Many GPU nodes run a fixed image with no network and no package registry: Python with torch and a
 few scientific packages, but no Snakemake, DVC(Live), LPIPS or clean-fid. This script runs on a
-machine WITH network (any Python >= 3.11 with pip) and fills ``--dest`` with exactly the wheels the
-node needs, for CPython 3.12 on manylinux x86-64. ``benchmarks/gpu_smoke.sh --wheels DEST`` then
-installs them there with ``pip install --no-index --no-deps --target`` beside the image's own torch.
+machine WITH network, in the project's virtualenv (it needs pip and packaging), and fills
+``--dest`` with exactly the wheels the node needs, for CPython 3.12 on manylinux x86-64.
+``benchmarks/gpu_smoke.sh --wheels DEST`` then installs them there with
+``pip install --no-index --no-deps --target`` beside the image's own torch.
 
 What is fetched is derived, not listed by hand:
 

@@ -136,7 +136,7 @@ def test_carried_wheels_come_first_and_the_check_names_what_is_missing(tmp_path:
     assert result.returncode == 1, out[-4000:] + result.stderr[-4000:]
     assert "# installed 2 wheels from" in out
     assert re.search(r"^  lpips +MISSING \(no lpips here\)$", out, re.M)
-    assert "missing: lpips. On a machine with network run `python3 benchmarks/gpu_wheels.py`" in out
+    assert "missing: lpips. On a machine with network run `.venv/bin/python benchmarks/gpu_wheels.py`" in out
     assert re.search(r"^# stage check: exit 1 after \d+ s", out, re.M)
     assert "== steps" not in out  # --stages check: nothing else ran
     summary = json.loads((out_dir / "summary.json").read_text())
