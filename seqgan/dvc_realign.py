@@ -18,7 +18,8 @@ At paper scale, Snakemake would then retrain for days what DVC reports up to dat
 
 :func:`realign` runs when a Snakemake run starts: in the main process (the Snakefile calls it once
 all rules exist), not inside a DVC stage's command, and not in the jobs of a cluster executor. It
-costs a stat of each file in ``dvc.lock``'s outputs, compared with a snapshot of the state
+costs a stat of each output path in ``dvc.lock`` (a directory, such as a folder of 50,000 samples,
+counts once: DVC relinking a file inside changes the directory's time), compared with a snapshot of the state
 Snakemake last left (``.snakemake/seqgan/dvc_outputs.json``, written after every successful run),
 and it stops there when nothing moved and no stage has an input newer than its outputs. Otherwise
 it asks DVC which stages are up to date (``dvc status``, by content hash, params and command). It
@@ -41,9 +42,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,17 +126,6 @@ def downstream_closure(names: set[str], upstream: dict[str, set[str]]) -> set[st
     return closed
 
 
-def files_of(root: Path, path: str) -> Iterator[Path]:
-    """The files at ``path``: the file itself, or every file under a directory output."""
-    full = root / path
-    if full.is_dir():
-        for folder, _, names in os.walk(full):
-            for name in sorted(names):
-                yield Path(folder) / name
-    elif full.exists():
-        yield full
-
-
 # What Snakemake makes of a DVC output path: None where no rule makes it (DVCLive's files beside a
 # run's declared outputs), else the other files Snakemake counts among that job's outputs (its
 # benchmark file, which DVC does not know).
@@ -145,32 +136,45 @@ def every_out_counts(path: str) -> list[str] | None:
     return []
 
 
+def _file_stat(path: Path) -> os.stat_result | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
+
+
 def out_of_order(
     root: Path, stage: LockedStage, job_files: JobFiles = every_out_counts, checksum_limit: int = 1_000_000
 ) -> bool:
     """Whether a dependency of ``stage`` larger than ``checksum_limit`` is newer than one of the
     files Snakemake counts as its job's outputs: what makes Snakemake rerun a job. Snakemake judges
     smaller dependencies by content once it has recorded their checksums (``--max-checksum-file-size``).
+    Only files count: Snakemake's inputs and outputs are files, and a directory DVC tracks (a sample
+    folder of 50,000 images) is left to the snapshot, which costs one stat for it.
     A stage with an output missing is left to the tools."""
     if not stage.outs or not all((root / o).exists() for o in stage.outs):
         return False
-    deps = [st.st_mtime_ns for d in stage.deps for f in files_of(root, d) if (st := f.stat()).st_size > checksum_limit]
+    deps = [st.st_mtime_ns for d in stage.deps if (st := _file_stat(root / d)) and st.st_size > checksum_limit]
     counted = {o: job_files(o) for o in stage.outs}
-    outs = [root / o for o, extra in counted.items() if extra is not None]
-    outs += [root / c for extra in counted.values() for c in extra or [] if (root / c).is_file()]
-    times = [f.stat().st_mtime_ns for out in outs for f in files_of(root, str(out.relative_to(root)))]
+    outs = [o for o, extra in counted.items() if extra is not None]
+    outs += [c for extra in counted.values() for c in extra or []]
+    times = [st.st_mtime_ns for o in outs if (st := _file_stat(root / o))]
     return bool(deps and times) and max(deps) > min(times)
 
 
 def snapshot(root: Path, stages: list[LockedStage]) -> dict[str, list[int]]:
-    """``{path: [inode, mtime_ns, size]}`` of every file of the stages' outputs: what changes when
-    DVC links, copies or restores a file."""
+    """``{path: [inode, mtime_ns, size]}`` of every output path of the stages, a directory by its
+    own stat: what changes when DVC links, copies or restores a file (relinking a file inside a
+    directory changes the directory's time)."""
     state = {}
     for stage in stages:
         for out in stage.outs:
-            for f in files_of(root, out):
-                st = f.stat()
-                state[f.relative_to(root).as_posix()] = [st.st_ino, st.st_mtime_ns, st.st_size]
+            try:
+                st = (root / out).stat()
+            except OSError:
+                continue
+            state[out] = [st.st_ino, st.st_mtime_ns, st.st_size]
     return state
 
 
@@ -193,8 +197,10 @@ def save_snapshot(root: Path, state: dict[str, list[int]]) -> None:
 def record_state(root: Path) -> None:
     """After a successful Snakemake run (``onsuccess``): the outputs as Snakemake now knows them.
     Not inside a DVC stage's command (DVC may still restore other stages' files in the same
-    ``dvc repro``), not in realign's own touch, and not without a DVC project."""
-    if os.environ.get("DVC_STAGE") or os.environ.get(CHILD_ENV) or not (root / ".dvc").is_dir():
+    ``dvc repro``), not in realign's own touch, not while realigning is switched off (what DVC
+    moved meanwhile must still be seen later), and not without a DVC project."""
+    skipped = os.environ.get("DVC_STAGE") or os.environ.get(CHILD_ENV) or os.environ.get(SKIP_ENV) == "1"
+    if skipped or not (root / ".dvc").is_dir():
         return
     save_snapshot(root, snapshot(root, locked_stages(root)))
 

@@ -33,7 +33,11 @@ from seqgan.dvc_realign import (
 BIG = 2_000_000  # bytes: above Snakemake's default checksum limit, so only times count
 STAGES = {
     "prepare": ([], ["data/split.bin"], ["data/split.bin"]),
-    "train": (["data/split.bin", "code/train.py"], ["models/net.bin", "results/curves"], ["models/net.bin"]),
+    "train": (
+        ["data/split.bin", "code/train.py"],
+        ["models/net.bin", "results/metrics.json", "results/curves"],
+        ["models/net.bin"],
+    ),
     "figure": (["models/net.bin"], ["results/fig.pdf"], ["results/fig.pdf"]),
     "other": ([], ["results/other.txt"], ["results/other.txt"]),
 }
@@ -63,6 +67,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     write(tmp_path / "code/train.py", 100, 1)
     write(tmp_path / "data/split.bin", BIG, 2)
     write(tmp_path / "models/net.bin", BIG, 3)
+    write(tmp_path / "results/metrics.json", 10, 3)
     write(tmp_path / "results/curves/loss.csv", 10, 3)
     write(tmp_path / "results/fig.pdf", BIG, 4)
     write(tmp_path / "results/other.txt", 10, 4)
@@ -146,10 +151,15 @@ def test_an_input_newer_than_an_output_triggers_even_when_no_file_moved(project:
     write(project / "models/net.bin", BIG, 3)
     write(project / "logs/benchmarks/figure.tsv", 10, 2)
     assert out_of_order(project, stages["figure"], job_files=lambda p: ["logs/benchmarks/figure.tsv"])
-    write(project / "results/curves/loss.csv", 10, 1)  # older than the split, but no job's output
+    # DVCLive's metrics beside the model: older than the split, but no job's output
+    write(project / "results/metrics.json", 10, 1)
     only_model = lambda p: [] if p == "models/net.bin" else None  # noqa: E731
     assert not out_of_order(project, stages["train"], job_files=only_model)
     assert out_of_order(project, stages["train"])
+    # a directory DVC tracks is no Snakemake file: only the snapshot watches it
+    write(project / "results/metrics.json", 10, 3)
+    write(project / "results/curves/loss.csv", 10, 1)
+    assert not out_of_order(project, stages["train"])
 
 
 def test_a_fresh_clone_touches_everything_once(project: Path) -> None:
@@ -174,13 +184,14 @@ def test_it_never_acts_inside_dvc_its_own_touch_or_when_switched_off(project, mo
 
 def test_record_state_is_no_snapshot_of_a_dvc_stage_run(project: Path, monkeypatch) -> None:
     """Inside `dvc repro`, a stage's Snakemake run must not record files DVC restored for other
-    stages as known to Snakemake."""
+    stages as known to Snakemake; nor a run with realigning switched off."""
     before = (project / realign_module.SNAPSHOT).read_text()
     write(project / "results/other.txt", 10, 7)
-    monkeypatch.setenv("DVC_STAGE", "other")
-    record_state(project)
-    assert (project / realign_module.SNAPSHOT).read_text() == before
-    monkeypatch.delenv("DVC_STAGE")
+    for variable in ("DVC_STAGE", SKIP_ENV):
+        monkeypatch.setenv(variable, "1")
+        record_state(project)
+        assert (project / realign_module.SNAPSHOT).read_text() == before
+        monkeypatch.delenv(variable)
     record_state(project)
     assert (project / realign_module.SNAPSHOT).read_text() != before
 
@@ -188,5 +199,18 @@ def test_record_state_is_no_snapshot_of_a_dvc_stage_run(project: Path, monkeypat
 def test_locked_stage_reads_paths_and_targets(project: Path) -> None:
     train = next(s for s in locked_stages(project) if s.name == "train")
     assert train == LockedStage(
-        "train", ("data/split.bin", "code/train.py"), ("models/net.bin", "results/curves"), ("models/net.bin",)
+        "train",
+        ("data/split.bin", "code/train.py"),
+        ("models/net.bin", "results/metrics.json", "results/curves"),
+        ("models/net.bin",),
     )
+
+
+def test_a_file_restored_inside_a_tracked_directory_moves_the_directorys_stat(project: Path) -> None:
+    """DVC restores a file of a directory output by unlinking and linking it: the directory's own
+    time changes, so one stat per directory watches a folder of any size."""
+    loss = project / "results/curves/loss.csv"
+    loss.unlink()
+    write(loss, 10, 3)
+    tools = Tools()
+    assert "train" in tools.run(project).stages

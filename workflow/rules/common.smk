@@ -64,7 +64,16 @@ def realign_dvc_outputs():
 
     # --max-checksum-file-size (not yet known while the Snakefile is read: then its default)
     limit = getattr(workflow.dag_settings, "max_checksum_file_size", None) or DAGSettings.max_checksum_file_size
-    message = describe(realign(Path.cwd(), job_files=snakemake_job_files, checksum_limit=limit))
+    try:
+        result = realign(Path.cwd(), job_files=snakemake_job_files, checksum_limit=limit)
+    except Exception as error:  # a DVC lock held elsewhere, a failed touch: stop rather than rebuild
+        raise WorkflowError(
+            f"seqgan: DVC linked or restored outputs since Snakemake last ran, and aligning Snakemake's "
+            f"view failed ({type(error).__name__}: {error}). Nothing was changed; run again once DVC "
+            f"is free, or set SEQGAN_NO_REALIGN=1 to go on without (Snakemake may then rebuild what "
+            f"DVC reports up to date)."
+        ) from error
+    message = describe(result)
     if message:
         print(message, file=sys.stderr)
 
