@@ -51,6 +51,8 @@ from pathlib import Path
 
 import yaml
 
+from seqgan.artefacts.files import atomic_write_text
+
 SKIP_ENV = "SEQGAN_NO_REALIGN"  # 1: leave Snakemake's view alone (see what it would do unaided)
 CHILD_ENV = "SEQGAN_REALIGNING"  # set in the `snakemake --touch` that realign starts
 SNAPSHOT = Path(".snakemake") / "seqgan" / "dvc_outputs.json"
@@ -187,11 +189,18 @@ def load_snapshot(root: Path) -> dict[str, list[int]] | None:
 
 
 def save_snapshot(root: Path, state: dict[str, list[int]]) -> None:
-    path = root / SNAPSHOT
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, sort_keys=True))
-    tmp.replace(path)
+    atomic_write_text(root / SNAPSHOT, json.dumps(state, sort_keys=True))
+
+
+def not_here() -> str | None:
+    """Why neither the realignment nor the snapshot may run in this process, or None."""
+    if os.environ.get("DVC_STAGE"):
+        return "inside a DVC stage's command: DVC keeps its own books"
+    if os.environ.get(CHILD_ENV):
+        return "realign's own touch"
+    if os.environ.get(SKIP_ENV) == "1":
+        return f"{SKIP_ENV}=1"
+    return None
 
 
 def record_state(root: Path) -> None:
@@ -199,10 +208,8 @@ def record_state(root: Path) -> None:
     Not inside a DVC stage's command (DVC may still restore other stages' files in the same
     ``dvc repro``), not in realign's own touch, not while realigning is switched off (what DVC
     moved meanwhile must still be seen later), and not without a DVC project."""
-    skipped = os.environ.get("DVC_STAGE") or os.environ.get(CHILD_ENV) or os.environ.get(SKIP_ENV) == "1"
-    if skipped or not (root / ".dvc").is_dir():
-        return
-    save_snapshot(root, snapshot(root, locked_stages(root)))
+    if not_here() is None and (root / ".dvc").is_dir():
+        save_snapshot(root, snapshot(root, locked_stages(root)))
 
 
 def dvc_changed_stages(root: Path) -> set[str]:
@@ -239,21 +246,15 @@ def realign(
 ) -> Realignment:
     """Hand the stages that DVC reports up to date, with nothing changed upstream, to Snakemake's
     touch when DVC has moved files since Snakemake last saw them or an input is newer than an output."""
-    for variable, why in (
-        ("DVC_STAGE", "inside a DVC stage's command: DVC keeps its own books"),
-        (CHILD_ENV, "realign's own touch"),
-    ):
-        if os.environ.get(variable):
-            return Realignment(skipped=why)
-    if os.environ.get(SKIP_ENV) == "1":
-        return Realignment(skipped=f"{SKIP_ENV}=1")
+    if why := not_here():
+        return Realignment(skipped=why)
     stages = locked_stages(root)
     if not (root / ".dvc").is_dir() or not stages:
         return Realignment(skipped="no DVC project with a dvc.lock")
     previous = load_snapshot(root)
     current = snapshot(root, stages)
     if previous == current and not any(out_of_order(root, s, job_files, checksum_limit) for s in stages):
-        return Realignment()  # the common case: a stat per file, no DVC, no subprocess
+        return Realignment()  # the common case: a stat per output path, no DVC, no subprocess
     upstream = upstream_of(stages)
     blocked = downstream_closure(changed(root) & set(upstream), upstream)
     eligible = [s for s in stages if s.name not in blocked and s.targets]

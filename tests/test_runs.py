@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, ...]] = [
         "seqgan/__main__.py",
         "seqgan/configs.py",
         "seqgan/dvc_yaml.py",
+        "seqgan/dvc_realign.py",
         "seqgan/preflight.py",
         "seqgan/models.py",
         "seqgan/__init__.py",
