@@ -77,7 +77,7 @@ from seqgan.nets.factory import build_tokenizer
 from seqgan.nets.pretrained import MissingWeightsError, require_weights
 from seqgan.nets.transformer_factory import tokens_per_image
 from seqgan.train.distributed import Distributed
-from seqgan.train.runtime import cpu_description, precision_of, resolve_device
+from seqgan.train.runtime import compute_record, cpu_description, resolve_device
 from seqgan.train.tokenizer import TokenizerRun
 from seqgan.train.tokenizer_model import freeze_encoder_and_codebook
 from seqgan.train.transformer import TransformerRun, training_mask
@@ -167,9 +167,9 @@ def dense_bf16_peak_tflops(device: torch.device) -> float | None:
 
 
 def compute_fields(device: torch.device) -> dict[str, Any]:
-    """What the step ran in: autocast precision and TF32 (as the trainers set them)."""
-    tf32 = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
-    return {"precision": precision_of(device), "tf32": bool(tf32)}
+    """What the step ran in: autocast precision and TF32, as the trainers' sidecars record them."""
+    computed = compute_record(device)
+    return {"precision": computed["precision"], "tf32": bool(computed["tf32"])}
 
 
 def smoke_params(dry: bool, device: torch.device) -> Params:
@@ -477,16 +477,14 @@ def stage_workflow(work: Path, dry: bool) -> None:
         compute = training.get("compute") or {}
         if compute:
             name = str(sidecar.relative_to(run_dir))
-            trained[name] = {
+            entry = trained[name] = {
                 "device": training.get("device"),
                 "precision": compute.get("precision"),
                 "tf32": compute.get("tf32"),
                 "world_size": training.get("world_size", 1),
             }
-            log(
-                f"  {name}: {training.get('device')}, {compute.get('precision')}, "
-                f"tf32 {compute.get('tf32')}, world size {training.get('world_size', 1)}"
-            )
+            shown = f"{entry['device']}, {entry['precision']}, tf32 {entry['tf32']}, world size {entry['world_size']}"
+            log(f"  {name}: {shown}")
     record(
         "workflow",
         seconds=round(elapsed, 1),

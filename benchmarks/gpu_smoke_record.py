@@ -24,11 +24,11 @@ import json
 import platform
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import torch
+from gpu_wheels import project_needs
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -109,9 +109,8 @@ def nvidia_smi_names() -> list[str]:
 
 
 def project_requirements() -> list[Requirement]:
-    """pyproject.toml's runtime dependencies whose markers hold here."""
-    specs = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    requirements = [Requirement(spec) for spec in specs]
+    """pyproject.toml's runtime dependencies (what gpu_wheels.py fetches) whose markers hold here."""
+    requirements = [Requirement(spec) for spec in project_needs()]
     return [r for r in requirements if r.marker is None or r.marker.evaluate()]
 
 

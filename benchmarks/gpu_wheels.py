@@ -76,6 +76,11 @@ class Pinned:
     def is_wheel(self) -> bool:
         return self.url.endswith(".whl")
 
+    @property
+    def wheel_prefix(self) -> str:
+        """How the names of its wheel files begin (``connection_pool-0.0.3-``)."""
+        return f"{canonicalize_name(self.name).replace('-', '_')}-{self.version}-"
+
 
 def project_needs(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     """The runtime dependencies the package declares (what ``pip install .`` would pull in)."""
@@ -142,8 +147,7 @@ def build_pure_wheels(sources: Sequence[Pinned], out: Path) -> None:
         return
     pip(["wheel", "--no-deps", "--quiet", "-w", str(out), *(p.spec for p in sources)], "building source packages")
     for package in sources:
-        stem = f"{canonicalize_name(package.name).replace('-', '_')}-{package.version}-"
-        built = [w for w in out.glob("*.whl") if w.name.lower().startswith(stem)]
+        built = [w for w in out.glob("*.whl") if w.name.lower().startswith(package.wheel_prefix)]
         if not built:
             raise SystemExit(f"building {package.spec} gave no wheel in {out}")
         if not built[0].name.endswith(tuple(f"{tag}.whl" for tag in PURE_TAGS)):
@@ -206,7 +210,7 @@ def main() -> None:
             "downloading the wheels",
         )
         for wheel in built.glob("*.whl"):
-            if any(wheel.name.lower().startswith(canonicalize_name(p.name).replace("-", "_") + "-") for p in wanted):
+            if any(wheel.name.lower().startswith(p.wheel_prefix) for p in wanted):
                 shutil.copy2(wheel, args.dest / wheel.name)
 
     wheels = sorted(args.dest.glob("*.whl"))

@@ -35,8 +35,8 @@ def load_benchmark(name: str):
     return module
 
 
+wheels = load_benchmark("gpu_wheels")  # first: gpu_smoke_record imports it
 record = load_benchmark("gpu_smoke_record")
-wheels = load_benchmark("gpu_wheels")
 
 
 def run_smoke(*args: str) -> subprocess.CompletedProcess[str]:
