@@ -22,7 +22,7 @@ import json
 import math
 import types
 import typing
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import MISSING, dataclass, fields, is_dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -126,13 +126,16 @@ class QuantizerParams:
     beta: float
     entropy_weight: float
     entropy_temperature: float
+    init: Literal["uniform", "encoder_samples"]
+    codebook_lr_scale: float
 
 
 @dataclass(frozen=True)
 class TokenizerLossParams:
     l1_weight: float
     perceptual_weight: float
-    logit_weight: float
+    calibration: Literal["initial_mean", "none"]
+    logit_weight: float | None = None  # only with calibration = none (the paper's lambda)
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ class GanParams:
 @dataclass(frozen=True)
 class Phase1Params:
     init_from: str
+    init_images: int
     batch_size: int
     iterations: int
     lr: float
@@ -379,6 +383,17 @@ def cross_field_problems(p: Params) -> list[str]:
             "tokenizer.control_no_entropy = true: needs tokenizer.quantizer.entropy_weight > 0 "
             "(otherwise every tokenizer is already without the regulariser)"
         )
+    loss = p.tokenizer.loss
+    if loss.calibration == "none" and loss.logit_weight is None:
+        problems.append(
+            "tokenizer.loss.logit_weight: required when tokenizer.loss.calibration = none "
+            "(lambda, the scale of the logit distance inside L_per^sem)"
+        )
+    if loss.calibration == "initial_mean" and loss.logit_weight is not None:
+        problems.append(
+            f"tokenizer.loss.logit_weight = {loss.logit_weight}: not used when tokenizer.loss.calibration = "
+            "initial_mean (every term is divided by its own mean at initialisation); remove the key"
+        )
     if p.tokenizer.phase2.from_alpha not in p.tokenizer.alphas:
         problems.append(
             f"tokenizer.phase2.from_alpha = {p.tokenizer.phase2.from_alpha}: must be one of "
@@ -576,6 +591,8 @@ def _build(cls: type, data: dict[str, Any], **extra: Any) -> Any:
     for field in fields(cls):
         if field.name in extra:
             kwargs[field.name] = extra[field.name]
+        elif field.name not in data and field.default is not MISSING:
+            kwargs[field.name] = field.default  # an optional key the schema allows to be absent
         else:
             kwargs[field.name] = _coerce(hints[field.name], data[field.name])
     return cls(**kwargs)

@@ -206,6 +206,7 @@ _TOKENIZER_TRAINING_CODE = (
     "seqgan/train/runtime.py",
     "seqgan/train/tokenizer.py",
     "seqgan/train/tokenizer_eval.py",
+    "seqgan/train/tokenizer_init.py",
     "seqgan/train/tokenizer_job.py",
     "seqgan/train/tokenizer_losses.py",
     "seqgan/train/tokenizer_model.py",
@@ -284,6 +285,8 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
                 )
             ),
             "run.seed",
+            # the number of poolings puts relu5_3 on the token grid (seqgan.nets.semantic.semantic_pools)
+            "tokenizer.architecture.channel_mult",
         ),
         job="seqgan/train/semantic_job.py",
         modules=(

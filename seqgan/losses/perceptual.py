@@ -94,6 +94,22 @@ def alpha_weights(alpha: float) -> PerceptualWeights:
     return PerceptualWeights(taps=(1.0 - a,) * 4 + (1.0,), logit=a)
 
 
+def calibrated_alpha_weights(alpha: float) -> PerceptualWeights:
+    """L_per^alpha with L_low and L_sem as the MEANS of their calibrated terms (module doc).
+
+    L_low = (d_1 + ... + d_5) / 5 and L_sem = (d_5 + d_logit) / 2, each d already divided by its
+    calibration mean, so both start at 1 and every alpha's L_per^alpha starts at 1:
+    taps ((1-a)/5, ..., (1-a)/5 + a/2), logit factor a/2.
+    """
+    a = check_alpha(alpha)
+    low = (1.0 - a) / len(TAP_NAMES)
+    return PerceptualWeights(taps=(low,) * (len(TAP_NAMES) - 1) + (low + a / 2.0,), logit=a / 2.0)
+
+
+# Names of the six calibrated terms, in the order of ``WeightedPerceptualLoss.term_scales``.
+TERM_NAMES: tuple[str, ...] = (*TAP_NAMES, "logit")
+
+
 # Table 6 of the paper: which layers each loss uses. Layers in a set are weighted 1 (uniform, our
 # reading; the paper lists sets, not weights); the logit factor still multiplies logit_weight.
 TABLE6_WEIGHTS: dict[str, PerceptualWeights] = {
@@ -160,6 +176,7 @@ class WeightedPerceptualLoss(nn.Module):
         weights: PerceptualWeights,
         layer_weights: Sequence[Tensor] | None,
         logit_weight: float,
+        calibrated: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(backbone, FeatureBackbone):
@@ -173,6 +190,16 @@ class WeightedPerceptualLoss(nn.Module):
         self.weights = weights
         self.logit_weight = float(logit_weight)
         self.use_layer_weights = layer_weights is not None
+        self.calibrated = bool(calibrated)
+        if self.calibrated and self.logit_weight != 1.0:
+            raise ValueError(
+                "a calibrated loss divides d_logit by its own calibration mean; logit_weight must be 1, "
+                f"got {self.logit_weight!r}"
+            )
+        # Each term's divisor (five taps, then the logit): ones for the uncalibrated (paper) form;
+        # NaN until set_term_scales() for the calibrated one, so it cannot be used uncalibrated.
+        fill = math.nan if self.calibrated else 1.0
+        self.register_buffer("term_scales", torch.full((len(TERM_NAMES),), fill))
         if layer_weights is not None:
             if len(layer_weights) != len(TAP_NAMES):
                 raise ValueError(f"layer_weights needs {len(TAP_NAMES)} tensors, got {len(layer_weights)}")
@@ -207,18 +234,44 @@ class WeightedPerceptualLoss(nn.Module):
         ]
         return PerceptualDistances(taps=taps, logit=logit_distance(logits_x, logits_y))
 
+    @torch.no_grad()
+    def term_means(self, recon: Tensor, target: Tensor) -> Tensor:
+        """(6,) batch means of the unweighted terms d_1..d_5, d_logit (no lambda, no scales)."""
+        dist = self.distances(recon, target, logit_grad=False)
+        return torch.stack([d.mean() for d in dist.taps] + [dist.logit.mean()]).float()
+
+    def set_term_scales(self, means: Tensor) -> None:
+        """Divide every term by its calibration mean from now on (the calibrated form only)."""
+        if not self.calibrated:
+            raise ValueError("set_term_scales: this loss is not calibrated (tokenizer.loss.calibration = none)")
+        means = torch.as_tensor(means, dtype=torch.float32).reshape(-1)
+        if means.numel() != len(TERM_NAMES) or not bool(torch.isfinite(means).all() and (means > 0).all()):
+            raise ValueError(
+                f"calibration needs {len(TERM_NAMES)} finite positive term means ({', '.join(TERM_NAMES)}), "
+                f"got {means.tolist()}: a term that is 0 on the calibration batch cannot be calibrated"
+            )
+        self.term_scales.copy_(means.to(self.term_scales.device))
+
     def forward(self, recon: Tensor, target: Tensor) -> dict[str, Tensor]:
         """Batch-mean scalars: ``total``; each tap's and ``logit``'s weighted contribution (they sum
         to ``total``); and the unweighted paper quantities ``low`` (L_per^low) and ``sem`` (L_per^sem,
-        with lambda applied) for logging."""
+        with lambda applied) for logging. Calibrated: every term divided by its scale, and L_low,
+        L_sem the means of their terms (so ``total`` = alpha * sem + (1 - alpha) * low either way)."""
+        if self.calibrated and not bool(torch.isfinite(self.term_scales).all()):
+            raise RuntimeError("calibrated perceptual loss used before set_term_scales()")
         dist = self.distances(recon, target, logit_grad=self.weights.logit > 0)
-        taps = [d.mean() for d in dist.taps]
-        logit = self.logit_weight * dist.logit.mean()
+        scales = self.term_scales.to(dist.logit.dtype)
+        taps = [d.mean() / scales[i] for i, d in enumerate(dist.taps)]
+        logit = self.logit_weight * dist.logit.mean() / scales[-1]
         out = {name: w * d for name, w, d in zip(TAP_NAMES, self.weights.taps, taps, strict=True)}
         out["logit"] = self.weights.logit * logit
         out["total"] = torch.stack(list(out.values())).sum()
-        out["low"] = torch.stack(taps).sum().detach()
-        out["sem"] = (taps[-1] + logit).detach()
+        if self.calibrated:
+            out["low"] = torch.stack(taps).mean().detach()
+            out["sem"] = ((taps[-1] + logit) / 2.0).detach()
+        else:
+            out["low"] = torch.stack(taps).sum().detach()
+            out["sem"] = (taps[-1] + logit).detach()
         return out
 
 
@@ -231,12 +284,17 @@ class SemanticPerceptualLoss(WeightedPerceptualLoss):
         alpha: float,
         layer_weights: Sequence[Tensor] | None,
         logit_weight: float,
+        calibrated: bool = False,
     ) -> None:
-        super().__init__(backbone, alpha_weights(alpha), layer_weights, logit_weight)
+        weights = calibrated_alpha_weights(alpha) if calibrated else alpha_weights(alpha)
+        super().__init__(backbone, weights, layer_weights, logit_weight, calibrated)
         self.alpha = float(alpha)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, logit_weight={self.logit_weight}, lpips={self.use_layer_weights}"
+        return (
+            f"alpha={self.alpha}, logit_weight={self.logit_weight}, lpips={self.use_layer_weights}, "
+            f"calibrated={self.calibrated}"
+        )
 
 
 def _freeze(backbone: object) -> None:

@@ -20,7 +20,8 @@ SEPARATELY so the trainer weights and logs each one:
 The forward output uses the straight-through estimator z_e + sg[z_q - z_e]: its value is z_q and
 its gradient w.r.t. z_e is the identity.
 
-Codebook initialisation: uniform(-1/K, 1/K), as in taming-transformers.
+Codebook initialisation: uniform(-1/K, 1/K), as in taming-transformers; a training run may replace
+it with encoder outputs (:meth:`VectorQuantizer.init_from_samples`, ``tokenizer.quantizer.init``).
 """
 
 from __future__ import annotations
@@ -91,6 +92,25 @@ class VectorQuantizer(nn.Module):
         self.entropy_temperature = entropy_temperature
         self.embedding = nn.Embedding(codebook_size, code_dim)
         nn.init.uniform_(self.embedding.weight, -1.0 / codebook_size, 1.0 / codebook_size)
+
+    @torch.no_grad()
+    def init_from_samples(self, z_e: Tensor, generator: torch.Generator) -> None:
+        """Set the K codes to K distinct encoder outputs drawn at random from ``z_e`` (B, C, H, W).
+
+        Codes that start where the encoder's outputs are get selected and follow them; codes that
+        start near 0 (the uniform init) can fall behind an encoder whose outputs grow, leaving
+        z_q ~ 0 and a codebook term that grows past the reconstruction loss.
+        """
+        flat = z_e.detach().permute(0, 2, 3, 1).reshape(-1, z_e.shape[1]).float()
+        if flat.shape[1] != self.code_dim:
+            raise ValueError(f"expected {self.code_dim} channels, got {flat.shape[1]}")
+        if flat.shape[0] < self.codebook_size:
+            raise ValueError(
+                f"the codebook's {self.codebook_size} codes need at least as many encoder outputs; got "
+                f"{flat.shape[0]} (raise tokenizer.phase1.init_images)"
+            )
+        rows = torch.randperm(flat.shape[0], generator=generator)[: self.codebook_size]
+        self.embedding.weight.copy_(flat[rows.to(flat.device)].to(self.embedding.weight.dtype))
 
     @property
     def codebook(self) -> Tensor:

@@ -8,8 +8,14 @@ Layout (chosen to mirror VGG16 so each tap has the same role):
 - five stages of two 3x3 conv - BatchNorm - ReLU units (VGG16 has three convs in stages 3-5;
   two per stage halves the cost and reaches the same accuracy on the embedded set). The tap names
   keep VGG16's (relu3_3 etc.): "the last ReLU of stage i", whatever its index inside the stage;
-- each tap is the output of the stage's last ReLU, before pooling; 2x max-pooling between stages
-  (32 px input gives taps at 32, 16, 8, 4, 2 px);
+- each tap is the output of the stage's last ReLU, before pooling; 2x max-pooling before some
+  stages. VGG16's geometry relative to the paper's tokenizer is kept, not its absolute sizes: at
+  256 px VGG16 pools four times, so relu5_3 is 16x16, the token grid, and the shallower taps are
+  finer. Here the number of poolings is the tokenizer's (``pools`` = log2 of its down-sampling,
+  :func:`semantic_pools`), spread over the stages by ``POOL_BEFORE``: the embedded default's 32 px
+  input and 8x8 token grid give taps at 32, 32, 16, 16, 8 px, so relu5_3 is the token grid.
+  (Four poolings at 32 px made relu5_3 2x2, coarser than the tokens: L_sem could not say where
+  on the grid the semantics were wrong.);
 - global average pooling of the last tap and one linear layer give the logits.
 
 Why BatchNorm (``NORMALIZATION``): without it this 10-layer ReLU stack trained only on the edge of
@@ -39,6 +45,10 @@ from seqgan.config import Params
 from seqgan.nets.backbone import TAP_NAMES
 
 CONVS_PER_STAGE: tuple[int, ...] = (2, 2, 2, 2, 2)
+# Where the 2x poolings go, first to last: with p poolings, stages POOL_BEFORE[:p] start with one.
+# One pooling: before stage 5 only; two: before 5 and 3 (taps 1x, 1x, 2x, 2x, 4x down); four: VGG16.
+POOL_BEFORE: tuple[int, ...] = (4, 2, 3, 1)
+VGG16_POOLS = 4
 # Recorded in the weights' sidecar; a checkpoint of another layout is refused on load.
 NORMALIZATION = "batchnorm"
 WEIGHTS_KIND = "semantic_net"  # the sidecar kind of a trained network (seqgan.train.classifier)
@@ -59,15 +69,20 @@ class SemanticNet(nn.Module):
     Args:
         widths: output channels of the five stages.
         num_classes: size of the logit vector.
+        pools: number of 2x max-poolings (0-4; VGG16 has 4), placed by ``POOL_BEFORE``.
     """
 
-    def __init__(self, widths: Sequence[int], num_classes: int):
+    def __init__(self, widths: Sequence[int], num_classes: int, pools: int = VGG16_POOLS):
         super().__init__()
         widths = [int(w) for w in widths]
         if len(widths) != len(CONVS_PER_STAGE) or min(widths) <= 0:
             raise ValueError(f"widths must be {len(CONVS_PER_STAGE)} positive ints, got {widths}")
         if num_classes <= 0:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
+        if not 0 <= int(pools) <= len(POOL_BEFORE):
+            raise ValueError(f"pools must be in [0, {len(POOL_BEFORE)}], got {pools}")
+        self.pools = int(pools)
+        self.pool_before = frozenset(POOL_BEFORE[: self.pools])
         self.widths = tuple(widths)
         self.num_classes = int(num_classes)
         self.tap_names: tuple[str, ...] = TAP_NAMES
@@ -112,7 +127,7 @@ class SemanticNet(nn.Module):
         h = (images - self.input_mean) / self.input_std
         taps: list[Tensor] = []
         for i, stage in enumerate(self.stages):
-            if i > 0:
+            if i in self.pool_before:
                 h = self.pool(h)
             h = stage(h)
             taps.append(h)
@@ -160,6 +175,18 @@ def fold_batchnorm(net: SemanticNet) -> SemanticNet:
     return net
 
 
+def semantic_pools(params: Params) -> int:
+    """Poolings that put relu5_3 on the token grid: log2 of the tokenizer's down-sampling."""
+    compression = params.tokenizer.architecture.compression
+    pools = compression.bit_length() - 1
+    if 1 << pools != compression or pools > len(POOL_BEFORE):
+        raise ValueError(
+            f"the tokenizer down-samples {compression}x; the semantic network's relu5_3 can sit on its "
+            f"token grid only for a power of two up to {1 << len(POOL_BEFORE)}"
+        )
+    return pools
+
+
 def semantic_weights(params: Params, path: str | Path | None) -> Path | None:
     """The embedded semantic network's weights file (None for the pretrained VGG16 backbone)."""
     if params.semantic.backbone != "embedded":
@@ -188,7 +215,8 @@ def load_semantic_net(path: str | os.PathLike[str], device: str | torch.device =
             f"{path}: trained with normalization {stored_norm!r}, this code builds "
             f"{NORMALIZATION!r}; retrain the semantic network"
         )
-    model = SemanticNet(config["widths"], config["num_classes"])
+    # Networks from before the pooling layout was recorded pooled four times, as VGG16 does.
+    model = SemanticNet(config["widths"], config["num_classes"], config.get("pools", VGG16_POOLS))
     model.load_state_dict(state, strict=True)
     model.eval().requires_grad_(False)
     return fold_batchnorm(model).to(device)

@@ -40,6 +40,7 @@ from seqgan.nets.common import count_parameters
 from seqgan.nets.semantic import (
     CONVS_PER_STAGE,
     NORMALIZATION,
+    VGG16_POOLS,
     WEIGHTS_KIND,
     SemanticNet,
 )
@@ -167,6 +168,7 @@ def train_semantic_classifier(
     out_path: str | os.PathLike[str],
     *,
     widths: Sequence[int],
+    pools: int = VGG16_POOLS,
     iterations: int,
     batch_size: int,
     lr: float,
@@ -201,13 +203,14 @@ def train_semantic_classifier(
     train, val, num_classes = _open_splits(train_dir, val_dir)
     seed_everything(seed)
 
-    model = SemanticNet(widths, num_classes).to(dev)
+    model = SemanticNet(widths, num_classes, pools).to(dev)
     mean, std = channel_statistics(train)
     model.set_input_statistics(mean, std)
     optimizer = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr)
 
     fingerprint = {
         "widths": [int(w) for w in widths],
+        "pools": int(pools),
         "iterations": int(iterations),
         "batch_size": int(batch_size),
         "lr": float(lr),
@@ -306,6 +309,7 @@ def train_semantic_classifier(
         "kind": WEIGHTS_KIND,
         "config": {
             "widths": [int(w) for w in widths],
+            "pools": int(pools),
             "num_classes": num_classes,
             "resolution": train.resolution,
             "class_names": train.class_names,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from seqgan.artefacts.files import atomic_write_text, read_manifest
 from seqgan.config import Params
+from seqgan.nets.semantic import semantic_pools
 from seqgan.runs import run_values
 from seqgan.train.classifier import train_semantic_classifier
 from seqgan.train.resume import publish_logs, resume_path
@@ -30,6 +31,7 @@ def train_semantic_job(
         data_dir / "val",
         out,
         widths=sem.widths,
+        pools=semantic_pools(params),
         iterations=sem.iterations,
         batch_size=sem.batch_size,
         lr=sem.lr,

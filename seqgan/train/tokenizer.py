@@ -125,6 +125,7 @@ from seqgan.train.tokenizer_eval import (
     evaluate_reconstruction,
     evaluation_definition,
 )
+from seqgan.train.tokenizer_init import apply_phase1_calibration, calibrate_perceptual, init_codebook
 from seqgan.train.tokenizer_losses import (
     QUANTIZER_COLUMNS,
     build_perceptual_loss,
@@ -186,7 +187,12 @@ class TokenizerRun:
         self.perceptual = perceptual.to(self.device, memory_format=memory_format) if perceptual is not None else None
         trainable = self.tokenizer if phase == 1 else self.tokenizer.decoder
         self.trainable: nn.Module = ctx.wrap(trainable)
-        self.opt_g = make_adam([p for p in trainable.parameters() if p.requires_grad], self.settings)
+        codebook = [self.tokenizer.quantizer.embedding.weight] if phase == 1 else []
+        self.opt_g = make_adam(
+            [p for p in trainable.parameters() if p.requires_grad],
+            self.settings,
+            scaled=(codebook, params.tokenizer.quantizer.codebook_lr_scale),
+        )
         self.disc: StyleGAN2Discriminator | None = None
         self.disc_ddp: nn.Module | None = None
         self.opt_d: torch.optim.Optimizer | None = None
@@ -195,6 +201,9 @@ class TokenizerRun:
             self.disc_ddp = ctx.wrap(self.disc)
             self.opt_d = make_adam(list(self.disc.parameters()), self.settings)
         self.last_logged: dict[str, float] = {}
+        # What the run derived from its initial networks (codebook init, perceptual calibration):
+        # set before the first step, part of the resume state, recorded in the sidecar.
+        self.init_record: dict[str, Any] = {}
 
     # -- resume state ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -202,7 +211,10 @@ class TokenizerRun:
             "tokenizer": self.tokenizer.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "last_logged": dict(self.last_logged),
+            "init_record": copy.deepcopy(self.init_record),
         }
+        if self.perceptual is not None:
+            state["perceptual_term_scales"] = self.perceptual.term_scales.detach().cpu().clone()
         if self.disc is not None and self.opt_d is not None:
             state["disc"] = self.disc.state_dict()
             state["opt_d"] = self.opt_d.state_dict()
@@ -212,6 +224,9 @@ class TokenizerRun:
         self.tokenizer.load_state_dict(state["tokenizer"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.last_logged = dict(state["last_logged"])
+        self.init_record = copy.deepcopy(state["init_record"])
+        if self.perceptual is not None:
+            self.perceptual.term_scales.copy_(state["perceptual_term_scales"].to(self.perceptual.term_scales.device))
         if self.disc is not None and self.opt_d is not None:
             self.disc.load_state_dict(state["disc"])
             self.opt_d.load_state_dict(state["opt_d"])
@@ -442,6 +457,8 @@ def train_tokenizer(
             fingerprint,
         )
         start = loop.start_step()
+        if start == 0:
+            run.init_record = initialise_run(run, train, init_weights, fingerprint["semantic_sha256"])
         metrics = _train_steps(run, loop, train, start, use_perceptual, Path(log_dir), progress)
         if not ctx.is_main:
             return metrics
@@ -470,6 +487,24 @@ def train_tokenizer(
         }
     finally:
         close_distributed(ctx)
+
+
+def initialise_run(
+    run: TokenizerRun, train: ImageStore, init_weights: Path | None, semantic_sha: str | None
+) -> dict[str, Any]:
+    """Before step 0: the codebook init and the perceptual calibration the params ask for
+    (:mod:`seqgan.train.tokenizer_init`). Returns what the sidecar records."""
+    params, record = run.params, {}
+    fresh_phase1 = run.phase == 1 and init_weights is None
+    if fresh_phase1 and params.tokenizer.quantizer.init == "encoder_samples":
+        record["codebook_init"] = init_codebook(run.tokenizer, train, params, run.device)
+    if run.perceptual is not None and run.perceptual.calibrated:
+        if run.phase == 1:
+            record["calibration"] = calibrate_perceptual(run.tokenizer, run.perceptual, train, params, run.device)
+        else:
+            assert init_weights is not None
+            record["calibration"] = apply_phase1_calibration(run.perceptual, init_weights, semantic_sha)
+    return record
 
 
 def _train_steps(
@@ -552,6 +587,7 @@ def _sidecar(
             "train_dir": str(train_dir),
             "semantic_weights": str(semantic_weights) if semantic_weights else None,
             "init_weights": str(init_weights) if init_weights else None,
+            **copy.deepcopy(run.init_record),
         },
         "metrics": {
             "final_losses": dict(run.last_logged),

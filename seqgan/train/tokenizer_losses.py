@@ -96,7 +96,11 @@ def build_perceptual_loss(
     else:
         backbone = VGG16Backbone.from_imagenet()  # MissingWeightsError names the fetch command
         layer_weights = backbone.lpips_layer_weights()
-    return SemanticPerceptualLoss(backbone, alpha, layer_weights, params.tokenizer.loss.logit_weight)
+    loss = params.tokenizer.loss
+    if loss.calibration == "initial_mean":  # the divisors are set before the first step
+        return SemanticPerceptualLoss(backbone, alpha, layer_weights, 1.0, calibrated=True)
+    assert loss.logit_weight is not None  # the params validator requires it with calibration none
+    return SemanticPerceptualLoss(backbone, alpha, layer_weights, loss.logit_weight)
 
 
 @contextlib.contextmanager

@@ -56,10 +56,28 @@ def learning_rate(step: int, settings: PhaseSettings) -> float:
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group's lr = ``lr`` times the group's ``lr_scale`` (1 unless :func:`make_adam` set one)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
-def make_adam(parameters: list[nn.Parameter], settings: PhaseSettings) -> torch.optim.Adam:
-    """Adam with the phase's betas (no weight decay: the paper's tokenizer optimizer is Adam)."""
-    return torch.optim.Adam(parameters, lr=settings.lr, betas=(settings.beta1, settings.beta2))
+def make_adam(
+    parameters: list[nn.Parameter], settings: PhaseSettings, scaled: tuple[list[nn.Parameter], float] | None = None
+) -> torch.optim.Adam:
+    """Adam with the phase's betas (no weight decay: the paper's tokenizer optimizer is Adam).
+
+    ``scaled = (params, scale)``: those parameters (a subset of ``parameters``) in their own group
+    whose learning rate is always ``scale`` times the schedule's (the codebook's, see
+    ``tokenizer.quantizer.codebook_lr_scale``).
+    """
+    betas = (settings.beta1, settings.beta2)
+    if scaled is None or not scaled[0]:
+        return torch.optim.Adam(parameters, lr=settings.lr, betas=betas)
+    scaled_ids = {id(p) for p in scaled[0]}
+    groups = [
+        {"params": [p for p in parameters if id(p) not in scaled_ids], "lr_scale": 1.0},
+        {"params": [p for p in parameters if id(p) in scaled_ids], "lr_scale": float(scaled[1])},
+    ]
+    optimizer = torch.optim.Adam(groups, lr=settings.lr, betas=betas)
+    set_learning_rate(optimizer, settings.lr)
+    return optimizer
