@@ -284,6 +284,7 @@ class VerdictParams:
     tokenizer_min_usage: float
     reference_tolerance_sigmas: float
     reference_tolerance_floor: float
+    manipulation_min_difference: float
 
 
 @dataclass(frozen=True)

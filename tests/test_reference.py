@@ -564,7 +564,8 @@ def test_readme_tables_render_the_reference(tmp_path):
     assert "Semantic network, validation accuracy: 0.990 (n = 1)." in results
     claim2 = next(line for line in results.splitlines() if line.startswith("| 2. A larger semantic ratio alpha"))
     assert "| **holds** |" in claim2
-    assert "the final validation loss decreases as alpha grows (paired per-seed differences): *holds*" in claim2
+    assert "the final validation loss decreases as alpha grows (paired per-seed differences), given that " in claim2
+    assert "(manipulation check): *holds*" in claim2
     assert "| AR base | alpha1.0 - alpha0.0 | -0.200, -0.250, -0.150 | -0.200 | [-0.324, -0.076] |" in results
 
     assert (

@@ -45,8 +45,9 @@ class Fakes:
         return path
 
     @staticmethod
-    def _tokenizer_record(rfid, usage, psnr, perplexity, acc, phase, git) -> dict:
+    def _tokenizer_record(rfid, usage, psnr, perplexity, acc, phase, git, mask_iou=0.85) -> dict:
         return {
+            "instrument": {"reconstructed": {"mask_iou": mask_iou, "shape_colour_delta_e": 30.0}},
             "rfid": rfid,
             "psnr": psnr,
             "codebook_usage": usage,
@@ -66,10 +67,12 @@ class Fakes:
             "tokenizer": {"phase": phase, "git_revision": git},
         }
 
-    def tokenizer(self, variant, seed, *, rfid=10.0, usage=1.0, psnr=17.0, perplexity=200.0, acc=0.8, git="abc1234"):
+    def tokenizer(
+        self, variant, seed, *, rfid=10.0, usage=1.0, psnr=17.0, perplexity=200.0, acc=0.8, git="abc1234", mask_iou=0.85
+    ):
         return self._write(
             self.layout.tokenizer_metrics(variant, seed),
-            self._tokenizer_record(rfid, usage, psnr, perplexity, acc, 1, git),
+            self._tokenizer_record(rfid, usage, psnr, perplexity, acc, 1, git, mask_iou),
         )
 
     def phase2(self, *, rfid=8.0, usage=1.0, psnr=18.0, perplexity=200.0, acc=0.8, git="def5678"):
@@ -445,6 +448,7 @@ def write_claim_inputs(
     floor=0.05,
     sampling_seeds=(0, 1),
     no_entropy_usage=(0.4, 0.5, 0.45),
+    mask_iou=None,
 ):
     """A full claims input tree for embedded_params(): 3 experiment seeds, 2 sampling seeds, AR base.
 
@@ -460,6 +464,7 @@ def write_claim_inputs(
                 usage=usage,
                 psnr=p1_psnr if variant == "alpha1.0" else 17.5,
                 rfid=p1_rfid if variant == "alpha1.0" else 12.0,
+                mask_iou=0.85 if mask_iou is None else mask_iou[seed][variant],
             )
         f.transformer("ar", "base", "control", seed, loss=control_loss)
         f.tokenizer("control", seed, usage=usage)
@@ -504,6 +509,35 @@ def test_claim2_holds_when_every_paired_interval_is_below_zero(tmp_path):
     assert "| alpha0.5 - alpha0.0 |" in text and "| alpha1.0 - alpha0.5 |" in text
     assert "| control - alpha0.0 |" in text and "(context)" in text  # the control beside, no verdict
     assert not any("control" in c and "below every alpha" in c for c in claim.caveats)
+
+
+def test_claim2_loss_is_no_test_when_alpha_made_one_seeds_tokens_less_semantic(tmp_path):
+    """The losses say *holds* (as in the test above), but in seed 1 alpha 1's reconstructions keep
+    less of the shapes than alpha 0's: the manipulation check fails and no verdict is drawn."""
+    iou = {s: {"alpha0.0": 0.80, "alpha0.5": 0.82, "alpha1.0": 0.84} for s in (0, 1, 2)}
+    iou[1]["alpha1.0"] = 0.79
+    claims, _ = claims_by_number(tmp_path, gen_fids=(30.0, 25.0, 0.0), p1_fid=20.0, mask_iou=iou)
+    loss_part = claims[2].parts[0]
+    assert loss_part.verdict == C.NOT_TESTABLE and claims[2].verdict == C.NOT_TESTABLE
+    text = "\n".join(loss_part.evidence)
+    assert "Outcome: fails: mask IoU alpha1.0 - alpha0.0 = +0.023" in text
+    assert "the losses alone read *holds*" in text
+    assert "| alpha1.0 | 0.840 | 0.790 | 0.840 |" in text
+    # every seed at least as semantic: the check passes and the losses decide
+    iou[1]["alpha1.0"] = 0.80
+    claims, _ = claims_by_number(tmp_path / "b", gen_fids=(30.0, 25.0, 0.0), p1_fid=20.0, mask_iou=iou)
+    assert claims[2].parts[0].verdict == C.HOLDS
+    assert "Outcome: passes" in "\n".join(claims[2].parts[0].evidence)
+
+
+def test_manipulation_check_without_ground_truth_is_not_measured() -> None:
+    from seqgan.report.manipulation import manipulation_check, semantic_fidelity
+
+    assert semantic_fidelity({"psnr": 20.0}) is None
+    check = manipulation_check({0: {"a1": None, "a0": 0.8}}, "a1", "a0", 0.0, 0.95)
+    assert not check.passed and check.interval is None and check.describe().startswith("not measured")
+    check = manipulation_check({0: {"a1": 0.9, "a0": 0.8}, 1: {"a1": 0.75, "a0": 0.8}}, "a1", "a0", 0.0, 0.95)
+    assert not check.passed and check.interval is not None
 
 
 def test_claim2_is_undecided_when_one_seed_disagrees(tmp_path):

@@ -423,13 +423,18 @@ def _pixel_noise(params: _SceneParams, resolution: int) -> Array:
     return (u1 + u2 - np.float32(1.0)) * _f32(params.noise_amp)[:, None, None, None]
 
 
-def _render(params: _SceneParams, resolution: int) -> Array:
-    """(B, R, R, 3) uint8 images for ``params``; a pure per-image function of the parameters."""
+def _background(params: _SceneParams, resolution: int) -> Array:
+    """(B, R, R, 3) float32 in [0, 1]: the two texture layers in their colours, no shape, no noise."""
     t1 = _pattern(params, 0, resolution)[..., None]
     t2 = _pattern(params, 1, resolution)[..., None] * _f32(params.layer_mix)[:, None, None, None]
     c = _f32(params.bg_colors)[:, None, None]  # (B, 1, 1, 3, 3)
     background = c[..., 0, :] + (c[..., 1, :] - c[..., 0, :]) * t1
-    background = background + (c[..., 2, :] - background) * t2
+    return background + (c[..., 2, :] - background) * t2
+
+
+def _render(params: _SceneParams, resolution: int) -> Array:
+    """(B, R, R, 3) uint8 images for ``params``; a pure per-image function of the parameters."""
+    background = _background(params, resolution)
     alpha = _shape_coverage(params.labels, params.scale, params.center, params.angle, resolution)[..., None]
     fg = _f32(params.fg_color)[:, None, None, :]
     image = background + (fg - background) * alpha + _pixel_noise(params, resolution)
@@ -498,6 +503,37 @@ def generate_images(
         labels[start:stop] = chunk_labels
         start = stop
     return images, labels
+
+
+@dataclass(frozen=True)
+class SceneTruth:
+    """What the generator knows about each image of a split (the instrument's ground truth).
+
+    ``coverage`` (N, R, R): fraction of each pixel inside the shape; ``shape_rgb`` (N, 3) and
+    ``background`` (N, R, R, 3): the shape's colour and the background without shape or pixel
+    noise, in [0, 1]; ``labels`` (N,).
+    """
+
+    labels: Array
+    coverage: Array
+    shape_rgb: Array
+    background: Array
+
+
+def scene_truth(
+    num_images: int, resolution: int, num_classes: int, seed: int, split: str, count: int | None = None
+) -> SceneTruth:
+    """Ground truth of the first ``count`` (default all) images of the split that
+    :func:`generate_images` with the same arguments draws (same parameters, same order)."""
+    _validate(num_images, resolution, num_classes, seed, split)
+    params = _draw_params(_split_rng(int(seed), split), int(num_images), int(num_classes))
+    params = params.select(slice(0, num_images if count is None else int(count)))
+    return SceneTruth(
+        labels=params.labels.copy(),
+        coverage=_shape_coverage(params.labels, params.scale, params.center, params.angle, int(resolution)),
+        shape_rgb=_f32(params.fg_color),
+        background=_background(params, int(resolution)),
+    )
 
 
 def write_synthetic_split(

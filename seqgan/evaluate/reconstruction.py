@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from seqgan.artefacts.images import to_model_input, to_uint8
+from seqgan.data.synthetic import SceneTruth
 from seqgan.evaluate.fid import (
     FeatureNetwork,
     ReferenceStatistics,
@@ -54,6 +55,7 @@ from seqgan.evaluate.fid import (
     store_batches,
     weights_identity,
 )
+from seqgan.evaluate.ground_truth import INSTRUMENT_DEFINITION, instrument_metrics
 from seqgan.losses.psnr import mean_psnr, psnr, psnr_definition
 from seqgan.nets.common import eval_mode
 from seqgan.nets.pretrained import lpips_linear_weights_path, require_weights
@@ -203,6 +205,7 @@ def evaluate_reconstruction(
     classifier: nn.Module | None = None,
     max_images: int | None = None,
     progress: bool = False,
+    truth: SceneTruth | None = None,
 ) -> dict[str, Any]:
     """Encode + decode a split (the first ``max_images`` images, or all) and measure it.
 
@@ -210,7 +213,9 @@ def evaluate_reconstruction(
     ``psnr_identical_images``, the perceptual distance under its own name (and its name under
     ``perceptual_metric``), ``codebook_usage`` (fraction of K used), ``codebook_perplexity``,
     ``codebook_used_codes``, ``codebook_size``, ``tokenizer_sha256``; with a classifier also
-    ``classifier_accuracy_reconstructed`` and ``classifier_accuracy_original``; and
+    ``classifier_accuracy_reconstructed`` and ``classifier_accuracy_original``; with the synthetic
+    world's ground truth ``truth`` also ``instrument`` (mask IoU, shape colour and background
+    error of the reconstructions and of the originals, :mod:`seqgan.evaluate.ground_truth`); and
     ``computed_with``: how each number was computed (module docstring).
 
     The tokenizer (and classifier) are moved to ``device`` in place; the FID network and the
@@ -234,6 +239,7 @@ def evaluate_reconstruction(
     features: list[np.ndarray] = []
     perceptual_sum = 0.0
     correct_recon = correct_orig = 0
+    kept: list[np.ndarray] = []  # reconstructions for the ground-truth instrument
     resolution = None
     with eval_mode(tokenizer, classifier), progress_bar(n, progress, "reconstruction") as bar:
         start = 0
@@ -241,6 +247,8 @@ def evaluate_reconstruction(
             resolution = images.shape[1:3]
             recon, ids, x = _reconstruct(tokenizer, images, dev)  # (B, H, W, 3) uint8, ...
             usage.update(ids)
+            if truth is not None:
+                kept.append(recon)
             psnr_values.append(psnr(recon, images))
             features.append(features_of_images(recon, fid_network, batch_size=len(recon), progress=False))
             if perceptual_distance is not None or classifier is not None:
@@ -312,6 +320,14 @@ def evaluate_reconstruction(
         computed_with["classifier"] = {
             "weights_sha256": module_sha256(classifier),
             "metric": "top-1 accuracy against the split's labels (eval mode)",
+            "network": "the loss network: the semantic network the tokenizer's perceptual loss used",
         }
+    if truth is not None:
+        originals = np.asarray(store.images[:n])
+        metrics["instrument"] = {
+            "reconstructed": instrument_metrics(np.concatenate(kept), truth),
+            "original": instrument_metrics(originals, truth),
+        }
+        computed_with["instrument"] = {**INSTRUMENT_DEFINITION, "network": "none (ground truth)"}
     metrics["computed_with"] = computed_with
     return metrics

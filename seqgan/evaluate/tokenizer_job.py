@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from seqgan.artefacts.files import atomic_write_text
-from seqgan.artefacts.images import open_image_store
+from seqgan.artefacts.images import ImageStore, open_image_store
 from seqgan.config import Params
+from seqgan.data.synthetic import SceneTruth, scene_truth
 from seqgan.evaluate.fid import load_reference
 from seqgan.evaluate.networks import fid_network, load_semantic
 from seqgan.evaluate.reconstruction import (
@@ -17,6 +20,18 @@ from seqgan.evaluate.reconstruction import (
 )
 from seqgan.train.runtime import resolve_device, set_threads
 from seqgan.train.tokenizer_model import load_tokenizer_checkpoint
+
+
+def split_truth(store: ImageStore) -> SceneTruth | None:
+    """The generator's ground truth of a synthetic split (None for real images), checked: the
+    scenes it redraws carry the split's own labels, so truth and images are the same images."""
+    m = store.manifest
+    if m.get("source") != "synthetic":
+        return None
+    truth = scene_truth(m["count"], store.resolution, len(store.class_names), m["seed"], m["split"])
+    if not np.array_equal(truth.labels, np.asarray(store.labels)):
+        raise ValueError(f"{store.directory}: the generator's scenes do not match the split's labels")
+    return truth
 
 
 def eval_tokenizer_job(
@@ -37,9 +52,10 @@ def eval_tokenizer_job(
         distance = embedded_perceptual_distance(semantic_net, weights_file=semantic)
     else:
         distance = lpips_vgg_distance(device)
+    store = open_image_store(split_dir)
     metrics = evaluate_reconstruction(
         tokenizer,
-        open_image_store(split_dir),
+        store,
         batch_size=params.evaluation.batch_size,
         device=device,
         fid_network=fid_network(params, semantic_net, semantic, device),
@@ -47,6 +63,7 @@ def eval_tokenizer_job(
         perceptual_distance=distance,
         classifier=semantic_net,
         progress=True,
+        truth=split_truth(store),
     )
     metrics["tokenizer"] = {
         "file": str(tokenizer_file),
