@@ -44,18 +44,23 @@ import seqgan.train.tokenizer as tokenizer_training
 from seqgan.artefacts.images import to_model_input
 from seqgan.config import validate_params
 from seqgan.data.synthetic import generate_images
-from seqgan.losses.perceptual import SemanticPerceptualLoss
-from seqgan.nets.semantic import SemanticNet, fold_batchnorm
+from seqgan.nets.semantic import SemanticNet, fold_batchnorm, semantic_pools
 from seqgan.nets.transformer_factory import build_transformer
 from seqgan.train import tokenizer_losses
 from seqgan.train.distributed import Distributed
 from seqgan.train.runtime import cpu_description, seed_everything
+from seqgan.train.tokenizer_losses import timing_perceptual_loss
 from seqgan.train.tokenizer_model import prepare_tokenizer
 from seqgan.train.tokenizer_schedule import make_adam, phase_settings
 from seqgan.train.transformer import make_optimizer, objective_loss
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
+
+
+def semantic_stand_in(params) -> SemanticNet:
+    """The embedded semantic network's layout (widths, poolings) with random weights."""
+    return SemanticNet(params.semantic.widths, params.data.synthetic.num_classes, semantic_pools(params))
 
 
 def raw_params() -> dict:
@@ -116,9 +121,11 @@ def tokenizer_builders(raw: dict) -> dict[str, Callable[[], Callable[[], None]]]
     def build(memory_format: torch.memory_format, autocast: Callable, compiled: bool) -> Callable[[], None]:
         seed_everything(0)
         tok = prepare_tokenizer(params, 1, None)
-        net = fold_batchnorm(SemanticNet(params.semantic.widths, params.data.synthetic.num_classes).eval())
+        net = fold_batchnorm(
+            SemanticNet(params.semantic.widths, params.data.synthetic.num_classes, semantic_pools(params)).eval()
+        )
         net.requires_grad_(False)
-        perceptual = SemanticPerceptualLoss(net, 1.0, None, params.tokenizer.loss.logit_weight)
+        perceptual = timing_perceptual_loss(params, net, 1.0, None)
         run = tokenizer_training.TokenizerRun(params, 1, tok, perceptual, Distributed.single(CPU))
         run.memory_format = memory_format
         run.tokenizer.to(memory_format=memory_format)
@@ -164,9 +171,11 @@ def tokenizer_breakdown(raw: dict) -> dict[str, Callable[[], Callable[[], None]]
     )
     seed_everything(0)
     tok = prepare_tokenizer(params, 1, None).to(memory_format=torch.channels_last).train()
-    net = fold_batchnorm(SemanticNet(params.semantic.widths, params.data.synthetic.num_classes).eval())
+    net = fold_batchnorm(
+        SemanticNet(params.semantic.widths, params.data.synthetic.num_classes, semantic_pools(params)).eval()
+    )
     net.requires_grad_(False)
-    perceptual = SemanticPerceptualLoss(net, 1.0, None, params.tokenizer.loss.logit_weight)
+    perceptual = timing_perceptual_loss(params, net, 1.0, None)
     perceptual.to(memory_format=torch.channels_last)
     x = to_model_input(images, CPU).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
@@ -251,7 +260,7 @@ def semantic_builders(raw: dict) -> tuple[dict, dict]:
 
     def train_step() -> Callable[[], None]:
         torch.manual_seed(0)
-        net = SemanticNet(sem.widths, params.data.synthetic.num_classes).train()
+        net = semantic_stand_in(params).train()
         opt = torch.optim.AdamW(net.parameters(), lr=sem.lr)
 
         def step() -> None:
@@ -264,7 +273,7 @@ def semantic_builders(raw: dict) -> tuple[dict, dict]:
 
     def frozen_forward(folded: bool) -> Callable[[], None]:
         torch.manual_seed(0)
-        net = SemanticNet(sem.widths, params.data.synthetic.num_classes).eval().requires_grad_(False)
+        net = semantic_stand_in(params).eval().requires_grad_(False)
         if folded:
             fold_batchnorm(net)
 

@@ -43,10 +43,11 @@ from seqgan.config import Params, validate_params
 from seqgan.data.synthetic import generate_images
 from seqgan.losses.perceptual import SemanticPerceptualLoss, VGG16Backbone
 from seqgan.nets.common import count_parameters
-from seqgan.nets.semantic import SemanticNet
+from seqgan.nets.semantic import SemanticNet, semantic_pools
 from seqgan.train.distributed import Distributed
 from seqgan.train.runtime import seed_everything
 from seqgan.train.tokenizer import TokenizerRun
+from seqgan.train.tokenizer_losses import timing_perceptual_loss
 from seqgan.train.tokenizer_model import prepare_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,12 +78,11 @@ def bench_params(raw: dict, resolution: int, batch: int, gan: bool) -> Params:
 
 def perceptual_loss(params: Params, kind: str) -> SemanticPerceptualLoss:
     """A randomly initialised backbone of the right shape (see the module docstring)."""
-    weight = params.tokenizer.loss.logit_weight
     if kind == "embedded":
-        net = SemanticNet(params.semantic.widths, params.data.synthetic.num_classes)
-        return SemanticPerceptualLoss(net, ALPHA, None, weight)
+        net = SemanticNet(params.semantic.widths, params.data.synthetic.num_classes, semantic_pools(params))
+        return timing_perceptual_loss(params, net, ALPHA, None)
     vgg = VGG16Backbone(torchvision.models.vgg16(weights=None))
-    return SemanticPerceptualLoss(vgg, ALPHA, vgg.lpips_layer_weights(), weight)
+    return timing_perceptual_loss(params, vgg, ALPHA, vgg.lpips_layer_weights())
 
 
 def images_per_second(params: Params, backbone: str, steps: int) -> tuple[float, int]:

@@ -220,16 +220,15 @@ def _once(key: tuple[Any, ...], count: Callable[[], int]) -> int:
 
 
 def _perceptual(params: Any, alpha: float) -> nn.Module:
-    from seqgan.losses.perceptual import SemanticPerceptualLoss, VGG16Backbone
-    from seqgan.nets.semantic import SemanticNet
+    from seqgan.losses.perceptual import VGG16Backbone
+    from seqgan.nets.semantic import SemanticNet, semantic_pools
+    from seqgan.train.tokenizer_losses import timing_perceptual_loss
 
-    weight = params.tokenizer.loss.logit_weight
     if params.semantic.backbone == "embedded":
-        return SemanticPerceptualLoss(
-            SemanticNet(params.semantic.widths, params.data.synthetic.num_classes), alpha, None, weight
-        )
+        net = SemanticNet(params.semantic.widths, params.data.synthetic.num_classes, semantic_pools(params))
+        return timing_perceptual_loss(params, net, alpha, None)
     vgg = VGG16Backbone(torchvision.models.vgg16(weights=None))
-    return SemanticPerceptualLoss(vgg, alpha, vgg.lpips_layer_weights(), weight)
+    return timing_perceptual_loss(params, vgg, alpha, vgg.lpips_layer_weights())
 
 
 def tokenizer_step_flops(raw: dict[str, Any], phase: int, kind: str, gan: bool) -> int:

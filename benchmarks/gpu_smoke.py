@@ -79,6 +79,7 @@ from seqgan.nets.transformer_factory import tokens_per_image
 from seqgan.train.distributed import Distributed
 from seqgan.train.runtime import compute_record, cpu_description, resolve_device
 from seqgan.train.tokenizer import TokenizerRun
+from seqgan.train.tokenizer_losses import timing_perceptual_loss
 from seqgan.train.tokenizer_model import freeze_encoder_and_codebook
 from seqgan.train.transformer import TransformerRun, training_mask
 
@@ -195,7 +196,7 @@ def vgg16_backbone() -> tuple[VGG16Backbone, list[torch.Tensor] | None, str]:
 
 def perceptual_loss(params: Params, alpha: float, device: torch.device) -> tuple[SemanticPerceptualLoss, str]:
     backbone, weights, note = vgg16_backbone()
-    loss = SemanticPerceptualLoss(backbone, alpha, weights, params.tokenizer.loss.logit_weight)
+    loss = timing_perceptual_loss(params, backbone, alpha, weights)
     return loss.to(device), note
 
 

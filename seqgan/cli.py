@@ -97,6 +97,19 @@ def cmd_train_semantic(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_train_judge(args: argparse.Namespace) -> None:
+    from seqgan.train.judge_job import train_judge_job
+
+    train_judge_job(
+        load_params(args.params),
+        data_dir=Path(args.data),
+        out=Path(args.out),
+        metrics_path=Path(args.metrics),
+        log_dir=Path(args.log_dir),
+        threads=args.threads,
+    )
+
+
 def cmd_train_tokenizer(args: argparse.Namespace) -> None:
     from seqgan.train.tokenizer_job import train_tokenizer_job
 
@@ -121,6 +134,7 @@ def cmd_fid_reference(args: argparse.Namespace) -> None:
         load_params(args.params),
         split_dir=Path(args.split_dir),
         semantic=args.semantic,
+        judge=args.judge,
         out=Path(args.out),
         threads=args.threads,
     )
@@ -135,6 +149,7 @@ def cmd_eval_tokenizer(args: argparse.Namespace) -> None:
         split_dir=Path(args.split_dir),
         reference=Path(args.reference),
         semantic=args.semantic,
+        judge=args.judge,
         out=Path(args.out),
         threads=args.threads,
     )
@@ -215,6 +230,7 @@ def cmd_eval_samples(args: argparse.Namespace) -> None:
         reference_file=Path(args.reference),
         reference_split_dir=Path(args.reference_split_dir) if args.reference_split_dir else None,
         semantic=args.semantic,
+        judge=args.judge,
         out=Path(args.out),
         threads=args.threads,
     )
@@ -374,6 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", required=True, help="JSON file for the validation accuracy and run facts")
     p.add_argument("--log-dir", required=True, help="directory for the training curve and DVCLive logs")
 
+    p = with_threads(
+        with_params(add("train-judge", cmd_train_judge, "train the embedded default's judge (evaluation network)"))
+    )
+    p.add_argument("--data", required=True, help="dataset directory holding train/ and val/")
+    p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
+    p.add_argument("--metrics", required=True, help="JSON file for the validation accuracy and run facts")
+    p.add_argument("--log-dir", required=True, help="directory for the training curve and DVCLive logs")
+
     p = with_threads(with_params(add("train-tokenizer", cmd_train_tokenizer, "train a phase-1 or phase-2 tokenizer")))
     p.add_argument("--phase", type=int, choices=[1, 2], required=True)
     p.add_argument("--variant", required=True, help="phase 1: alpha<value> or control; phase 2: phase2")
@@ -387,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_threads(with_params(add("fid-reference", cmd_fid_reference, "FID reference statistics of a split")))
     p.add_argument("--split-dir", required=True)
     p.add_argument("--semantic", help="semantic network weights (fid_network = semantic)")
+    p.add_argument("--judge", help="judge weights (fid_network = judge)")
     p.add_argument("--out", required=True, help=".npz file (a .json with the metadata is written beside it)")
 
     p = with_threads(with_params(add("eval-tokenizer", cmd_eval_tokenizer, "reconstruction metrics of a tokenizer")))
@@ -394,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-dir", required=True)
     p.add_argument("--reference", required=True, help="FID reference statistics of that split")
     p.add_argument("--semantic", help="semantic network weights (embedded backbone)")
+    p.add_argument("--judge", help="judge weights (fid_network = judge)")
     p.add_argument("--out", required=True)
 
     p = with_threads(
@@ -463,6 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference-split-dir", help="the prepared split of that reference (classifier view, semantic network)"
     )
     p.add_argument("--semantic", help="semantic network weights (embedded backbone)")
+    p.add_argument("--judge", help="judge weights (fid_network = judge)")
     p.add_argument("--out", required=True, help="JSON metrics file")
 
     p = with_sample_labels(

@@ -102,6 +102,20 @@ class SemanticParams:
 
 
 @dataclass(frozen=True)
+class JudgeParams:
+    widths: tuple[int, ...]
+    iterations: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    seed: int
+    eval_every: int
+    checkpoint_every: int
+    min_val_accuracy: float
+
+
+@dataclass(frozen=True)
 class ArchitectureParams:
     base_channels: int
     channel_mult: tuple[int, ...]
@@ -289,7 +303,7 @@ class VerdictParams:
 
 @dataclass(frozen=True)
 class EvaluationParams:
-    fid_network: Literal["semantic", "inception"]
+    fid_network: Literal["judge", "semantic", "inception"]
     num_samples: int
     batch_size: int
     sampling_seeds: tuple[int, ...]
@@ -307,6 +321,7 @@ class Params:
     run: RunParams
     data: DataParams
     semantic: SemanticParams
+    judge: JudgeParams
     tokenizer: TokenizerParams
     transformer: TransformerParams
     evaluation: EvaluationParams
@@ -426,10 +441,19 @@ def cross_field_problems(p: Params) -> list[str]:
         )
     if p.data.source != "synthetic" and not p.data.folder.train_dir:
         problems.append(f"data.folder.train_dir = '': required when data.source = {p.data.source}")
-    if p.evaluation.fid_network == "semantic" and p.semantic.backbone != "embedded":
+    if p.evaluation.fid_network in ("semantic", "judge") and p.semantic.backbone != "embedded":
         problems.append(
-            "evaluation.fid_network = semantic: needs semantic.backbone = embedded "
-            "(the semantic FID network is the embedded classifier); use inception with vgg16"
+            f"evaluation.fid_network = {p.evaluation.fid_network}: needs semantic.backbone = embedded "
+            "(the embedded networks are trained on the prepared data); use inception with vgg16"
+        )
+    if p.judge.warmup_steps >= p.judge.iterations:
+        problems.append(
+            f"judge.warmup_steps = {p.judge.warmup_steps}: must be below judge.iterations = {p.judge.iterations}"
+        )
+    if p.semantic.warmup_steps >= p.semantic.iterations:
+        problems.append(
+            f"semantic.warmup_steps = {p.semantic.warmup_steps}: must be below semantic.iterations = "
+            f"{p.semantic.iterations}"
         )
     gpus, accumulation = p.run.gpus_per_job, p.run.accumulation_steps
     for key, batch in (

@@ -48,7 +48,7 @@ def needs_preflight(params: Params) -> bool:
     return not (
         params.data.source == "synthetic"
         and params.semantic.backbone == "embedded"
-        and params.evaluation.fid_network == "semantic"
+        and params.evaluation.fid_network in ("semantic", "judge")
     )
 
 

@@ -158,7 +158,7 @@ def test_all_problems_reported_together(raw):
         (lambda r: r["data"].update(source="folder"), "data.folder.train_dir = '': required when data.source = folder"),
         (
             lambda r: r["semantic"].update(backbone="vgg16"),
-            "evaluation.fid_network = semantic: needs semantic.backbone = embedded",
+            "evaluation.fid_network = judge: needs semantic.backbone = embedded",
         ),
         (
             lambda r: r["tokenizer"]["quantizer"].update(entropy_weight=0.0),

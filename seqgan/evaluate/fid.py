@@ -190,30 +190,56 @@ def semantic_feature_network(semantic_net: nn.Module, *, weights_file: str | Pat
     (not copied, not moved); its device is that of its parameters. ``weights_file`` is recorded
     beside the state-dict hash when given.
     """
-    device = next(semantic_net.parameters()).device
+    return _classifier_feature_network(
+        semantic_net,
+        name="semantic_relu5_3_gap",
+        layer="relu5_3 (last ReLU of stage 5), global average pooled",
+        classes=f"{getattr(semantic_net, 'num_classes', '?')} classes of the embedded classifier",
+        weights_file=weights_file,
+    )
+
+
+def judge_feature_network(judge: nn.Module, *, weights_file: str | Path | None = None) -> FeatureNetwork:
+    """The embedded judge's last stage, global-average pooled, and its class probabilities: the
+    evaluation network no tokenizer optimises (:mod:`seqgan.nets.judge`)."""
+    return _classifier_feature_network(
+        judge,
+        name="judge_stage3_gap",
+        layer="last residual stage (after its norm and ReLU), global average pooled",
+        classes=f"{getattr(judge, 'num_classes', '?')} classes of the embedded judge",
+        weights_file=weights_file,
+    )
+
+
+def _classifier_feature_network(
+    net: nn.Module, *, name: str, layer: str, classes: str, weights_file: str | Path | None
+) -> FeatureNetwork:
+    """``net.features(images in [-1, 1]) -> (taps, logits)`` as a FeatureNetwork: the last tap's
+    global average and the softmax of the logits."""
+    device = next(net.parameters()).device
 
     def to_input(batch: Tensor) -> Tensor:
         return _float_0_255(batch, device).div_(127.5).sub_(1.0)
 
     @torch.no_grad()
     def extract(batch: Tensor) -> Tensor:
-        taps, _ = semantic_net.features(to_input(batch))
-        return taps[-1].float().mean(dim=(2, 3))  # (B, C5, h, w) -> (B, C5)
+        taps, _ = net.features(to_input(batch))
+        return taps[-1].float().mean(dim=(2, 3))  # (B, C, h, w) -> (B, C)
 
     @torch.no_grad()
     def probabilities(batch: Tensor) -> Tensor:
-        _, logits = semantic_net.features(to_input(batch))
+        _, logits = net.features(to_input(batch))
         return torch.softmax(logits.float(), dim=1)  # (B, num_classes)
 
     return FeatureNetwork(
-        name="semantic_relu5_3_gap",
+        name=name,
         extract=extract,
         resize=RESIZE_NONE,
         device=device,
-        layer="relu5_3 (last ReLU of stage 5), global average pooled",
-        weights=weights_identity(semantic_net, weights_file),
+        layer=layer,
+        weights=weights_identity(net, weights_file),
         class_probabilities=probabilities,
-        classes=f"{getattr(semantic_net, 'num_classes', '?')} classes of the embedded classifier",
+        classes=classes,
     )
 
 

@@ -206,6 +206,7 @@ def evaluate_reconstruction(
     max_images: int | None = None,
     progress: bool = False,
     truth: SceneTruth | None = None,
+    judge: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Encode + decode a split (the first ``max_images`` images, or all) and measure it.
 
@@ -225,9 +226,10 @@ def evaluate_reconstruction(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     dev = _device(device)
     check_reference_matches(reference, fid_network)
-    if classifier is not None:
-        _check_classifier(classifier, store)
-        classifier.to(dev)
+    for net in (classifier, judge):
+        if net is not None:
+            _check_classifier(net, store)
+            net.to(dev)
     n = len(store) if max_images is None else min(len(store), int(max_images))
     if n < 2:
         raise ValueError(f"{store.directory}: need at least 2 images for rFID, have {n}")
@@ -238,10 +240,10 @@ def evaluate_reconstruction(
     psnr_values: list[np.ndarray] = []
     features: list[np.ndarray] = []
     perceptual_sum = 0.0
-    correct_recon = correct_orig = 0
+    correct_recon = correct_orig = judged_recon = judged_orig = 0
     kept: list[np.ndarray] = []  # reconstructions for the ground-truth instrument
     resolution = None
-    with eval_mode(tokenizer, classifier), progress_bar(n, progress, "reconstruction") as bar:
+    with eval_mode(tokenizer, classifier, judge), progress_bar(n, progress, "reconstruction") as bar:
         start = 0
         for images in store_batches(store, batch_size, n):
             resolution = images.shape[1:3]
@@ -251,16 +253,19 @@ def evaluate_reconstruction(
                 kept.append(recon)
             psnr_values.append(psnr(recon, images))
             features.append(features_of_images(recon, fid_network, batch_size=len(recon), progress=False))
-            if perceptual_distance is not None or classifier is not None:
+            if perceptual_distance is not None or classifier is not None or judge is not None:
                 x_recon = to_model_input(recon, dev)  # the uint8-rounded reconstructions
             if perceptual_distance is not None:
                 pd = perceptual_distance.device
                 d = perceptual_distance.fn(x_recon.to(pd), x.to(pd))
                 perceptual_sum += float(d.double().sum())
+            labels = torch.from_numpy(np.asarray(store.labels[start : start + len(images)])).to(dev)
             if classifier is not None:
-                labels = torch.from_numpy(np.asarray(store.labels[start : start + len(images)])).to(dev)
                 correct_recon += int((classifier(x_recon).argmax(dim=1) == labels).sum())
                 correct_orig += int((classifier(x).argmax(dim=1) == labels).sum())
+            if judge is not None:
+                judged_recon += int((judge(x_recon).argmax(dim=1) == labels).sum())
+                judged_orig += int((judge(x).argmax(dim=1) == labels).sum())
             start += len(images)
             bar.update(len(images))
 
@@ -321,6 +326,14 @@ def evaluate_reconstruction(
             "weights_sha256": module_sha256(classifier),
             "metric": "top-1 accuracy against the split's labels (eval mode)",
             "network": "the loss network: the semantic network the tokenizer's perceptual loss used",
+        }
+    if judge is not None:
+        metrics["judge_accuracy_reconstructed"] = judged_recon / n
+        metrics["judge_accuracy_original"] = judged_orig / n
+        computed_with["judge"] = {
+            "weights_sha256": module_sha256(judge),
+            "metric": "top-1 accuracy against the split's labels (eval mode)",
+            "network": "the judge: another network than the loss network, which no tokenizer optimised",
         }
     if truth is not None:
         originals = np.asarray(store.images[:n])

@@ -15,7 +15,7 @@ from seqgan.artefacts.samples import (
 from seqgan.config import Params
 from seqgan.evaluate.fid import check_reference_matches, load_reference
 from seqgan.evaluate.generation import check_sample_resolution, evaluate_generation
-from seqgan.evaluate.networks import fid_network, load_semantic
+from seqgan.evaluate.networks import fid_network, load_judge, load_semantic
 from seqgan.train.runtime import resolve_device, set_threads
 
 
@@ -33,6 +33,7 @@ def eval_samples_job(
     semantic: str | None,
     out: Path,
     threads: int,
+    judge: str | None = None,
 ) -> dict:
     set_threads(threads)
     device = resolve_device(params.run.device)
@@ -41,16 +42,18 @@ def eval_samples_job(
         samples, objective=objective, decoder=decoder, seed=seed, conditional=params.transformer.conditional
     )
     reference = load_reference(reference_file)
-    semantic_net = load_semantic(params, semantic, device)
-    network = fid_network(params, semantic_net, semantic, device)
+    semantic_net = load_semantic(params, semantic, device) if params.evaluation.fid_network == "semantic" else None
+    network = fid_network(params, semantic_net, semantic, device, load_judge(params, judge, device), judge)
     try:
         check_reference_matches(reference, network)
         check_sample_resolution(samples, reference, network)
     except ValueError as exc:
         raise SystemExit(f"error: {reference_file}: {exc}") from None
-    uses_semantic = params.evaluation.fid_network == "semantic"
+    uses_semantic = params.evaluation.fid_network in ("semantic", "judge")  # an embedded classifier's view
     if uses_semantic and not reference_split_dir:
-        raise SystemExit("error: --reference-split-dir is required when evaluation.fid_network = semantic")
+        raise SystemExit(
+            f"error: --reference-split-dir is required when evaluation.fid_network = {params.evaluation.fid_network}"
+        )
     metrics = evaluate_generation(
         samples,
         network,

@@ -12,7 +12,7 @@ from seqgan.artefacts.images import ImageStore, open_image_store
 from seqgan.config import Params
 from seqgan.data.synthetic import SceneTruth, scene_truth
 from seqgan.evaluate.fid import load_reference
-from seqgan.evaluate.networks import fid_network, load_semantic
+from seqgan.evaluate.networks import fid_network, load_judge, load_semantic
 from seqgan.evaluate.reconstruction import (
     embedded_perceptual_distance,
     evaluate_reconstruction,
@@ -43,11 +43,13 @@ def eval_tokenizer_job(
     semantic: str | None,
     out: Path,
     threads: int,
+    judge: str | None = None,
 ) -> dict:
     set_threads(threads)
     device = resolve_device(params.run.device)
     tokenizer, sidecar = load_tokenizer_checkpoint(tokenizer_file, params, device)
     semantic_net = load_semantic(params, semantic, device)
+    judge_net = load_judge(params, judge, device)
     if semantic_net is not None:
         distance = embedded_perceptual_distance(semantic_net, weights_file=semantic)
     else:
@@ -58,10 +60,11 @@ def eval_tokenizer_job(
         store,
         batch_size=params.evaluation.batch_size,
         device=device,
-        fid_network=fid_network(params, semantic_net, semantic, device),
+        fid_network=fid_network(params, semantic_net, semantic, device, judge_net, judge),
         reference=load_reference(reference),
         perceptual_distance=distance,
         classifier=semantic_net,
+        judge=judge_net,
         progress=True,
         truth=split_truth(store),
     )

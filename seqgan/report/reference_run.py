@@ -41,6 +41,7 @@ MAIN_TARGET = "results/fig2_val_loss.pdf"
 # sets them all to N, to show how much a thread count's float rounding moves the numbers.
 THREADED_RULES = (
     "train_semantic",
+    "train_judge",
     "tokenizer_phase1",
     "tokenizer_phase2",
     "fid_reference",

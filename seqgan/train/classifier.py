@@ -37,6 +37,8 @@ from torch import nn
 from seqgan.artefacts.checkpoints import save_weights
 from seqgan.artefacts.images import ImageStore, open_image_store, to_model_input
 from seqgan.nets.common import count_parameters
+from seqgan.nets.judge import JUDGE_KIND, JudgeNet, shape_augment
+from seqgan.nets.judge import STAGES as JUDGE_STAGES
 from seqgan.nets.semantic import (
     CONVS_PER_STAGE,
     NORMALIZATION,
@@ -91,17 +93,26 @@ def channel_statistics(store: ImageStore, chunk: int = 256) -> tuple[list[float]
 
 
 def _check_arguments(
-    widths: Sequence[int], iterations: int, batch_size: int, warmup_steps: int, eval_every: int
+    widths: Sequence[int], iterations: int, batch_size: int, warmup_steps: int, eval_every: int, stages: int
 ) -> None:
     """Fail before any work on settings that cannot run (clear messages for params.yaml edits)."""
-    if len(widths) != len(CONVS_PER_STAGE):
-        raise ValueError(f"widths must list {len(CONVS_PER_STAGE)} stage widths, got {list(widths)}")
+    if len(widths) != stages:
+        raise ValueError(f"widths must list {stages} stage widths, got {list(widths)}")
     if iterations <= 0 or batch_size <= 0 or eval_every <= 0:
         raise ValueError(
             f"iterations ({iterations}), batch_size ({batch_size}) and eval_every ({eval_every}) must be positive"
         )
     if not 0 <= warmup_steps < iterations:
         raise ValueError(f"warmup_steps ({warmup_steps}) must be in [0, iterations={iterations})")
+
+
+def _gate_tries(section: str) -> tuple[str, ...]:
+    return (
+        f"a lower {section}.lr (benchmarks/semantic_recipe.py sweep measures where the semantic network trains)",
+        f"more {section}.iterations or warmup_steps",
+        "checking the prepared data: labels, class balance, corrupt images",
+        f"lowering {section}.min_val_accuracy only if a weaker network is intended",
+    )
 
 
 def flip_mask(seed: int, step: int, batch_size: int) -> np.ndarray:
@@ -184,8 +195,13 @@ def train_semantic_classifier(
     min_val_accuracy: float,
     progress: bool = True,
     run_identity: Mapping[str, Any] | None = None,
+    architecture: str = "semantic",
 ) -> dict[str, Any]:
     """Train, evaluate and save the semantic network; return its metrics.
+
+    ``architecture="judge"`` trains the judge instead (:mod:`seqgan.nets.judge`: another
+    architecture, its own seed, colour and background augmentation, gated by
+    ``judge.min_val_accuracy``); everything else is the same recipe and the same loop.
 
     Raises :class:`seqgan.train.gates.QualityGateError`, without writing ``out_path``, when the
     final validation accuracy is below ``min_val_accuracy`` (the checkpoint and logs are kept).
@@ -198,12 +214,16 @@ def train_semantic_classifier(
     part of the fingerprint a resume state must match and recorded in the sidecar.
     """
     wall_start = time.perf_counter()
-    _check_arguments(widths, iterations, batch_size, warmup_steps, eval_every)
+    judge = architecture == "judge"
+    if architecture not in ("semantic", "judge"):
+        raise ValueError(f"architecture must be 'semantic' or 'judge', got {architecture!r}")
+    stages = JUDGE_STAGES if judge else len(CONVS_PER_STAGE)
+    _check_arguments(widths, iterations, batch_size, warmup_steps, eval_every, stages)
     dev = resolve_device(device)
     train, val, num_classes = _open_splits(train_dir, val_dir)
     seed_everything(seed)
 
-    model = SemanticNet(widths, num_classes, pools).to(dev)
+    model: Any = (JudgeNet(widths, num_classes) if judge else SemanticNet(widths, num_classes, pools)).to(dev)
     mean, std = channel_statistics(train)
     model.set_input_statistics(mean, std)
     optimizer = torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr)
@@ -217,6 +237,7 @@ def train_semantic_classifier(
         "weight_decay": float(weight_decay),
         "warmup_steps": int(warmup_steps),
         "hflip": bool(hflip),
+        "augment": "shape_augment (channel permutation, inversion, greyscale, blur)" if judge else None,
         "seed": int(seed),
         "train_sha256": train.manifest["sha256"],
         "val_sha256": val.manifest["sha256"],
@@ -244,7 +265,7 @@ def train_semantic_classifier(
     final_val: dict[str, float] | None = None
     model.train()
     try:
-        with progress_bar(start, iterations, enabled=progress, desc="semantic net") as bar:
+        with progress_bar(start, iterations, enabled=progress, desc="judge" if judge else "semantic net") as bar:
             for step in range(start, iterations):
                 lr_now = lr * cosine_schedule(step, iterations, warmup_steps)
                 for group in optimizer.param_groups:
@@ -254,6 +275,8 @@ def train_semantic_classifier(
                 if hflip:
                     flips = torch.from_numpy(flip_mask(seed, step, len(idx))).to(dev)
                     x = torch.where(flips[:, None, None, None], x.flip(3), x)
+                if judge:
+                    x = shape_augment(x, seed, step)
                 y = torch.from_numpy(train.labels[idx]).to(dev)
                 with autocast_context(dev):
                     logits = model(x)
@@ -293,29 +316,31 @@ def train_semantic_classifier(
         ),
     }
     require_at_least(
-        "the semantic network's validation accuracy",
+        "the judge's validation accuracy" if judge else "the semantic network's validation accuracy",
         metrics["val_accuracy"],
-        "semantic.min_val_accuracy",
+        "judge.min_val_accuracy" if judge else "semantic.min_val_accuracy",
         min_val_accuracy,
-        tries=(
-            "a lower semantic.lr (benchmarks/semantic_recipe.py sweep measures where it trains)",
-            "more semantic.iterations or warmup_steps",
-            "checking the prepared data: labels, class balance, corrupt images",
-            "lowering semantic.min_val_accuracy only if a weaker feature network is intended",
-        ),
+        tries=_gate_tries("judge" if judge else "semantic"),
         evidence=f"the validation curve {log_dir / 'val.csv'}",
     )
-    sidecar = {
-        "kind": WEIGHTS_KIND,
-        "config": {
-            "widths": [int(w) for w in widths],
+    layout: dict[str, Any] = (
+        {"architecture": "residual, GroupNorm (seqgan.nets.judge.JudgeNet)"}
+        if judge
+        else {
             "pools": int(pools),
-            "num_classes": num_classes,
-            "resolution": train.resolution,
-            "class_names": train.class_names,
             "convs_per_stage": list(CONVS_PER_STAGE),
             "normalization": NORMALIZATION,
             "tap_names": list(model.tap_names),
+        }
+    )
+    sidecar = {
+        "kind": JUDGE_KIND if judge else WEIGHTS_KIND,
+        "config": {
+            "widths": [int(w) for w in widths],
+            **layout,
+            "num_classes": num_classes,
+            "resolution": train.resolution,
+            "class_names": train.class_names,
             "input_mean": mean,
             "input_std": std,
             "num_parameters": count_parameters(model),

@@ -54,6 +54,8 @@ __all__ = [
     "frozen",
     "generator_adversarial",
     "log_columns",
+    "perceptual_loss_for",
+    "timing_perceptual_loss",
     "reconstruction_terms",
     "weighted_reconstruction",
 ]
@@ -96,11 +98,30 @@ def build_perceptual_loss(
     else:
         backbone = VGG16Backbone.from_imagenet()  # MissingWeightsError names the fetch command
         layer_weights = backbone.lpips_layer_weights()
+    return perceptual_loss_for(params, backbone, alpha, layer_weights)
+
+
+def perceptual_loss_for(
+    params: Params, backbone: Any, alpha: float, layer_weights: list[Tensor] | None
+) -> SemanticPerceptualLoss:
+    """L_per^alpha over ``backbone`` in the params' form: calibrated (the trainer sets the divisors
+    before the first step, seqgan.train.tokenizer_init) or the paper's sums with lambda."""
     loss = params.tokenizer.loss
-    if loss.calibration == "initial_mean":  # the divisors are set before the first step
+    if loss.calibration == "initial_mean":
         return SemanticPerceptualLoss(backbone, alpha, layer_weights, 1.0, calibrated=True)
     assert loss.logit_weight is not None  # the params validator requires it with calibration none
     return SemanticPerceptualLoss(backbone, alpha, layer_weights, loss.logit_weight)
+
+
+def timing_perceptual_loss(
+    params: Params, backbone: Any, alpha: float, layer_weights: list[Tensor] | None
+) -> SemanticPerceptualLoss:
+    """:func:`perceptual_loss_for` with unit divisors when calibrated: for benchmarks that time a
+    step on random weights, where the values do not matter and no calibration batch exists."""
+    loss = perceptual_loss_for(params, backbone, alpha, layer_weights)
+    if loss.calibrated:
+        loss.set_term_scales(torch.ones_like(loss.term_scales))
+    return loss
 
 
 @contextlib.contextmanager

@@ -120,6 +120,7 @@ def split_files(split):
 
 
 SEMANTIC_WEIGHTS = f"{MODELS_DIR}/semantic/net.safetensors"
+JUDGE_WEIGHTS = f"{MODELS_DIR}/judge/net.safetensors"
 TOKENS_DIR = f"{DATA_DIR}/tokens"
 
 # Phase-1 tokenizers: one per alpha of the sweep (named with Python's str(), as DVC prints floats)
@@ -172,6 +173,20 @@ def semantic_input(wildcards=None):
 # tokenizer.smk
 def semantic_arg(wildcards=None, input=None):
     return f"--semantic {SEMANTIC_WEIGHTS}" if config["semantic"]["backbone"] == "embedded" else ""
+
+def fid_semantic_input(wildcards=None):
+    """The semantic network where it is the FID network itself (evaluation.fid_network = semantic)."""
+    return [SEMANTIC_WEIGHTS] if config["evaluation"]["fid_network"] == "semantic" else []
+
+def fid_semantic_arg(wildcards=None, input=None):
+    return f"--semantic {SEMANTIC_WEIGHTS}" if config["evaluation"]["fid_network"] == "semantic" else ""
+
+def judge_input(wildcards=None):
+    """The embedded judge when it is the evaluation network (evaluation.fid_network = judge)."""
+    return [JUDGE_WEIGHTS] if config["evaluation"]["fid_network"] == "judge" else []
+
+def judge_arg(wildcards=None, input=None):
+    return f"--judge {JUDGE_WEIGHTS}" if config["evaluation"]["fid_network"] == "judge" else ""
 
 # tokenizer.smk
 def phase1_semantic_input(wildcards):

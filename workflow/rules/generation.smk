@@ -25,13 +25,15 @@ rule eval_samples:
         samples=sample_manifest("{objective}", "{size}", "{variant}", "{decoder}", "{seed}"),
         reference=f"{RESULTS_DIR}/fid_refs/{GEN_REFERENCE}.npz",
         split=split_files(GEN_REFERENCE)["manifest"],
-        semantic=semantic_input,
+        semantic=fid_semantic_input,
+        judge=judge_input,
         code=code_inputs("eval_samples"),
     output:
         f"{RESULTS_DIR}/metrics/generation/{{objective}}/{{size}}/{{variant}}/{{decoder}}/seed{{seed}}.json",
     params:
         run=run_params("eval_samples"),
-        semantic_arg=semantic_arg,
+        semantic_arg=fid_semantic_arg,
+        judge_arg=judge_arg,
     wildcard_constraints:
         **SAMPLE_WILDCARDS,
         seed=r"\d+",
@@ -46,7 +48,7 @@ rule eval_samples:
         "seqgan eval-samples --params params.yaml --samples $(dirname {input.samples}) "
         "--objective {wildcards.objective} --size {wildcards.size} --variant {wildcards.variant} "
         "--decoder {wildcards.decoder} --seed {wildcards.seed} --reference {input.reference} "
-        "--reference-split-dir $(dirname {input.split}) {params.semantic_arg} --out {output} "
+        "--reference-split-dir $(dirname {input.split}) {params.semantic_arg} {params.judge_arg} --out {output} "
         "--threads {threads} > {log} 2>&1"
 
 

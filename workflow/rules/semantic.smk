@@ -30,3 +30,28 @@ rule train_semantic:
         "seqgan train-semantic --params params.yaml --data $(dirname $(dirname {input.train})) --out {output.weights} "
         "--metrics {output.metrics} --log-dir $(dirname {output.curve}) --threads {threads} > {log} 2>&1"
 
+
+rule train_judge:
+    """The judge: a residual classifier no tokenizer optimises, the network of the evaluation metrics."""
+    input:
+        train=split_files("train")["manifest"],
+        val=split_files("val")["manifest"],
+        code=code_inputs("train_judge"),
+    output:
+        weights=JUDGE_WEIGHTS,
+        sidecar=JUDGE_WEIGHTS.replace(".safetensors", ".json"),
+        metrics=f"{RESULTS_DIR}/metrics/judge.json",
+        curve=f"{RESULTS_DIR}/curves/judge/val.csv",
+    params:
+        run=run_params("train_judge"),
+    threads: 1
+    priority: 10  # needed only by the evaluation rules
+    resources:
+        gpu=1,
+    benchmark:
+        "logs/benchmarks/train_judge.tsv",
+    log:
+        "logs/train_judge.log",
+    shell:
+        "seqgan train-judge --params params.yaml --data $(dirname $(dirname {input.train})) --out {output.weights} "
+        "--metrics {output.metrics} --log-dir $(dirname {output.curve}) --threads {threads} > {log} 2>&1"

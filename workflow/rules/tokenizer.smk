@@ -63,14 +63,16 @@ rule fid_reference:
     """FID reference statistics of a prepared split, kept as a pipeline output."""
     input:
         split=split_files("{split}")["manifest"],
-        semantic=semantic_input,
+        semantic=fid_semantic_input,
+        judge=judge_input,
         code=code_inputs("fid_reference"),
     output:
         stats=f"{RESULTS_DIR}/fid_refs/{{split}}.npz",
         meta=f"{RESULTS_DIR}/fid_refs/{{split}}.npz.json",
     params:
         run=run_params("fid_reference"),
-        semantic_arg=semantic_arg,
+        semantic_arg=fid_semantic_arg,
+        judge_arg=judge_arg,
     wildcard_constraints:
         split="train|val",
     threads: 1
@@ -82,7 +84,7 @@ rule fid_reference:
         "logs/fid_reference/{split}.log",
     shell:
         "seqgan fid-reference --params params.yaml --split-dir $(dirname {input.split}) "
-        "{params.semantic_arg} --out {output.stats} --threads {threads} > {log} 2>&1"
+        "{params.semantic_arg} {params.judge_arg} --out {output.stats} --threads {threads} > {log} 2>&1"
 
 
 rule eval_tokenizer:
@@ -92,12 +94,14 @@ rule eval_tokenizer:
         split=split_files("val")["manifest"],
         reference=f"{RESULTS_DIR}/fid_refs/val.npz",
         semantic=semantic_input,
+        judge=judge_input,
         code=code_inputs("eval_tokenizer"),
     output:
         f"{RESULTS_DIR}/metrics/tokenizer/{{tokenizer}}.json",
     params:
         run=run_params("eval_tokenizer"),
         semantic_arg=semantic_arg,
+        judge_arg=judge_arg,
     wildcard_constraints:
         tokenizer=TOKENIZER_PATTERN,
     threads: 1
@@ -110,7 +114,7 @@ rule eval_tokenizer:
     shell:
         "seqgan eval-tokenizer --params params.yaml --tokenizer {input.tokenizer} "
         "--split-dir $(dirname {input.split}) --reference {input.reference} {params.semantic_arg} "
-        "--out {output} --threads {threads} > {log} 2>&1"
+        "{params.judge_arg} --out {output} --threads {threads} > {log} 2>&1"
 
 
 rule encode_tokens:
