@@ -73,7 +73,7 @@ onsuccess:
 DEFAULT_TARGETS += [
     f"{RESULTS_DIR}/fig2_val_loss.pdf",
     *[f"{RESULTS_DIR}/metrics/tokenizer/phase1/{v}/seed{s}.json" for v in TOKENIZER_VARIANTS for s in EXPERIMENT_SEEDS],
-    f"{RESULTS_DIR}/metrics/tokenizer/phase2.json",
+    *[f"{RESULTS_DIR}/metrics/tokenizer/phase2/seed{s}.json" for s in EXPERIMENT_SEEDS],
 ]
 
 

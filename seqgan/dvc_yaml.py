@@ -69,6 +69,7 @@ SOURCE_DIRS = ("seqgan", "workflow")
 AXES: dict[str, tuple[str, ...]] = {
     "fid_reference": ("split",),
     "tokenizer_phase1": ("alpha", "seed"),
+    "tokenizer_phase2": ("seed",),
     "eval_tokenizer": ("alpha", "seed"),
     "encode_tokens": ("alpha", "seed"),
     "train_ar": ("size", "alpha", "seed"),
@@ -301,13 +302,16 @@ class Job:
     @property
     def facts(self) -> dict[str, str]:
         """The wildcards, with a tokenizer variant `alpha<a>` also as `alpha` and eval_tokenizer's
-        `tokenizer` (`phase1/<variant>/seed<s>` or `phase2`) split into variant / seed / phase."""
+        `tokenizer` (`phase1/<variant>/seed<s>` or `phase2/seed<s>`) split into variant / seed / phase."""
         facts = dict(self.wildcards)
         tokenizer = facts.pop("tokenizer", None)
         if tokenizer is not None:
             match = re.fullmatch(r"phase1/([^/]+)/seed([^/]+)", tokenizer)
+            phase2 = re.fullmatch(r"phase2/seed([^/]+)", tokenizer)
             if match:
                 facts.update(phase="phase1", variant=match[1], seed=match[2])
+            elif phase2:
+                facts.update(phase="phase2", seed=phase2[1])
             else:
                 facts["phase"] = tokenizer
         if facts.get("variant", "").startswith("alpha"):
@@ -436,6 +440,8 @@ class Templater:
                 f"phase1/{self._value(rule, 'variant', [p[0] for p in parts])}"
                 f"/seed{self._value(rule, 'seed', [p[1] for p in parts])}"
             )
+        if wildcard == "tokenizer" and all(re.fullmatch(r"phase2/seed[^/]+", v) for v in values):
+            return f"phase2/seed{self._value(rule, 'seed', [v.split('seed', 1)[1] for v in values])}"
         if (
             wildcard == "variant"
             and "alpha" in axes

@@ -360,7 +360,7 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     ),
     RunDeclaration(
         "tokenizer_phase2",
-        _keys(*_TOKENIZER_SHAPE, *_PHASE2, _SEMANTIC_NET, "run.seed"),
+        _keys(*_TOKENIZER_SHAPE, *_PHASE2, _SEMANTIC_NET),
         job="seqgan/train/tokenizer_job.py",
         modules=_TOKENIZER_TRAINING_CODE,
     ),
@@ -689,6 +689,7 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
             "seqgan/artefacts/files.py",
             "seqgan/report/artefacts.py",
             "seqgan/report/claims.py",
+            "seqgan/report/decoder_verdicts.py",
             "seqgan/report/floors.py",
             "seqgan/report/manipulation.py",
             "seqgan/report/stats.py",

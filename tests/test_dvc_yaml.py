@@ -96,7 +96,8 @@ def test_stage_names_are_the_readme_s(views):
         "train_ar@base-1.0-0",
         "tokenizer_phase1_control@0",
         "train_ar_control@base-0",
-        "eval_tokenizer_phase2",
+        "eval_tokenizer_phase2@0",
+        "tokenizer_phase2@0",
         "sample_phase2@ar-0",
         "paper_table_table2_reconstruction",
     }
@@ -161,7 +162,10 @@ def test_the_checks_name_what_drifted(views, generated, tmp_path):
                 for name in train_ar_stages
             ],
             "train_semantic: rule output models/semantic/net.json is tracked by 0 outs [] (need 1)",
-            "tokenizer_phase2: rule input models/semantic/net.safetensors is no dep",
+            *[
+                f"tokenizer_phase2@{s}: rule input models/semantic/net.safetensors is no dep"
+                for s in raw["evaluation"]["experiment_seeds"]
+            ],
             "table_of_sizes: params key transformer.no_such_key is not in params.yaml",
             "table_of_sizes: params key transformer.no_such_key is used by none of rules ['model_sizes'] "
             "(needless reruns)",

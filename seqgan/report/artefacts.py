@@ -58,14 +58,14 @@ class ArtefactLayout:
     def tokenizer_metrics(self, variant: str, seed: int) -> Path:
         return self.results / "metrics" / "tokenizer" / "phase1" / variant / f"seed{seed}.json"
 
-    def phase2_metrics(self) -> Path:
-        return self.results / "metrics" / "tokenizer" / "phase2.json"
+    def phase2_metrics(self, seed: int) -> Path:
+        return self.results / "metrics" / "tokenizer" / "phase2" / f"seed{seed}.json"
 
     def tokenizer_sidecar(self, variant: str, seed: int) -> Path:
         return self.models / "tokenizer" / "phase1" / variant / f"seed{seed}" / "tokenizer.json"
 
-    def phase2_sidecar(self) -> Path:
-        return self.models / "tokenizer" / "phase2" / "tokenizer.json"
+    def phase2_sidecar(self, seed: int) -> Path:
+        return self.models / "tokenizer" / "phase2" / f"seed{seed}" / "tokenizer.json"
 
     def transformer_sidecar(self, objective: str, size: str, variant: str, seed: int) -> Path:
         return self.models / "transformer" / objective / size / variant / f"seed{seed}" / "model.json"

@@ -189,7 +189,7 @@ class _Cells:
 
     def phase2(self, key: str) -> Source:
         return Source(
-            (self.layout.phase2_metrics(),),
+            (self.layout.phase2_metrics(self.seed),),
             key,
             "tokenizer_phase2",
             "mean",
@@ -199,7 +199,7 @@ class _Cells:
 
     def phase2_sidecar(self, key: str, *, scale: float) -> Source:
         return Source(
-            (self.layout.phase2_sidecar(),),
+            (self.layout.phase2_sidecar(self.seed),),
             key,
             "tokenizer_phase2",
             "mean",
@@ -235,7 +235,7 @@ class _Cells:
             return reason
         files = (
             self.layout.transformer_sidecar(objective, size, self.runs.phase2_source, self.seed),
-            self.layout.phase2_sidecar(),
+            self.layout.phase2_sidecar(self.seed),
         )
         return Source(
             files,

@@ -134,15 +134,23 @@ VARIANT_PATTERN = "|".join(v.replace(".", r"\.") for v in PHASE1_VARIANTS)
 TOKENIZER_VARIANTS = PHASE1_VARIANTS + (["noentropy"] if config["tokenizer"]["control_no_entropy"] else [])
 TOKENIZER_VARIANT_PATTERN = "|".join(v.replace(".", r"\.") for v in TOKENIZER_VARIANTS)
 # Repeats of the alpha experiment: every phase-1 tokenizer, its tokens and its transformers exist once
-# per training seed ("seed{S}" path level); run.seed (one of them) is the primary run that phase 2,
-# sampling and the single-run figures use.
+# per training seed ("seed{S}" path level), and so does the phase-2 tokenizer (claims 1 and 4 compare
+# phase 1 and phase 2 over the seeds); run.seed (one of them) is the primary run that sampling and the
+# single-run figures use.
 RUN_SEED = config["run"]["seed"]
 EXPERIMENT_SEEDS = config["evaluation"]["experiment_seeds"]
 SEED_PATTERN = "|".join(str(s) for s in EXPERIMENT_SEEDS)
-TOKENIZER_PATTERN = f"phase1/({TOKENIZER_VARIANT_PATTERN})/seed({SEED_PATTERN})|phase2"
-PHASE2_SOURCE = (
-    f"{MODELS_DIR}/tokenizer/phase1/alpha{config['tokenizer']['phase2']['from_alpha']}/seed{RUN_SEED}/tokenizer.safetensors"
-)
+TOKENIZER_PATTERN = f"phase1/({TOKENIZER_VARIANT_PATTERN})/seed({SEED_PATTERN})|phase2/seed({SEED_PATTERN})"
+PHASE2_FROM = f"alpha{config['tokenizer']['phase2']['from_alpha']}"
+
+
+def phase2_source(seed):
+    """The phase-1 tokenizer phase 2 starts from: tokenizer.phase2.from_alpha of the same seed."""
+    return f"{MODELS_DIR}/tokenizer/phase1/{PHASE2_FROM}/seed{seed}/tokenizer.safetensors"
+
+
+def phase2_weights(seed):
+    return f"{MODELS_DIR}/tokenizer/phase2/seed{seed}/tokenizer.safetensors"
 
 
 def token_files(variant, seed, split):
@@ -214,7 +222,7 @@ def sample_decoder(wildcards):
     source = f"alpha{config['tokenizer']['phase2']['from_alpha']}"
     if wildcards.variant != source:
         raise ValueError(f"the phase-2 decoder decodes {source} tokens only, not {wildcards.variant}")
-    return f"{MODELS_DIR}/tokenizer/phase2/tokenizer.safetensors"
+    return phase2_weights(RUN_SEED)
 
 # report.smk
 def fig2_inputs(wildcards=None):

@@ -7,7 +7,7 @@ GEN_OBJECTIVES = config["transformer"]["objectives"]
 SAMPLING_SEEDS = config["evaluation"]["sampling_seeds"]
 GEN_REFERENCE = config["evaluation"]["generation_reference"]
 PHASE2_VARIANT = f"alpha{config['tokenizer']['phase2']['from_alpha']}"
-PHASE2_WEIGHTS = f"{MODELS_DIR}/tokenizer/phase2/tokenizer.safetensors"
+PHASE2_WEIGHTS = phase2_weights(RUN_SEED)
 # Supplement Fig. 1 decodes AR samples; a configuration without AR (FFHQ) uses its first objective.
 FIG1_OBJECTIVE = "ar" if "ar" in GEN_OBJECTIVES else GEN_OBJECTIVES[0]
 SAMPLE_WILDCARDS = dict(
@@ -84,7 +84,7 @@ rule fig1_phase2_decoder:
     """Supplement Fig. 1: sampled and validation token grids decoded by the phase-1 and phase-2 decoders."""
     input:
         samples=sample_manifest(FIG1_OBJECTIVE, GEN_SIZE, PHASE2_VARIANT, "phase1", SAMPLING_SEEDS[0]),
-        phase1=PHASE2_SOURCE,
+        phase1=phase2_source(RUN_SEED),
         phase2=PHASE2_WEIGHTS,
         val=split_files("val")["manifest"],
         code=code_inputs("fig1_phase2_decoder"),

@@ -36,25 +36,28 @@ rule tokenizer_phase2:
     """Decoder with block-regional + dilated attention finetuned on the frozen phase-1 tokens."""
     input:
         train=split_files("train")["manifest"],
-        phase1=PHASE2_SOURCE,
+        phase1=lambda wildcards: phase2_source(wildcards.seed),
         semantic=semantic_input,
         code=code_inputs("tokenizer_phase2"),
     output:
-        weights=f"{MODELS_DIR}/tokenizer/phase2/tokenizer.safetensors",
-        sidecar=f"{MODELS_DIR}/tokenizer/phase2/tokenizer.json",
-        curve=f"{RESULTS_DIR}/curves/tokenizer/phase2/train.csv",
+        weights=f"{MODELS_DIR}/tokenizer/phase2/seed{{seed}}/tokenizer.safetensors",
+        sidecar=f"{MODELS_DIR}/tokenizer/phase2/seed{{seed}}/tokenizer.json",
+        curve=f"{RESULTS_DIR}/curves/tokenizer/phase2/seed{{seed}}/train.csv",
     params:
         run=run_params("tokenizer_phase2"),
         semantic_arg=semantic_arg,
+    wildcard_constraints:
+        seed=SEED_PATTERN,
     threads: 1
     resources:
         gpu=TRAIN_GPUS,
     benchmark:
-        "logs/benchmarks/tokenizer_phase2.tsv",
+        "logs/benchmarks/tokenizer_phase2/seed{seed}.tsv",
     log:
-        "logs/tokenizer_phase2.log",
+        "logs/tokenizer_phase2/seed{seed}.log",
     shell:
-        "seqgan_train train-tokenizer --params params.yaml --phase 2 --variant phase2 --data $(dirname $(dirname {input.train})) "
+        "seqgan_train train-tokenizer --params params.yaml --phase 2 --variant phase2 --seed {wildcards.seed} "
+        "--data $(dirname $(dirname {input.train})) "
         "{params.semantic_arg} --init {input.phase1} --out {output.weights} "
         "--log-dir $(dirname {output.curve}) --threads {threads} > {log} 2>&1"
 
