@@ -5,9 +5,10 @@ default's semantic network (:mod:`seqgan.nets.semantic`) is what the perceptual 
 it cannot also judge: a tokenizer could learn what that one network wants to see. The judge is
 another architecture with its own seed, trained on the same labelled split:
 
-- a small residual network (three stages of two pre-activation residual blocks, GroupNorm, strided
-  convolutions instead of pooling; the semantic network is a plain VGG stack with BatchNorm and
-  max-pooling);
+- a small residual network (three stages of two pre-activation residual blocks with strided
+  convolutions instead of pooling and a global average pool; the semantic network is a plain VGG
+  stack with max-pooling). BatchNorm, because GroupNorm trained too slowly here: 0.69 validation
+  accuracy after 600 steps even without augmentation, against 0.96-0.99 with BatchNorm;
 - trained with colour and background augmentation (:func:`shape_augment`: random channel
   permutation, polarity inversion, greyscale and blur) so that it reads the shape, the class, and
   not the colour or texture statistics a tokenizer may or may not keep.
@@ -36,8 +37,8 @@ JUDGE_KIND = "judge_net"
 STAGES = 3
 
 
-def _norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(8, channels), channels)
+def _norm(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels)
 
 
 class _Block(nn.Module):

@@ -324,7 +324,7 @@ def train_semantic_classifier(
         evidence=f"the validation curve {log_dir / 'val.csv'}",
     )
     layout: dict[str, Any] = (
-        {"architecture": "residual, GroupNorm (seqgan.nets.judge.JudgeNet)"}
+        {"architecture": "residual, strided, BatchNorm (seqgan.nets.judge.JudgeNet)"}
         if judge
         else {
             "pools": int(pools),
