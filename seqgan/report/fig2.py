@@ -69,9 +69,18 @@ def summary_row(run: Fig2Run, floors: VerdictParams | None = None) -> dict:
         "rfid": tok.get("rfid"),
         "semantic_acc_reconstructed": tok.get("classifier_accuracy_reconstructed"),
         "semantic_acc_original": tok.get("classifier_accuracy_original"),
+        "judge_acc_reconstructed": tok.get("judge_accuracy_reconstructed"),
+        "mask_iou": _instrument(tok, "mask_iou"),
+        "shape_colour_delta_e": _instrument(tok, "shape_colour_delta_e"),
+        "background_delta_e": _instrument(tok, "background_delta_e"),
         "below_floor": "; ".join(tokenizer_floor_flags(tok, floors)) if floors is not None else "",
         "sources": json.dumps({k: str(v) for k, v in asdict(run).items() if k not in ("variant", "objective")}),
     }
+
+
+def _instrument(tok: Mapping, key: str) -> float | None:
+    """A ground-truth instrument number of the reconstructions (None without synthetic truth)."""
+    return ((tok.get("instrument") or {}).get("reconstructed") or {}).get(key)
 
 
 def _variant_order(variant: str) -> tuple[int, float]:
@@ -132,9 +141,13 @@ def _evidence_panel(ax, table: pd.DataFrame, weak: Mapping[tuple[str, str], str]
         "unigram_cross_entropy",
         "codebook_perplexity",
         "psnr",
-        "semantic_acc_reconstructed",
+        "mask_iou",
+        "shape_colour_delta_e",
+        "judge_acc_reconstructed",
     ]
-    headers = ["tokenizer", "obj", "val CE", "unigram CE", "perplexity", "PSNR", "sem. acc"]
+    # semantic fidelity (mask IoU against the ground truth, the judge's accuracy) and detail fidelity
+    # (shape colour error) beside the loss: what tells "more semantic" from "less texture"
+    headers = ["tokenizer", "obj", "val CE", "unigram CE", "perplexity", "PSNR", "mask IoU", "colour dE", "judge acc"]
     cells = [
         [
             _fmt(row[c]) + (" (!)" if c == "variant" and (row["variant"], row["objective"]) in weak else "")

@@ -36,6 +36,10 @@ TOKENIZER_METRICS: tuple[tuple[str, str, str], ...] = (
     ("codebook_perplexity", "codebook_perplexity", "codes"),
     ("rfid", "rfid", "FID"),
     ("semantic_accuracy_reconstructed", "classifier_accuracy_reconstructed", "fraction"),
+    ("judge_accuracy_reconstructed", "judge_accuracy_reconstructed", "fraction"),
+    ("mask_iou", "instrument.reconstructed.mask_iou", "IoU"),
+    ("shape_colour_delta_e", "instrument.reconstructed.shape_colour_delta_e", "CIE76 delta E"),
+    ("background_delta_e", "instrument.reconstructed.background_delta_e", "CIE76 delta E"),
 )
 # (metric name, key in the transformer sidecar's "metrics", unit), per transformer and seed.
 TRANSFORMER_METRICS: tuple[tuple[str, str, str], ...] = (
@@ -135,7 +139,9 @@ def _per_seed(
             continue
         if nested is not None:
             record = record.get(nested) or {}
-        value = record.get(key)
+        value: Any = record
+        for part in key.split("."):  # a dotted key reaches into nested records (the instrument's)
+            value = value.get(part) if isinstance(value, dict) else None
         if value is None:  # not recorded by this backbone (e.g. semantic accuracy with VGG16)
             continue
         values[seed] = float(value)

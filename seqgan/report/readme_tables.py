@@ -29,8 +29,11 @@ TOKENIZER_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("codebook_perplexity", "codebook perplexity", 0),
     ("codebook_usage", "codebook usage", 3),
     ("psnr", "PSNR (dB)", 2),
-    ("semantic_accuracy_reconstructed", "semantic acc. on reconstructions", 3),
-    ("rfid", "rFID", 1),
+    ("mask_iou", "mask IoU (ground truth)", 3),
+    ("shape_colour_delta_e", "shape colour dE (ground truth)", 1),
+    ("judge_accuracy_reconstructed", "judge acc. on reconstructions", 3),
+    ("semantic_accuracy_reconstructed", "loss-network acc. on reconstructions", 3),
+    ("rfid", "rFID (judge)", 1),
 )
 
 
