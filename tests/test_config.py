@@ -164,6 +164,15 @@ def test_all_problems_reported_together(raw):
             lambda r: r["tokenizer"]["quantizer"].update(entropy_weight=0.0),
             "tokenizer.control_no_entropy = true: needs tokenizer.quantizer.entropy_weight > 0",
         ),
+        (
+            lambda r: r["semantic"].update(warmup_steps=600),  # caught here, not after the data is prepared
+            "semantic.warmup_steps = 600: must be below semantic.iterations = 600",
+        ),
+        (lambda r: r["judge"].update(warmup_steps=900), "judge.warmup_steps = 900: must be below judge.iterations"),
+        (
+            lambda r: r["tokenizer"]["loss"].update(logit_weight=0.002),
+            "tokenizer.loss.logit_weight = 0.002: not used when tokenizer.loss.calibration = initial_mean",
+        ),
     ],
 )
 def test_cross_field_rules(raw, mutate, expected):
