@@ -40,6 +40,7 @@ from seqgan.report.readme_tables import (
 )
 from seqgan.report.reference_layout import ReferenceLayout
 from seqgan.report.stats import spread
+from seqgan.report.verdicts import outcomes as V
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("alpha0.0", "alpha0.5", "alpha1.0", "control", "noentropy")
@@ -242,7 +243,7 @@ def test_a_changed_verdict_and_absent_numbers_are_reported(tmp_path):
     run = collect_numbers(params, f.layout)
     loss_part = run.claims[2].parts[0]
     changed = dataclasses.replace(
-        run.claims[2], verdict=C.DOES_NOT_HOLD, parts=((loss_part[0], C.UNDECIDED), *run.claims[2].parts[1:])
+        run.claims[2], verdict=V.DOES_NOT_HOLD, parts=((loss_part[0], V.UNDECIDED), *run.claims[2].parts[1:])
     )
     flipped = dataclasses.replace(run, claims={**run.claims, 2: changed})
     comparison = compare_runs(run, flipped, params.evaluation.verdicts)

@@ -22,6 +22,9 @@ from seqgan.report.artefacts import ArtefactLayout
 from seqgan.report.audit import audit, flagged
 from seqgan.report.stats import paired_differences, paired_interval, spread
 from seqgan.report.tables import build_table, table_inputs, table_markdown
+from seqgan.report.verdicts import generation as G
+from seqgan.report.verdicts import outcomes as V
+from seqgan.report.verdicts import validation_loss as L
 from seqgan.runs import lineage_keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,18 +242,18 @@ def test_paired_differences_and_their_t_interval():
     wider = paired_interval({0: -0.2, 1: -0.25, 2: -0.15}, 0.99)
     assert wider.low < interval.low and wider.high > interval.high
     one = paired_interval({0: -0.3}, 0.95)
-    assert one.low is None and one.high is None and C.paired_verdict(one) == C.UNDECIDED
+    assert one.low is None and one.high is None and L.paired_verdict(one) == V.UNDECIDED
 
 
 def test_paired_verdict_rule():
     def verdict(*diffs):
-        return C.paired_verdict(paired_interval(dict(enumerate(diffs)), 0.95))
+        return L.paired_verdict(paired_interval(dict(enumerate(diffs)), 0.95))
 
-    assert verdict(-0.2, -0.25, -0.15) == C.HOLDS
-    assert verdict(0.2, 0.25, 0.15) == C.DOES_NOT_HOLD  # the interval excludes the paper's direction
-    assert verdict(-0.2, -0.25, 0.01) == C.UNDECIDED  # one seed disagrees
-    assert verdict(-0.2, -0.01, -0.001) == C.UNDECIDED  # every seed agrees, the interval crosses zero
-    assert verdict(0.01, -0.2, 0.02) == C.UNDECIDED
+    assert verdict(-0.2, -0.25, -0.15) == V.HOLDS
+    assert verdict(0.2, 0.25, 0.15) == V.DOES_NOT_HOLD  # the interval excludes the paper's direction
+    assert verdict(-0.2, -0.25, 0.01) == V.UNDECIDED  # one seed disagrees
+    assert verdict(-0.2, -0.01, -0.001) == V.UNDECIDED  # every seed agrees, the interval crosses zero
+    assert verdict(0.01, -0.2, 0.02) == V.UNDECIDED
 
 
 # ----------------------------------------------------------------------------------------------
@@ -522,7 +525,7 @@ def test_claim2_holds_when_every_paired_interval_is_below_zero(tmp_path):
     claims, _ = claims_by_number(tmp_path, gen_fids=(30.0, 25.0, 0.0), p1_fid=20.0)
     claim = claims[2]
     loss_part, gen_part = claim.parts
-    assert loss_part.verdict == C.HOLDS and gen_part.verdict == C.HOLDS and claim.verdict == C.HOLDS
+    assert loss_part.verdict == V.HOLDS and gen_part.verdict == V.HOLDS and claim.verdict == V.HOLDS
     text = "\n".join(loss_part.evidence)
     # paired alpha1.0 - alpha0.0 per seed: -0.2, -0.25, -0.15 -> mean -0.2, std 0.05, t-interval (2 dof)
     assert (
@@ -541,7 +544,7 @@ def test_claim2_loss_is_no_test_when_alpha_made_one_seeds_tokens_less_semantic(t
     iou[1]["alpha1.0"] = 0.79
     claims, _ = claims_by_number(tmp_path, gen_fids=(30.0, 25.0, 0.0), p1_fid=20.0, mask_iou=iou)
     loss_part = claims[2].parts[0]
-    assert loss_part.verdict == C.NOT_TESTABLE and claims[2].verdict == C.NOT_TESTABLE
+    assert loss_part.verdict == V.NOT_TESTABLE and claims[2].verdict == V.NOT_TESTABLE
     text = "\n".join(loss_part.evidence)
     assert "Outcome: fails: mask IoU alpha1.0 - alpha0.0 = +0.023" in text
     assert "the losses alone read *holds*" in text
@@ -549,12 +552,12 @@ def test_claim2_loss_is_no_test_when_alpha_made_one_seeds_tokens_less_semantic(t
     # every seed at least as semantic: the check passes and the losses decide
     iou[1]["alpha1.0"] = 0.80
     claims, _ = claims_by_number(tmp_path / "b", gen_fids=(30.0, 25.0, 0.0), p1_fid=20.0, mask_iou=iou)
-    assert claims[2].parts[0].verdict == C.HOLDS
+    assert claims[2].parts[0].verdict == V.HOLDS
     assert "Outcome: passes" in "\n".join(claims[2].parts[0].evidence)
 
 
 def test_manipulation_check_without_ground_truth_is_not_measured() -> None:
-    from seqgan.report.manipulation import manipulation_check, semantic_fidelity
+    from seqgan.report.verdicts.manipulation import manipulation_check, semantic_fidelity
 
     assert semantic_fidelity({"psnr": 20.0}) is None
     check = manipulation_check({0: {"a1": None, "a0": 0.8}}, "a1", "a0", 0.0, 0.95)
@@ -566,19 +569,19 @@ def test_manipulation_check_without_ground_truth_is_not_measured() -> None:
 def test_claim2_is_undecided_when_one_seed_disagrees(tmp_path):
     losses = {0: (4.2, 4.1, 4.0), 1: (4.3, 4.35, 4.05), 2: (4.25, 4.16, 4.1)}  # seed 1: alpha 0.5 above 0.0
     claims, _ = claims_by_number(tmp_path, losses=losses)
-    assert claims[2].parts[0].verdict == C.UNDECIDED and claims[2].verdict == C.UNDECIDED
+    assert claims[2].parts[0].verdict == V.UNDECIDED and claims[2].verdict == V.UNDECIDED
     assert "| alpha0.5 - alpha0.0 | -0.100 | 0.050 |" in "\n".join(claims[2].parts[0].evidence)
 
 
 def test_claim2_does_not_hold_when_the_interval_excludes_the_papers_direction(tmp_path):
     losses = {0: (4.0, 4.1, 4.2), 1: (4.05, 4.18, 4.3), 2: (4.1, 4.16, 4.25)}  # larger alpha, higher loss
     claims, _ = claims_by_number(tmp_path, losses=losses)
-    assert claims[2].parts[0].verdict == C.DOES_NOT_HOLD and claims[2].verdict == C.DOES_NOT_HOLD
+    assert claims[2].parts[0].verdict == V.DOES_NOT_HOLD and claims[2].verdict == V.DOES_NOT_HOLD
 
 
 def test_claim2_with_one_seed_is_undecided(tmp_path):
     claims, _ = claims_by_number(tmp_path, params=embedded_params(**{"evaluation.experiment_seeds": [0]}))
-    assert claims[2].parts[0].verdict == C.UNDECIDED
+    assert claims[2].parts[0].verdict == V.UNDECIDED
     assert "(n = 1, no interval)" in "\n".join(claims[2].parts[0].evidence)
 
 
@@ -589,18 +592,18 @@ def test_claim2_adds_the_control_caveat_when_the_control_is_lowest(tmp_path):
 
 def test_generation_halves_are_not_testable_when_samples_are_unrecognisable(tmp_path):
     claims, _ = claims_by_number(tmp_path, confident=0.2)  # 0.2 < 0.5 x 0.9
-    assert claims[2].parts[1].verdict == C.NOT_TESTABLE
-    assert claims[2].verdict == C.NOT_TESTABLE  # the loss half holds; no verdict drawn from noise
-    assert claims[4].parts[0].verdict == C.NOT_TESTABLE
-    assert claims[1].parts[1].verdict == C.NOT_TESTABLE
+    assert claims[2].parts[1].verdict == V.NOT_TESTABLE
+    assert claims[2].verdict == V.NOT_TESTABLE  # the loss half holds; no verdict drawn from noise
+    assert claims[4].parts[0].verdict == V.NOT_TESTABLE
+    assert claims[1].parts[1].verdict == V.NOT_TESTABLE
     assert any("0.200" in line for line in claims[2].parts[1].evidence)
 
 
 def test_generation_halves_are_not_testable_when_confident_samples_have_a_skewed_class_histogram(tmp_path):
     # the embedded default's case: confident like real images, histogram 3 x beyond the noise floor
     claims, _ = claims_by_number(tmp_path, confident=0.99, tv=0.355, floor=0.12)
-    assert claims[2].parts[0].verdict == C.HOLDS and claims[2].parts[1].verdict == C.NOT_TESTABLE
-    assert claims[4].parts[0].verdict == C.NOT_TESTABLE and claims[1].parts[1].verdict == C.NOT_TESTABLE
+    assert claims[2].parts[0].verdict == V.HOLDS and claims[2].parts[1].verdict == V.NOT_TESTABLE
+    assert claims[4].parts[0].verdict == V.NOT_TESTABLE and claims[1].parts[1].verdict == V.NOT_TESTABLE
     text = "\n".join(claims[2].parts[1].evidence)
     assert "class-histogram TV distance 0.355 > 2.0 x the noise floor 0.120" in text
     assert "confident fraction" not in text.split("no: ")[1].split("|")[0]  # (a) passes, only (b) fails
@@ -617,7 +620,7 @@ def test_a_histogram_within_the_noise_floor_factor_and_confident_samples_are_usa
         "phase1",
         0,
     )
-    assert C.unusable_reason(at, v) is None
+    assert G.unusable_reason(at, v) is None
     above = C._generation_run(
         f.generation("ar", "base", "alpha0.0", "phase1", 0, fid=5.0, confident=0.95, tv=0.25, floor=0.12),
         "ar",
@@ -625,16 +628,16 @@ def test_a_histogram_within_the_noise_floor_factor_and_confident_samples_are_usa
         "phase1",
         0,
     )
-    assert "TV distance 0.250 > 2.0 x the noise floor 0.120" in C.unusable_reason(above, v)
+    assert "TV distance 0.250 > 2.0 x the noise floor 0.120" in G.unusable_reason(above, v)
     claims, _ = claims_by_number(tmp_path / "c", confident=0.95, tv=0.2, floor=0.12, gen_fids=(30.0, 25.0, 0.0))
-    assert claims[2].parts[1].verdict == C.HOLDS
+    assert claims[2].parts[1].verdict == V.HOLDS
 
 
 def test_inception_generation_metrics_without_classifier_view_are_testable(tmp_path):
     f = Fakes(tmp_path)
     path = f.generation("ar", "base", "alpha1.0", "phase1", 0, fid=5.0, classifier=False)
     run = C._generation_run(path, "ar", "alpha1.0", "phase1", 0)
-    assert C.unusable_reason(run, embedded_params().evaluation.verdicts) is None
+    assert G.unusable_reason(run, embedded_params().evaluation.verdicts) is None
 
 
 def test_a_classifier_view_without_the_noise_floor_is_refused(tmp_path):
@@ -659,33 +662,33 @@ def test_fid_comparison_against_the_spread_over_sampling_seeds(tmp_path):
     a = run_with([10.0, 12.0], tmp_path, "a")  # mean 11, std 1.414
     b = run_with([7.0, 7.5], tmp_path, "b")  # mean 7.25, std 0.354
     c = run_with([9.0, 10.0], tmp_path, "c")  # mean 9.5
-    ab = C.compare_fid("ar", a, b, 2.0)
+    ab = G.compare_fid("ar", a, b, 2.0)
     assert ab.difference == pytest.approx(-3.75) and ab.margin == pytest.approx(2 * 2**0.5)
-    assert ab.outcome == C.LOWER and C.compare_fid("ar", b, a, 2.0).outcome == C.HIGHER
-    assert C.compare_fid("ar", a, c, 2.0).outcome == C.WITHIN_SPREAD  # |-1.5| <= 2.83
-    assert C.compare_fid("ar", a, b, 3.0).outcome == C.WITHIN_SPREAD  # 3.75 <= 4.24
-    one = C.compare_fid("ar", a[:1], b[:1], 2.0)
-    assert one.margin is None and one.outcome == C.SPREAD_UNKNOWN
-    assert C.comparison_verdict([ab], C.LOWER) == C.HOLDS
-    assert C.comparison_verdict([ab, C.compare_fid("ar", a, c, 2.0)], C.LOWER) == C.NOT_TESTABLE
-    assert C.comparison_verdict([ab, C.compare_fid("ar", b, a, 2.0)], C.LOWER) == C.DOES_NOT_HOLD
-    assert C.comparison_verdict([one], C.LOWER) == C.NOT_TESTABLE
-    assert C.comparison_verdict([ab], C.HIGHER) == C.DOES_NOT_HOLD
+    assert ab.outcome == V.LOWER and G.compare_fid("ar", b, a, 2.0).outcome == V.HIGHER
+    assert G.compare_fid("ar", a, c, 2.0).outcome == V.WITHIN_SPREAD  # |-1.5| <= 2.83
+    assert G.compare_fid("ar", a, b, 3.0).outcome == V.WITHIN_SPREAD  # 3.75 <= 4.24
+    one = G.compare_fid("ar", a[:1], b[:1], 2.0)
+    assert one.margin is None and one.outcome == V.SPREAD_UNKNOWN
+    assert G.comparison_verdict([ab], V.LOWER) == V.HOLDS
+    assert G.comparison_verdict([ab, G.compare_fid("ar", a, c, 2.0)], V.LOWER) == V.NOT_TESTABLE
+    assert G.comparison_verdict([ab, G.compare_fid("ar", b, a, 2.0)], V.LOWER) == V.DOES_NOT_HOLD
+    assert G.comparison_verdict([one], V.LOWER) == V.NOT_TESTABLE
+    assert G.comparison_verdict([ab], V.HIGHER) == V.DOES_NOT_HOLD
 
 
 def test_generation_differences_within_the_seed_spread_are_not_testable(tmp_path):
     # alpha steps of 0.5 FID and phase 2 better by 1.0, margin 1.414: unresolved
     claims, _ = claims_by_number(tmp_path, gen_fids=(30.0, 29.5, 0.0), p1_fid=29.0, p2_fid=28.0)
-    assert claims[2].parts[1].verdict == C.NOT_TESTABLE and claims[2].verdict == C.NOT_TESTABLE
-    assert claims[4].parts[0].verdict == C.NOT_TESTABLE and claims[1].parts[1].verdict == C.NOT_TESTABLE
-    assert any(C.WITHIN_SPREAD in line for line in claims[2].parts[1].evidence)
+    assert claims[2].parts[1].verdict == V.NOT_TESTABLE and claims[2].verdict == V.NOT_TESTABLE
+    assert claims[4].parts[0].verdict == V.NOT_TESTABLE and claims[1].parts[1].verdict == V.NOT_TESTABLE
+    assert any(V.WITHIN_SPREAD in line for line in claims[2].parts[1].evidence)
     # the same alpha steps with a resolved rise: does not hold
     claims, _ = claims_by_number(tmp_path / "up", gen_fids=(30.0, 33.0, 0.0), p1_fid=29.0)
-    assert claims[2].parts[1].verdict == C.DOES_NOT_HOLD
+    assert claims[2].parts[1].verdict == V.DOES_NOT_HOLD
     # a wider fid_spread_factor makes resolved differences unresolved
     params = embedded_params(**{"evaluation.verdicts.fid_spread_factor": 10.0})
     claims, _ = claims_by_number(tmp_path / "wide", params=params, gen_fids=(30.0, 25.0, 0.0), p1_fid=20.0)
-    assert claims[2].parts[1].verdict == C.NOT_TESTABLE and claims[4].parts[0].verdict == C.NOT_TESTABLE
+    assert claims[2].parts[1].verdict == V.NOT_TESTABLE and claims[4].parts[0].verdict == V.NOT_TESTABLE
 
 
 def test_one_sampling_seed_gives_no_generation_verdict(tmp_path):
@@ -694,29 +697,29 @@ def test_one_sampling_seed_gives_no_generation_verdict(tmp_path):
         tmp_path, params=params, sampling_seeds=(0,), gen_fids=(30.0, 25.0, 0.0), p1_fid=20.0, p2_fid=10.0
     )
     for part in (claims[2].parts[1], claims[4].parts[0], claims[1].parts[1]):
-        assert part.verdict == C.NOT_TESTABLE
+        assert part.verdict == V.NOT_TESTABLE
         assert "spread over sampling seeds is unknown" in part.evidence[0]
-    assert claims[2].parts[0].verdict == C.HOLDS  # the loss half does not depend on sampling seeds
+    assert claims[2].parts[0].verdict == V.HOLDS  # the loss half does not depend on sampling seeds
 
 
 def test_claim3_usage_verdicts_and_the_entropy_ablation(tmp_path):
     claims, _ = claims_by_number(tmp_path, usage=0.995)
     usage_part, raise_part = claims[3].parts
     # the no-entropy control's low usage is the ablation, not a failure of "usage about 100 %"
-    assert usage_part.verdict == C.HOLDS and raise_part.verdict == C.HOLDS and claims[3].verdict == C.HOLDS
+    assert usage_part.verdict == V.HOLDS and raise_part.verdict == V.HOLDS and claims[3].verdict == V.HOLDS
     text = "\n".join(raise_part.evidence)
     assert "| 0 | 0.995 | 0.400 | 0.595 |" in text and "| 2 | 0.995 | 0.450 | 0.545 |" in text
     claims, _ = claims_by_number(tmp_path / "low", usage=0.6)
-    assert claims[3].parts[0].verdict == C.DOES_NOT_HOLD and claims[3].verdict == C.DOES_NOT_HOLD
+    assert claims[3].parts[0].verdict == V.DOES_NOT_HOLD and claims[3].verdict == V.DOES_NOT_HOLD
     # the regulariser lowers usage in every seed / in one seed only
     claims, _ = claims_by_number(tmp_path / "lower", usage=0.6, no_entropy_usage=(0.7, 0.8, 0.65))
-    assert claims[3].parts[1].verdict == C.DOES_NOT_HOLD
+    assert claims[3].parts[1].verdict == V.DOES_NOT_HOLD
     claims, _ = claims_by_number(tmp_path / "mixed", usage=0.6, no_entropy_usage=(0.7, 0.5, 0.5))
-    assert claims[3].parts[1].verdict == C.UNDECIDED
+    assert claims[3].parts[1].verdict == V.UNDECIDED
     # no control trained: not run, and its files are not inputs
     params = embedded_params(**{"tokenizer.control_no_entropy": False})
     claims, f = claims_by_number(tmp_path / "none", params=params, usage=0.995)
-    assert claims[3].parts[1].verdict == C.NOT_RUN and claims[3].verdict == C.NOT_RUN
+    assert claims[3].parts[1].verdict == V.NOT_RUN and claims[3].verdict == V.NOT_RUN
     assert not any("noentropy" in s for s in C.claims_inputs(params, f.layout))
 
 
@@ -745,33 +748,33 @@ def test_tokenizers_below_a_floor_are_flagged(tmp_path):
 def test_claims_1_and_4_on_the_phase2_decoder(tmp_path):
     # phase 2 on three seeds: better rFID and colour error in every seed, better FID in every sampling seed
     claims, _ = claims_by_number(tmp_path, p1_fid=20.0, p2_fid=18.0, p1_psnr=17.0, p2_psnr=18.0)
-    assert claims[4].verdict == C.HOLDS
-    assert claims[1].parts[0].verdict == C.HOLDS and claims[1].parts[1].verdict == C.DOES_NOT_HOLD
-    assert claims[1].verdict == C.DOES_NOT_HOLD
+    assert claims[4].verdict == V.HOLDS
+    assert claims[1].parts[0].verdict == V.HOLDS and claims[1].parts[1].verdict == V.DOES_NOT_HOLD
+    assert claims[1].verdict == V.DOES_NOT_HOLD
     text = "\n".join(claims[4].parts[1].evidence)
     assert "- shape colour dE, phase 2 - phase 1 (lower is the claim): -4.800" in text  # 25 - 30, +0.2 per seed
     assert "| 1 | shape colour dE (ground truth) | 30.000 | 25.200 | -4.800 |" in text
     # phase 2 worse in FID and colour, yet higher PSNR: "restores colour" reads the colour error, not PSNR
     claims, _ = claims_by_number(tmp_path / "b", p1_fid=20.0, p2_fid=23.0, p1_psnr=17.0, p2_psnr=18.5, p2_colour=35.0)
-    assert claims[4].parts[0].verdict == C.DOES_NOT_HOLD and claims[4].parts[1].verdict == C.DOES_NOT_HOLD
-    assert claims[1].verdict == C.HOLDS
+    assert claims[4].parts[0].verdict == V.DOES_NOT_HOLD and claims[4].parts[1].verdict == V.DOES_NOT_HOLD
+    assert claims[1].verdict == V.HOLDS
 
 
 def test_claims_1_and_4_draw_no_verdict_from_one_seed(tmp_path):
     params = embedded_params(**{"evaluation.experiment_seeds": [0]})
     claims, _ = claims_by_number(tmp_path, params=params, p1_fid=20.0, p2_fid=18.0)
-    assert claims[1].parts[0].verdict == C.UNDECIDED  # rFID 10 -> 8 in the one seed: no interval
-    assert claims[4].parts[1].verdict == C.UNDECIDED
+    assert claims[1].parts[0].verdict == V.UNDECIDED  # rFID 10 -> 8 in the one seed: no interval
+    assert claims[4].parts[1].verdict == V.UNDECIDED
     assert "(n = 1, no interval)" in "\n".join(claims[1].parts[0].evidence)
 
 
 def test_combine_precedence():
-    assert C.combine([C.HOLDS, C.NOT_TESTABLE, C.NOT_RUN]) == C.NOT_RUN
-    assert C.combine([C.NOT_TESTABLE, C.DOES_NOT_HOLD]) == C.DOES_NOT_HOLD
-    assert C.combine([C.HOLDS, C.NOT_TESTABLE]) == C.NOT_TESTABLE
-    assert C.combine([C.HOLDS, C.HOLDS]) == C.HOLDS
-    assert C.combine([C.HOLDS, C.UNDECIDED]) == C.UNDECIDED
-    assert C.combine([C.UNDECIDED, C.NOT_TESTABLE]) == C.NOT_TESTABLE
+    assert V.combine([V.HOLDS, V.NOT_TESTABLE, V.NOT_RUN]) == V.NOT_RUN
+    assert V.combine([V.NOT_TESTABLE, V.DOES_NOT_HOLD]) == V.DOES_NOT_HOLD
+    assert V.combine([V.HOLDS, V.NOT_TESTABLE]) == V.NOT_TESTABLE
+    assert V.combine([V.HOLDS, V.HOLDS]) == V.HOLDS
+    assert V.combine([V.HOLDS, V.UNDECIDED]) == V.UNDECIDED
+    assert V.combine([V.UNDECIDED, V.NOT_TESTABLE]) == V.NOT_TESTABLE
 
 
 def test_claims_cli_writes_rules_evidence_and_verdicts(tmp_path):
@@ -850,3 +853,13 @@ def test_rules_plan_the_tables_audit_and_claims_from_their_generation_inputs(tmp
     assert jobs["claims"] == 1 and jobs["paper_table"] == 1 and jobs["hparam_audit"] == 1
     # 4 variants x 2 sampling seeds (phase-1 decoder) + 2 (phase-2 decoder), AR only
     assert jobs["eval_samples"] == 10 and jobs["tokenizer_phase2"] == 3  # phase 2 on every experiment seed
+
+
+def test_usage_rules_are_decided_by_the_weakest_tokenizer_and_every_seed():
+    from seqgan.report.verdicts.usage import full_usage_verdict, regulariser_verdict
+
+    assert full_usage_verdict([0.99, 0.97, 0.96], 0.95) == V.HOLDS
+    assert full_usage_verdict([0.99, 0.99, 0.30], 0.95) == V.DOES_NOT_HOLD  # one collapsed codebook fails it
+    assert regulariser_verdict({0: 0.5, 1: 0.4}) == V.HOLDS
+    assert regulariser_verdict({0: -0.1, 1: -0.2}) == V.DOES_NOT_HOLD
+    assert regulariser_verdict({0: 0.5, 1: -0.2}) == V.UNDECIDED

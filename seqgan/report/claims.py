@@ -39,29 +39,32 @@ from seqgan.report.artefacts import (
     read_json,
     variant_name,
 )
-from seqgan.report.decoder_verdicts import compare_decoders
 from seqgan.report.floors import tokenizer_floor_flags
-from seqgan.report.manipulation import ManipulationCheck, manipulation_check, semantic_fidelity
 from seqgan.report.stats import (
-    PairedInterval,
     Spread,
     paired_differences,
     paired_interval,
     spread,
 )
-
-HOLDS = "holds"
-DOES_NOT_HOLD = "does not hold"
-NOT_RUN = "not run"
-NOT_TESTABLE = "not testable at this scale"
-UNDECIDED = "undecided at this scale"
-_PRECEDENCE = (DOES_NOT_HOLD, NOT_RUN, NOT_TESTABLE, UNDECIDED)
-
-# Outcomes of one generation-FID comparison (from -> to) against the spread over sampling seeds.
-LOWER = "lower"
-HIGHER = "higher"
-WITHIN_SPREAD = "within the seed spread"
-SPREAD_UNKNOWN = "spread unknown (one sampling seed)"
+from seqgan.report.verdicts.decoder import compare_decoders
+from seqgan.report.verdicts.generation import (
+    FidComparison,
+    GenerationRun,
+    compare_fid,
+    comparison_verdict,
+    unusable_reason,
+)
+from seqgan.report.verdicts.manipulation import ManipulationCheck, manipulation_check, semantic_fidelity
+from seqgan.report.verdicts.outcomes import (
+    HIGHER,
+    LOWER,
+    NOT_RUN,
+    NOT_TESTABLE,
+    SPREAD_UNKNOWN,
+    combine,
+)
+from seqgan.report.verdicts.usage import full_usage_verdict, regulariser_verdict
+from seqgan.report.verdicts.validation_loss import loss_comparisons, paired_verdict
 
 
 def rules_text(v: VerdictParams) -> str:
@@ -87,7 +90,7 @@ and histogram_noise_draws = {v.histogram_noise_draws} define the recorded classi
   mean loss is below every alpha's, a caveat is added: lower loss then tracks "less texture / fewer
   codes", not necessarily "more semantics". Different machines and thread counts change float
   rounding and so each run's trajectory; the seeds are what that noise is measured against.
-- **Claim 2, manipulation check** (`seqgan/report/manipulation.py`), applied before the losses are
+- **Claim 2, manipulation check** (`seqgan/report/verdicts/manipulation.py`), applied before the losses are
   read: the largest alpha's semantic fidelity minus the smallest alpha's must be at least
   {v.manipulation_min_difference:+.3f} (`evaluation.verdicts.manipulation_min_difference`) in every experiment
   seed. Semantic fidelity is the shape-mask IoU of the reconstructions against the synthetic generator's
@@ -134,7 +137,7 @@ and histogram_noise_draws = {v.histogram_noise_draws} define the recorded classi
   `tokenizer.control_no_entropy`): it *holds* when usage with the regulariser exceeds usage without it in
   every seed, *does not hold* when it is lower in every seed, and is otherwise *undecided at this scale*;
   without that control it is *not run*.
-- **Reconstruction parts** (claims 1, 4; `seqgan/report/decoder_verdicts.py`): phase 2 is trained on every
+- **Reconstruction parts** (claims 1, 4; `seqgan/report/verdicts/decoder.py`): phase 2 is trained on every
   experiment seed from that seed's phase-1 tokenizer, and each metric's difference phase 2 - phase 1 is
   paired per seed with a {v.interval_confidence:.0%} t-interval. A part *holds* when every seed moves in the
   claimed direction and the interval excludes 0 on that side, *does not hold* when the interval excludes 0
@@ -164,14 +167,6 @@ class Claim:
     @property
     def verdict(self) -> str:
         return combine(p.verdict for p in self.parts)
-
-
-def combine(verdicts: Iterable[str]) -> str:
-    verdicts = list(verdicts)
-    for verdict in _PRECEDENCE:
-        if verdict in verdicts:
-            return verdict
-    return HOLDS
 
 
 # ----------------------------------------------------------------------------------------------
@@ -291,25 +286,6 @@ def _mean_or_none(values: list[float | None]) -> float | None:
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GenerationRun:
-    objective: str
-    variant: str
-    decoder: str
-    seed: int
-    file: Path
-    fid: float
-    confident: float | None  # classifier.confident_fraction of the samples (None: no classifier view)
-    reference_confident: float | None
-    histogram_tv: float | None  # classifier.histogram_tv_distance (samples vs reference images)
-    histogram_floor: float | None  # classifier.histogram_noise_floor.mean (real images vs real images)
-    tokens_sha256: str | None
-
-    @property
-    def label(self) -> str:
-        return f"{self.variant} {self.decoder}"
-
-
 def _generation_run(path: Path, objective: str, variant: str, decoder: str, seed: int) -> GenerationRun:
     """One sample set's generation metrics (identified by the path it was read from, not by its content)."""
     record = read_json(path)
@@ -348,81 +324,6 @@ def _generation_run(path: Path, objective: str, variant: str, decoder: str, seed
         float(floor["mean"]),
         samples.get("tokens_sha256"),
     )
-
-
-def unusable_reason(run: GenerationRun, v: VerdictParams) -> str | None:
-    """Why a sample set cannot carry a generation verdict (step 1 of the rules), or None when it can."""
-    if run.confident is None:
-        return None  # no classifier view (Inception features): paper-scale evaluation
-    assert run.reference_confident is not None and run.histogram_tv is not None and run.histogram_floor is not None
-    problems = []
-    if run.confident < v.recognisable_confidence_ratio * run.reference_confident:
-        problems.append(
-            f"confident fraction {run.confident:.3f} < {v.recognisable_confidence_ratio} x the real "
-            f"images' {run.reference_confident:.3f}"
-        )
-    if run.histogram_tv > v.histogram_tv_factor * run.histogram_floor:
-        problems.append(
-            f"class-histogram TV distance {run.histogram_tv:.3f} > {v.histogram_tv_factor} x the "
-            f"noise floor {run.histogram_floor:.3f}"
-        )
-    return "; ".join(problems) or None
-
-
-@dataclass(frozen=True)
-class FidComparison:
-    """Mean generation FID of two sample sets of one objective over sampling seeds (step 2 of the rules)."""
-
-    objective: str
-    start: str  # e.g. "alpha0.5 phase1"
-    end: str
-    start_fid: Spread
-    end_fid: Spread
-    spread_factor: float
-
-    @property
-    def difference(self) -> float:
-        return self.end_fid.mean - self.start_fid.mean
-
-    @property
-    def margin(self) -> float | None:
-        """spread_factor x the larger std over sampling seeds; None with one sampling seed."""
-        if self.start_fid.std is None or self.end_fid.std is None:
-            return None
-        return self.spread_factor * max(self.start_fid.std, self.end_fid.std)
-
-    @property
-    def outcome(self) -> str:
-        margin = self.margin
-        if margin is None:
-            return SPREAD_UNKNOWN
-        if abs(self.difference) <= margin:
-            return WITHIN_SPREAD
-        return LOWER if self.difference < 0 else HIGHER
-
-
-def compare_fid(
-    objective: str, start: Sequence[GenerationRun], end: Sequence[GenerationRun], spread_factor: float
-) -> FidComparison:
-    return FidComparison(
-        objective,
-        start[0].label,
-        end[0].label,
-        spread([r.fid for r in start]),
-        spread([r.fid for r in end]),
-        spread_factor,
-    )
-
-
-def comparison_verdict(comparisons: Sequence[FidComparison], wanted: str) -> str:
-    """HOLDS if every comparison has the wanted outcome, DOES_NOT_HOLD if any is resolved the other way."""
-    opposite = HIGHER if wanted == LOWER else LOWER
-    outcomes = [c.outcome for c in comparisons]
-    if opposite in outcomes:
-        return DOES_NOT_HOLD
-    if outcomes and all(o == wanted for o in outcomes):
-        return HOLDS
-    return NOT_TESTABLE
 
 
 def _generation_table(runs: Sequence[GenerationRun], v: VerdictParams) -> list[str]:
@@ -564,7 +465,7 @@ def _loss_runs(inp: _Inputs, objective: str) -> _LossRuns:
 
 
 def _manipulation(inp: _Inputs, alpha_variants: list[str]) -> ManipulationCheck:
-    """Claim 2's manipulation check on the two ends of the sweep (seqgan.report.manipulation)."""
+    """Claim 2's manipulation check on the two ends of the sweep (seqgan.report.verdicts.manipulation)."""
     larger, smaller = alpha_variants[-1], alpha_variants[0]
     fidelity = {
         seed: {v: semantic_fidelity(read_json(inp.layout.tokenizer_metrics(v, seed))) for v in (larger, smaller)}
@@ -584,23 +485,6 @@ def _manipulation_lines(check: ManipulationCheck) -> list[str]:
         "",
         *_md_table(["tokenizer", *[f"mask IoU, seed {s}" for s in seeds]], rows),
     ]
-
-
-def loss_comparisons(alpha_variants: Sequence[str]) -> list[tuple[str, str]]:
-    """(larger alpha, smaller alpha) pairs claim 2 tests: the two ends of the sweep, then every
-    adjacent pair (the ends only once when the sweep has two alphas)."""
-    pairs = [(alpha_variants[-1], alpha_variants[0])]
-    pairs += [(b, a) for a, b in zip(alpha_variants, alpha_variants[1:], strict=False) if (b, a) not in pairs]
-    return pairs
-
-
-def paired_verdict(interval: PairedInterval) -> str:
-    """The paper's direction is negative (the larger alpha has the lower loss); see rules_text."""
-    if interval.high is not None and interval.high < 0 and all(d < 0 for d in interval.differences.values()):
-        return HOLDS
-    if interval.low is not None and interval.low > 0:
-        return DOES_NOT_HOLD
-    return UNDECIDED
 
 
 def _comparison_rows(
@@ -809,7 +693,7 @@ def _claim3(inp: _Inputs) -> Claim:
         else []
     )
     if weight > 0:
-        verdict = HOLDS if min(usages) >= params.evaluation.verdicts.full_usage else DOES_NOT_HOLD
+        verdict = full_usage_verdict(usages, params.evaluation.verdicts.full_usage)
         usage_part = Part(
             f"with the regulariser (tokenizer.quantizer.entropy_weight = {weight}) every tokenizer uses about 100 % "
             "of its codebook",
@@ -847,12 +731,7 @@ def _entropy_ablation_part(
         )
     with_reg = variant_name(no_entropy_alpha(params))
     diffs = {s: usage[(with_reg, s)] - usage[(no_entropy, s)] for s in seeds}
-    if all(d > 0 for d in diffs.values()):
-        verdict = HOLDS
-    elif all(d < 0 for d in diffs.values()):
-        verdict = DOES_NOT_HOLD
-    else:
-        verdict = UNDECIDED
+    verdict = regulariser_verdict(diffs)
     table = _md_table(
         ["seed", f"usage with ({with_reg})", f"usage without ({no_entropy})", "with - without"],
         [[str(s), usage[(with_reg, s)], usage[(no_entropy, s)], diffs[s]] for s in seeds],

@@ -26,8 +26,9 @@ from seqgan.report.artefacts import (
     read_json,
     variant_name,
 )
-from seqgan.report.claims import evaluate_claims, loss_comparisons
+from seqgan.report.claims import evaluate_claims
 from seqgan.report.stats import Spread, paired_interval, spread
+from seqgan.report.verdicts.validation_loss import loss_comparisons
 
 # (metric name, key in the eval-tokenizer metrics JSON, unit), per phase-1 tokenizer and seed.
 TOKENIZER_METRICS: tuple[tuple[str, str, str], ...] = (

@@ -21,16 +21,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from seqgan.report.stats import PairedInterval, paired_interval
+from seqgan.report.verdicts.outcomes import DOES_NOT_HOLD, HOLDS, NOT_TESTABLE, UNDECIDED
 
 __all__ = ["DecoderComparison", "compare_decoders"]
 
 Direction = Literal["lower", "higher"]
-HOLDS, DOES_NOT_HOLD, UNDECIDED, NOT_TESTABLE = (
-    "holds",
-    "does not hold",
-    "undecided at this scale",
-    "not testable at this scale",
-)
 
 
 @dataclass(frozen=True)
