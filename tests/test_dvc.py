@@ -180,6 +180,7 @@ def test_repro_builds_fig2_and_tracks_every_output(project):
     expected = {
         "prepare_data",
         "train_semantic",
+        "train_judge",
         "fid_reference@val",
         "fig2_val_loss",
         f"tokenizer_phase1@{ALPHA}-0",
@@ -317,6 +318,7 @@ GENERATION = {"sample", "eval_samples"}
 BUILT_RULES = {
     "prepare_data",
     "train_semantic",
+    "train_judge",
     "tokenizer_phase1",
     "fid_reference",
     "eval_tokenizer",

@@ -21,6 +21,9 @@ def tiny_params() -> dict:
     raw["semantic"].update(
         iterations=40, batch_size=32, warmup_steps=5, eval_every=20, checkpoint_every=20, min_val_accuracy=0.0
     )  # 40 steps train a plumbing test, not a usable net
+    raw["judge"].update(
+        iterations=40, batch_size=32, warmup_steps=5, eval_every=20, checkpoint_every=20, min_val_accuracy=0.0
+    )  # likewise the judge
     return raw
 
 
@@ -196,8 +199,15 @@ def test_default_target_end_to_end(tmp_path):
                 (tmp_path / f"results/metrics/generation/ar/base/{variant}/phase1/seed{sampling_seed}.json").read_text()
             )
             assert gen["num_samples"] == 6 and gen["seed"] == sampling_seed and math.isfinite(gen["fid"])
-    phase2 = json.loads((tmp_path / "results/metrics/tokenizer/phase2.json").read_text())
-    assert phase2["tokenizer"]["phase"] == 2
+    # phase 2 on every experiment seed, each from its own seed's phase-1 tokenizer
+    phase2s = [json.loads((tmp_path / f"results/metrics/tokenizer/phase2/seed{s}.json").read_text()) for s in (0, 1)]
+    assert all(m["tokenizer"]["phase"] == 2 for m in phase2s)
+    assert phase2s[0]["tokenizer_sha256"] != phase2s[1]["tokenizer_sha256"]
+    phase2 = phase2s[0]
+    # every synthetic tokenizer's metrics carry the ground-truth instrument and the judge, labelled
+    assert {"mask_iou", "shape_colour_delta_e", "background_delta_e"} <= set(phase2["instrument"]["reconstructed"])
+    assert phase2["computed_with"]["judge"]["network"].startswith("the judge")
+    assert phase2["computed_with"]["rfid"]["feature_network"]["name"] == "judge_stage3_gap"
 
     for name in FIGURES:
         for suffix in (".pdf", ".png"):
@@ -217,6 +227,7 @@ def test_default_target_end_to_end(tmp_path):
     reproduced = [r for r in table2 if r["status"] == "reproduced"]
     assert any(float(r["reproduced"]) == pytest.approx(phase2["rfid"]) for r in reproduced)
     claims = (tmp_path / "results/claims.md").read_text()
+    assert "**Manipulation check** (before any loss is read)" in claims  # claim 2 reads it first
     assert [line[:10] for line in claims.splitlines() if line.startswith("## Claim")] == [
         f"## Claim {i}" for i in (1, 2, 3, 4)
     ]
