@@ -388,7 +388,7 @@ def _build_table2(c: _Cells) -> TableSpec:
     return TableSpec(
         "table2_reconstruction",
         "Table 2: reconstruction (rFID, codebook usage)",
-        "Reproduced: SeQ-GAN = phase-2 tokenizer (results/metrics/tokenizer/phase2.json); 'phase 1 "
+        "Reproduced: SeQ-GAN = phase-2 tokenizer (results/metrics/tokenizer/phase2/seed<run.seed>.json); 'phase 1 "
         "only' = the phase-1 "
         f"tokenizer alpha = {alpha} (seed {c.seed}) it starts from (not in the paper's table). Usage = fraction of the "
         "codebook used by the encoder over the validation split.",
