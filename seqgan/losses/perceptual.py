@@ -25,20 +25,28 @@ Per-tap distance (both backbones; LPIPS v0.1's formula)::
   ``sum_l d_l`` = LPIPS (alpha = 0 reproduces the LPIPS loss of previous VQ tokenizers).
 * ``layer_weights=None`` (the embedded default's SemanticNet, which has no learned LPIPS layers):
   ``v_{l,c} = 1 / C_l``, i.e. the mean over channels of the squared difference of unit-normalised
-  feature vectors. Per position this is ``(2 - 2 cos(f_l(x), f_l(y))) / C_l``, in [0, 4 / C_l]. The
-  1/C_l (rather than LPIPS-baseline's plain sum over channels) is the scale the embedded default's
-  weights (perceptual_weight 5, logit_weight 0.002) were measured with. Pass explicit ones to get
-  the sum instead.
+  feature vectors. Per position this is ``(2 - 2 cos(f_l(x), f_l(y))) / C_l``, in [0, 4 / C_l].
+  (Calibrated, the constant factor per tap does not matter: each term is divided by its own mean.)
+  Pass explicit ones to get the sum instead.
 
 Logit distance::
 
     d_logit(x, y) = mean over classes of (z(x) - z(y)) ** 2       (z: logits before softmax)
 
-i.e. the logit MSE. Its scale is unrelated to the taps': the raw MSE between an untrained
-tokenizer's reconstructions and their targets is about 40 (DESIGN.md), which would swamp the
-normalised taps (each O(0.01-0.1)). ``logit_weight`` (lambda) rescales it; it is part of L_per^sem,
-so L_per^sem = d_relu5_3 + lambda * d_logit. There is no default: the right value depends on the
-backbone and data (embedded default: 0.002). All distances are averaged over the batch.
+i.e. the logit MSE. Its scale is unrelated to the taps': between an untrained tokenizer's
+reconstructions and their targets it is hundreds (the embedded default's network: 378), against
+taps of O(0.01-0.1). Two forms put it on the taps' scale:
+
+* **calibrated** (``calibrated=True``, the embedded default's ``tokenizer.loss.calibration:
+  initial_mean``): every term, taps and logit alike, is divided by its mean over calibration images
+  at initialisation (``term_scales``, set by :meth:`WeightedPerceptualLoss.set_term_scales` from
+  :meth:`~WeightedPerceptualLoss.term_means`), and L_low, L_sem are the MEANS of their terms
+  (:func:`calibrated_alpha_weights`), so both start at 1 and so does every alpha's L_per^alpha. A
+  typed constant once went 11x stale when the network changed; a measured one cannot.
+* **the paper's sums** (``calibrated=False``): ``logit_weight`` (lambda) rescales d_logit inside
+  L_per^sem = d_relu5_3 + lambda * d_logit (paper configurations: 1).
+
+All distances are averaged over the batch.
 
 Gradients: the backbone is frozen (``requires_grad=False``, kept in eval mode even when the loss is
 put in training mode); the target's features are computed under ``no_grad``; gradients flow only to

@@ -11,7 +11,10 @@ sidecar). The pieces it drives each have their own module:
 - :mod:`seqgan.train.tokenizer_model`: the configuration record, loading and checking a
   checkpoint (:func:`~seqgan.train.tokenizer_model.load_tokenizer_checkpoint`), the network a phase
   starts from;
-- :mod:`seqgan.train.tokenizer_eval`: the metrics the sidecar records.
+- :mod:`seqgan.train.tokenizer_eval`: the metrics the sidecar records;
+- :mod:`seqgan.train.tokenizer_init`: what a fresh run derives from its initial networks before
+  step 0 (the codebook from encoder outputs, the perceptual calibration; :func:`initialise_run`),
+  kept in the resume state and the sidecar.
 
 Choices the paper leaves open, and why:
 
