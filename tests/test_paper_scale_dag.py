@@ -100,6 +100,8 @@ def absent_by_design(raw: dict) -> set[str]:
     absent = set()
     if raw["semantic"]["backbone"] != "embedded":
         absent.add("train_semantic")  # VGG16 / Inception are pretrained
+    if raw["evaluation"]["fid_network"] != "judge":
+        absent.add("train_judge")  # the paper's judge is Inception
     for objective in ("ar", "nar"):
         if objective not in raw["transformer"]["objectives"]:
             absent.add(f"train_{objective}")
@@ -178,8 +180,8 @@ def test_job_counts_follow_the_params(name: str, plans: dict[str, Plan]) -> None
     assert counts["prepare_data"] == 2
     assert counts["tokenizer_phase1"] == runs + no_entropy
     assert counts["encode_tokens"] == 2 * runs  # train and val tokens of every phase-1 run
-    assert counts["tokenizer_phase2"] == 1
-    assert counts["eval_tokenizer"] == runs + no_entropy + 1
+    assert counts["tokenizer_phase2"] == seeds  # phase 2 on every experiment seed
+    assert counts["eval_tokenizer"] == runs + no_entropy + seeds
     assert counts["eval_samples"] == counts["sample"] >= len(raw["evaluation"]["sampling_seeds"])
     size = raw["transformer"]["models"][0]
     for objective in raw["transformer"]["objectives"]:
@@ -208,6 +210,8 @@ def test_training_jobs_run_on_the_params_gpus(name: str, plans: dict[str, Plan])
         assert job.shell.startswith("seqgan_train train-"), job.shell
     for job in plan.of("train_semantic"):  # one process always (no DDP in the classifier trainer)
         assert job.resources["gpu"] == "1" and job.shell.startswith("seqgan train-semantic"), job.shell
+    for job in plan.of("train_judge"):  # likewise the judge
+        assert job.resources["gpu"] == "1" and job.shell.startswith("seqgan train-judge"), job.shell
 
 
 def test_paper_configs_spread_training_over_several_gpus(plans: dict[str, Plan]) -> None:
@@ -245,7 +249,7 @@ def test_slurm_profile_sizes_every_rule(plans: dict[str, Plan], workflow_rules: 
     sized = profile["set-resources"]
     assert set(sized) == workflow_rules - {"all"}  # a new rule must be sized here
     declared, inference = gpu_rules(plans)
-    assert declared == {*TRAINING_RULES, "train_semantic"} | inference
+    assert declared == {*TRAINING_RULES, "train_semantic", "train_judge"} | inference
     for rule in declared | inference:
         res = sized[rule]
         assert {"slurm_partition", "cpus_per_gpu", "mem_mb", "runtime"} <= set(res), rule
