@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -129,7 +130,14 @@ def init_distributed(device: torch.device) -> Distributed:
 
 
 def close_distributed(ctx: Distributed) -> None:
+    """Tear the process group down. On a normal end (no exception in flight: this runs in the
+    trainers' ``finally``) every rank first meets at a barrier, so no rank destroys its gloo pairs
+    while another still uses them: a rank that left early (the non-main ranks skip the final
+    evaluation) once aborted at exit with "terminate called without an active exception". After an
+    exception there is no barrier: the other ranks may never arrive."""
     if ctx.enabled and torch_dist.is_initialized():
+        if sys.exc_info()[0] is None:
+            torch_dist.barrier()
         torch_dist.destroy_process_group()
 
 
