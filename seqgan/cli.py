@@ -98,7 +98,7 @@ def cmd_train_semantic(args: argparse.Namespace) -> None:
 
 
 def cmd_train_judge(args: argparse.Namespace) -> None:
-    from seqgan.train.judge_job import train_judge_job
+    from seqgan.train.semantic_job import train_judge_job
 
     train_judge_job(
         load_params(args.params),
