@@ -11,10 +11,11 @@ Each positional argument is ``NAME=JSON``: dotted params.yaml keys and their val
 perceptual term) or ``control`` (no perceptual loss), and ``seed``). Every trial trains
 :func:`seqgan.train.tokenizer.train_tokenizer` exactly as the workflow does (one torch thread, the
 ``--threads`` value), in a temporary directory, then measures on the first 1000 validation
-images: PSNR, L1, codebook usage and perplexity (``evaluate_reconstruction``), and the wall seconds
-per step. One CSV row per trial (appended, so two invocations can run side by side on two
-cores); ``--grid`` writes the first 16 validation images and every trial's reconstructions as one
-PNG (rows in trial order) to look at colour.
+images: PSNR, L1, codebook usage and perplexity (``evaluate_reconstruction``), the ground-truth
+instrument of synthetic data (mask IoU, shape colour and background delta E in CIELAB,
+:func:`seqgan.evaluate.ground_truth.instrument_metrics`), and the wall seconds per step. One CSV
+row per trial (appended, so two invocations can run side by side on two cores); ``--grid`` writes
+the first 16 validation images and every trial's reconstructions as one PNG (rows in trial order) to look at colour.
 
 Wall seconds are for the machine and load at hand (printed with the CPU model).
 """
@@ -38,6 +39,8 @@ from PIL import Image
 
 from seqgan.artefacts.images import open_image_store, to_model_input
 from seqgan.config import validate_params
+from seqgan.evaluate.ground_truth import instrument_metrics
+from seqgan.evaluate.tokenizer_job import split_truth
 from seqgan.train.runtime import cpu_description
 from seqgan.train.tokenizer import train_tokenizer
 from seqgan.train.tokenizer_eval import evaluate_reconstruction
@@ -55,6 +58,9 @@ COLUMNS = (
     "l1",
     "codebook_usage",
     "codebook_perplexity",
+    "mask_iou",
+    "colour_delta_e",
+    "background_delta_e",
     "seconds_per_step",
     "wall_seconds",
     "threads",
@@ -95,6 +101,21 @@ def trial_params(raw: dict[str, Any], changes: dict[str, Any]):
     return validate_params(changed, "params.yaml (trial)")
 
 
+def _rounded(value: float | None, digits: int) -> float | str:
+    return "" if value is None else round(float(value), digits)
+
+
+def reconstruct(tokenizer: torch.nn.Module, images: np.ndarray, batch_size: int = 100) -> np.ndarray:
+    """(N, R, R, 3) uint8 reconstructions (encode, quantise, decode) of uint8 ``images``, eval mode."""
+    tokenizer.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            recon = tokenizer(to_model_input(images[start : start + batch_size], torch.device("cpu")))[0]
+            out.append(((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)
+
+
 def run_trial(
     name: str, changes: dict[str, Any], raw: dict[str, Any], data: Path, semantic: Path, threads: int
 ) -> tuple[dict[str, Any], np.ndarray]:
@@ -113,6 +134,7 @@ def run_trial(
             alpha=alpha,
             perceptual=perceptual,
             train_dir=data / "train",
+            val_dir=data / "val",
             semantic_weights=semantic if perceptual else None,
             init_weights=None,
             out_path=out,
@@ -123,10 +145,10 @@ def run_trial(
         wall = time.perf_counter() - start
         tokenizer, _ = load_tokenizer_checkpoint(out, params)
     evaluation = evaluate_reconstruction(tokenizer, val, EVAL_IMAGES, 100, torch.device("cpu"))
-    images = np.array(val.images[:GRID_IMAGES])
-    with torch.no_grad():
-        recon = tokenizer(to_model_input(images, torch.device("cpu")))[0]
-    recon = ((recon.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()  # (B, H, W, 3)
+    count = min(EVAL_IMAGES, len(val))
+    recon = reconstruct(tokenizer, np.array(val.images[:count]))
+    truth = split_truth(val)
+    instrument = instrument_metrics(recon, truth) if truth is not None else {}
     phase1 = params.tokenizer.phase1
     row = {
         "trial": name,
@@ -139,12 +161,15 @@ def run_trial(
         "l1": round(evaluation["l1"], 4),
         "codebook_usage": round(evaluation["codebook_fraction_used"], 4),
         "codebook_perplexity": round(evaluation["codebook_perplexity"], 1),
+        "mask_iou": _rounded(instrument.get("mask_iou"), 4),
+        "colour_delta_e": _rounded(instrument.get("shape_colour_delta_e"), 2),
+        "background_delta_e": _rounded(instrument.get("background_delta_e"), 2),
         "seconds_per_step": round(metrics["seconds_per_step"], 4),
         "wall_seconds": round(wall, 1),
         "threads": threads,
         "cpu": cpu_description(),
     }
-    return row, np.concatenate(list(recon), axis=1)
+    return row, np.concatenate(list(recon[:GRID_IMAGES]), axis=1)
 
 
 def main() -> None:
