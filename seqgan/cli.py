@@ -319,7 +319,12 @@ def cmd_compare_reference(args: argparse.Namespace) -> None:
     from seqgan.report.compare_reference import compare_reference_job
 
     compare_reference_job(
-        load_params(args.params), args.params, _artefact_layout(args), Path(args.reference), Path(args.out)
+        load_params(args.params),
+        args.params,
+        _artefact_layout(args),
+        Path(args.reference),
+        Path(args.out),
+        strict=args.strict,
     )
 
 
@@ -603,6 +608,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         default="results/compare_reference.md",
         help="Markdown report (default: %(default)s); a JSON summary is written beside it",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="also exit 1 when a number differs beyond chance (Holm); by default only params, absent numbers "
+        "and changed verdicts do",
     )
 
     p = add("readme-tables", cmd_readme_tables, "rewrite the README's generated sections from the reference run")

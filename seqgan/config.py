@@ -175,6 +175,8 @@ class Phase1Params:
     beta2: float
     checkpoint_every: int
     log_every: int
+    val_every: int
+    val_images: int
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,8 @@ class Phase2Params:
     beta2: float
     checkpoint_every: int
     log_every: int
+    val_every: int
+    val_images: int
     attention: AttentionParams
 
 
@@ -296,9 +300,20 @@ class VerdictParams:
     interval_confidence: float
     tokenizer_min_psnr: float
     tokenizer_min_usage: float
-    reference_tolerance_sigmas: float
-    reference_tolerance_floor: float
+    reference_false_alarm: float
+    power: float
+    target_half_width: float
     manipulation_min_difference: float
+
+
+@dataclass(frozen=True)
+class ConvergenceParams:
+    """The plateau rule and the endpoint of validation curves (evaluation.convergence; meanings in the
+    schema and seqgan/report/convergence.py)."""
+
+    plateau_window: float
+    plateau_max_improvement: float
+    endpoint_evaluations: int
 
 
 @dataclass(frozen=True)
@@ -308,9 +323,11 @@ class EvaluationParams:
     batch_size: int
     sampling_seeds: tuple[int, ...]
     experiment_seeds: tuple[int, ...]
+    pilot_seeds: tuple[int, ...]
     generation_reference: Literal["train", "val"]
     visualization_images: int
     sample_grid: SampleGridParams
+    convergence: ConvergenceParams
     verdicts: VerdictParams
 
 
@@ -455,6 +472,21 @@ def cross_field_problems(p: Params) -> list[str]:
             f"semantic.warmup_steps = {p.semantic.warmup_steps}: must be below semantic.iterations = "
             f"{p.semantic.iterations}"
         )
+    if overlap := sorted(set(p.evaluation.pilot_seeds) & set(p.evaluation.experiment_seeds)):
+        problems.append(
+            f"evaluation.pilot_seeds = {list(p.evaluation.pilot_seeds)}: shares {overlap} with "
+            "evaluation.experiment_seeds (a pilot seed must never be a reported result)"
+        )
+    needed = p.evaluation.convergence.endpoint_evaluations
+    for objective in p.transformer.objectives:
+        iterations = getattr(p.transformer, objective).iterations
+        evaluations = -(-iterations // p.transformer.eval_every)  # every eval_every steps and at the last
+        if evaluations < needed:
+            problems.append(
+                f"transformer.eval_every = {p.transformer.eval_every}: the {objective} transformer's "
+                f"{iterations} iterations give {evaluations} validation evaluation(s), fewer than "
+                f"evaluation.convergence.endpoint_evaluations = {needed} (its endpoint is their mean)"
+            )
     gpus, accumulation = p.run.gpus_per_job, p.run.accumulation_steps
     for key, batch in (
         ("tokenizer.phase1.batch_size", p.tokenizer.phase1.batch_size),

@@ -147,6 +147,8 @@ _PHASE1 = tuple(
         "beta1",
         "beta2",
         "log_every",
+        "val_every",
+        "val_images",
     )
 )
 _PHASE2 = tuple(
@@ -162,6 +164,8 @@ _PHASE2 = tuple(
         "beta1",
         "beta2",
         "log_every",
+        "val_every",
+        "val_images",
         "attention",
     )
 )
@@ -588,11 +592,16 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     RunDeclaration(
         "fig2_val_loss",
         _keys(
-            *_RUN_SET, "run.name", "evaluation.verdicts.tokenizer_min_psnr", "evaluation.verdicts.tokenizer_min_usage"
+            *_RUN_SET,
+            "run.name",
+            "evaluation.verdicts.tokenizer_min_psnr",
+            "evaluation.verdicts.tokenizer_min_usage",
+            "evaluation.convergence",
         ),
         job="seqgan/report/fig2.py",
         modules=(
             "seqgan/artefacts/files.py",
+            "seqgan/report/convergence.py",
             "seqgan/report/fig2.py",
             "seqgan/report/fig6b.py",
             "seqgan/report/floors.py",
@@ -668,12 +677,13 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     ),
     RunDeclaration(
         "claims",
-        _keys(*_REPORTED, "evaluation.verdicts"),
+        _keys(*_REPORTED, "evaluation.verdicts", "evaluation.convergence"),
         job="seqgan/report/claims.py",
         modules=(
             "seqgan/artefacts/files.py",
             "seqgan/report/artefacts.py",
             "seqgan/report/claims.py",
+            "seqgan/report/convergence.py",
             "seqgan/report/floors.py",
             "seqgan/report/stats.py",
             "seqgan/report/verdicts/decoder.py",

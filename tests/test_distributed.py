@@ -209,6 +209,7 @@ def transformer_raw(objective: str) -> dict[str, Any]:
     t["sizes"]["base"].update(layers=2, heads=2, dim=32, mlp_dim=64, dropout=0.0)
     t["optimizer"].update(lr=3e-3, weight_decay=0.01)
     t[objective].update(batch_size=32, iterations=20, decay_start=10)
+    raw["evaluation"]["convergence"]["endpoint_evaluations"] = 1  # 20 steps give two evaluations
     return raw
 
 

@@ -14,16 +14,21 @@ from seqgan import cli
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _write_run(root: Path, variant: str, objective: str, offset: float, psnr: float = 25.0) -> list[str]:
+def _write_run(
+    root: Path, variant: str, objective: str, offset: float, psnr: float = 25.0, last: float = 4.2
+) -> list[str]:
+    """A run whose validation loss is 5.0, 4.5, 4.2, 4.2, ``last`` (+ offset) at steps 10..50: with the
+    default ``last`` its endpoint is 4.3 + offset and its plateau holds."""
     run_dir = root / objective / variant
     run_dir.mkdir(parents=True)
     curve = run_dir / "curve.csv"
-    steps = [10, 20, 30]
-    pd.DataFrame(
-        {"step": steps, "train_loss": [5.0, 4.0, 3.5], "val_loss": [5.0 + offset, 4.5 + offset, 4.2 + offset]}
-    ).to_csv(curve, index=False)
+    steps = [10, 20, 30, 40, 50]
+    val = [v + offset for v in (5.0, 4.5, 4.2, 4.2, last)]
+    pd.DataFrame({"step": steps, "train_loss": [5.0, 4.0, 3.5, 3.4, 3.3], "val_loss": val}).to_csv(curve, index=False)
     sidecar = run_dir / "model.json"
-    sidecar.write_text(json.dumps({"metrics": {"unigram_cross_entropy": 5.1 + offset}}))
+    sidecar.write_text(
+        json.dumps({"metrics": {"unigram_cross_entropy": 5.1 + offset, "val_curve": {"step": steps, "val_loss": val}}})
+    )
     metrics = run_dir / "tokenizer.json"
     metrics.write_text(
         json.dumps(
@@ -34,6 +39,7 @@ def _write_run(root: Path, variant: str, objective: str, offset: float, psnr: fl
                 "rfid": 3.0,
                 "classifier_accuracy_reconstructed": 0.8,
                 "classifier_accuracy_original": 0.99,
+                "tokenizer": {"val_curve": {"step": [100, 200], "val_loss": [0.5, 0.5]}},
             }
         )
     )
@@ -50,10 +56,11 @@ def test_fig2_table_is_read_from_the_recorded_files(tmp_path):
     table = pd.read_csv(out.with_suffix(".csv")).set_index("variant")
     assert list(table.index) == ["alpha0.0", "alpha1.0", "control"]  # alphas in order, control last
     assert table.loc["alpha0.0", "final_val_loss"] == pytest.approx(4.5)
+    assert table.loc["alpha0.0", "endpoint_val_loss"] == pytest.approx((4.2 + 4.2 + 4.2) / 3 + 0.3)
     assert table.loc["control", "min_val_loss"] == pytest.approx(3.7)
     assert table.loc["alpha1.0", "unigram_cross_entropy"] == pytest.approx(5.1)
     assert table.loc["control", "codebook_perplexity"] == pytest.approx(100.5)
-    assert table.loc["alpha0.0", "final_step"] == 30
+    assert table.loc["alpha0.0", "final_step"] == 50
     assert "curve.csv" in table.loc["alpha0.0", "sources"]
 
 
@@ -66,3 +73,14 @@ def test_fig2_flags_a_tokenizer_below_a_quality_floor(tmp_path):
     assert 12.5 < floor < 25.0  # the test's two tokenizers sit on either side of params.yaml's floor
     assert table.loc["alpha0.0", "below_floor"] == ""
     assert table.loc["alpha1.0", "below_floor"] == f"PSNR 12.50 dB < evaluation.verdicts.tokenizer_min_psnr {floor}"
+
+
+def test_fig2_flags_a_run_short_of_its_plateau(tmp_path):
+    """alpha 1's transformer falls 4.2 -> 3.9 over its last 20 % of steps (7 %): flagged, still drawn."""
+    args = _write_run(tmp_path, "alpha0.0", "ar", 0.3) + _write_run(tmp_path, "alpha1.0", "ar", 0.0, last=3.9)
+    out = tmp_path / "fig2_val_loss.pdf"
+    assert cli.main(["fig2", "--params", str(ROOT / "params.yaml"), *args, "--out", str(out)]) == 0
+    table = pd.read_csv(out.with_suffix(".csv"), keep_default_na=False).set_index("variant")
+    assert table.loc["alpha0.0", "not_converged"] == ""
+    assert table.loc["alpha1.0", "not_converged"] == "transformer still improving"
+    assert table.loc["alpha1.0", "endpoint_val_loss"] == pytest.approx((4.2 + 4.2 + 3.9) / 3)

@@ -26,10 +26,11 @@ from seqgan.report import reference_run as R
 from seqgan.report.compare_reference import (
     AGREE,
     DIFFER,
+    NO_SPREAD,
     ONLY_REFERENCE,
+    OUTSIDE,
     SAME,
     compare_runs,
-    tolerance,
 )
 from seqgan.report.numbers import collect_numbers, numbers_from_json, numbers_to_json
 from seqgan.report.readme_tables import (
@@ -39,7 +40,7 @@ from seqgan.report.readme_tables import (
     start_marker,
 )
 from seqgan.report.reference_layout import ReferenceLayout
-from seqgan.report.stats import spread
+from seqgan.report.stats import holm_rejections, spread, two_sample_test
 from seqgan.report.verdicts import outcomes as V
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,13 +186,77 @@ def test_collect_numbers_reports_missing_artefacts_instead_of_failing(tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 
-def test_tolerance_is_k_standard_errors_of_a_difference_of_means_with_a_floor():
-    # 3 x 0.1 x sqrt(2/3): the standard error of the difference of two 3-seed means, times k
-    assert tolerance(0.1, 3, 3, 5.0, 3.0, 0.01) == pytest.approx(3 * 0.1 * math.sqrt(2 / 3))
-    assert tolerance(0.1, 2, 4, 5.0, 2.0, 0.0) == pytest.approx(2 * 0.1 * math.sqrt(1 / 2 + 1 / 4))
-    assert tolerance(None, 1, 1, 0.99, 3.0, 0.01) == pytest.approx(0.0099)  # no spread: the floor
-    assert tolerance(1e-6, 3, 3, -200.0, 3.0, 0.01) == pytest.approx(2.0)  # a tiny spread: the floor still holds
-    assert tolerance(None, 1, 1, 0.0, 3.0, 0.01) == 0.0
+def test_two_sample_test_is_the_pooled_t_test():
+    from scipy.stats import ttest_ind
+
+    first, second = [4.10, 4.18, 4.16], [4.31, 4.22, 4.40, 4.28]
+    t = two_sample_test(first, second)
+    expected = ttest_ind(second, first, equal_var=True)
+    assert t.difference == pytest.approx(sum(second) / 4 - sum(first) / 3)
+    assert t.degrees_of_freedom == 5 and t.p_value == pytest.approx(expected.pvalue)
+    assert t.difference / t.standard_error == pytest.approx(expected.statistic)
+    # the tolerance is the difference the test accepts at that level: p == level exactly there
+    shifted = two_sample_test(first, [v - t.difference + t.tolerance(0.05) for v in second])
+    assert shifted.p_value == pytest.approx(0.05)
+    # one value per side: no spread to test against
+    assert two_sample_test([0.99], [0.98]).p_value is None and two_sample_test([0.99], [0.98]).tolerance(0.05) is None
+    # one side measured once still gives a test, its spread from the other side's seeds
+    assert two_sample_test([1.0], [1.1, 1.3]).degrees_of_freedom == 1
+    # no spread at all: equal means agree, different means differ
+    assert two_sample_test([17.0] * 3, [17.0] * 3).p_value == 1.0
+    assert two_sample_test([17.0] * 3, [17.1] * 3).p_value == 0.0
+
+
+def test_holm_steps_down_until_the_first_acceptance():
+    # m = 4: thresholds 0.0125, 0.0167, 0.025, 0.05 for the sorted p-values
+    assert holm_rejections({"a": 0.01, "b": 0.016, "c": 0.03, "d": 0.04}, 0.05) == {"a", "b"}
+    assert holm_rejections({"a": 0.013, "b": 0.001}, 0.05) == {"a", "b"}  # 0.001 <= 0.025, 0.013 <= 0.05
+    assert holm_rejections({"a": 0.02, "b": 0.03, "c": 0.9}, 0.05) == set()  # 0.02 > 0.05 / 3 stops it
+    assert holm_rejections({}, 0.05) == set()
+
+
+def _simulated_run(rng, means: dict[str, float], sds: dict[str, float], seeds: int):
+    """A RunNumbers of normal seed draws around ``means`` (one distribution: the same code)."""
+    from seqgan.report.numbers import Number, RunNumbers
+
+    return RunNumbers(
+        {
+            name: Number(
+                "tokenizer", (name,), "x", {s: float(rng.normal(means[name], sds[name])) for s in range(seeds)}, ""
+            )
+            for name in means
+        }
+    )
+
+
+def test_false_alarm_rate_of_same_code_reruns_is_controlled():
+    """Seed draws of two runs from one distribution: Holm flags anything in at most 5 % of reruns,
+    and about level x m numbers per rerun fall outside their tolerance (the count the report states)."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    params = embedded_params()
+    level = params.evaluation.verdicts.reference_false_alarm
+    m = 30
+    means = {f"n{i}": float(rng.uniform(-5, 20)) for i in range(m)}
+    sds = {f"n{i}": float(rng.uniform(0.001, 0.5)) for i in range(m)}
+    reruns, any_flag, outside = 800, 0, 0
+    for _ in range(reruns):
+        reference = _simulated_run(rng, means, sds, 3)
+        this = _simulated_run(rng, means, sds, 3)
+        comparison = compare_runs(reference, this, params.evaluation.verdicts)
+        assert comparison.tested == m and comparison.agrees  # no failure: numbers never fail the exit status
+        any_flag += bool(comparison.flagged)
+        outside += len(comparison.outside)
+    # binomial(800, 0.05): 3 standard errors above 5 % is 7.3 %
+    assert any_flag / reruns <= level + 3 * math.sqrt(level * (1 - level) / reruns)
+    # outside the per-number tolerance: level x m per rerun on average (1.5 here), within 3 standard errors
+    per_rerun = outside / reruns
+    assert abs(per_rerun - level * m) <= 3 * math.sqrt(level * (1 - level) * m / reruns) + 0.05
+    # and a real shift of one number is found: 10 standard deviations in every seed
+    reference = _simulated_run(rng, means, sds, 3)
+    shifted = _simulated_run(rng, {**means, "n0": means["n0"] + 10 * sds["n0"]}, sds, 3)
+    assert "n0" in [c.name for c in compare_runs(reference, shifted, params.evaluation.verdicts).flagged]
 
 
 def test_a_run_agrees_with_itself(tmp_path):
@@ -213,7 +278,7 @@ def _shifted(run, name, delta):
     return dataclasses.replace(run, numbers={**run.numbers, name: moved})
 
 
-def test_a_number_moved_beyond_its_tolerance_differs(tmp_path):
+def test_a_number_moved_beyond_its_tolerance_is_outside_and_only_holm_makes_it_differ(tmp_path):
     f = Fakes(tmp_path)
     write_claim_inputs(f)
     params = embedded_params()
@@ -221,19 +286,31 @@ def test_a_number_moved_beyond_its_tolerance_differs(tmp_path):
     run = collect_numbers(params, f.layout)
     name = "transformer/ar/base/alpha0.5/final_val_loss"
     s = run.numbers[name].spread
-    limit = tolerance(s.std, 3, 3, s.mean, v.reference_tolerance_sigmas, v.reference_tolerance_floor)
-    assert limit == pytest.approx(3.0 * s.std * math.sqrt(2 / 3))  # the spread, not the floor (0.04)
+    # the pooled t tolerance of two 3-seed sets with equal spread: t_(0.975, 4) x std x sqrt(2/3)
+    limit = 2.776445 * s.std * math.sqrt(2 / 3)
 
     inside = {c.name: c for c in compare_runs(run, _shifted(run, name, 0.99 * limit), v).numbers}
-    assert inside[name].status == AGREE
+    assert inside[name].status == AGREE and inside[name].tolerance == pytest.approx(limit, rel=1e-5)
     beyond = compare_runs(run, _shifted(run, name, 1.01 * limit), v)
     rows = {c.name: c for c in beyond.numbers}
-    assert rows[name].status == DIFFER and rows[name].difference == pytest.approx(1.01 * limit)
-    assert not beyond.agrees and beyond.disagreements == [f"{name}: differ"]
-    # a number without spread: the floor decides
-    flat = "tokenizer/alpha1.0/psnr"  # 17.0 in every seed: std 0, tolerance 0.01 x 17.0
-    assert compare_runs(run, _shifted(run, flat, 0.17 * 1.01), v).disagreements == [f"{flat}: differ"]
-    assert compare_runs(run, _shifted(run, flat, 0.17 * 0.99), v).agrees
+    # just outside: p just under 0.05, far above Holm's 0.05 / m: outside, reported, not a failure
+    assert rows[name].status == OUTSIDE and rows[name].difference == pytest.approx(1.01 * limit)
+    assert beyond.agrees and beyond.failures == [] and [c.name for c in beyond.outside] == [name]
+    assert beyond.expected_by_chance == pytest.approx(v.reference_false_alarm * beyond.tested)
+    # far outside: Holm rejects it
+    far = compare_runs(run, _shifted(run, name, 20 * limit), v)
+    assert [c.name for c in far.flagged] == [name] and {c.name: c.status for c in far.numbers}[name] == DIFFER
+    assert far.agrees  # numbers alone never fail the comparison (compare-reference --strict makes them)
+    # a number measured once on both sides has no spread: shown, not tested
+    from seqgan.report.numbers import Number
+
+    once = {"semantic/val_accuracy": Number("semantic", (), "val_accuracy", {0: 0.99}, "")}
+    moved = {"semantic/val_accuracy": Number("semantic", (), "val_accuracy", {0: 0.5}, "")}
+    single = compare_runs(dataclasses.replace(run, numbers=once), dataclasses.replace(run, numbers=moved), v)
+    assert [(c.status, c.difference) for c in single.numbers] == [(NO_SPREAD, pytest.approx(-0.49))]
+    assert single.tested == 0 and single.agrees
+    # a params difference fails the comparison however the numbers agree
+    assert compare_runs(run, run, v, "abc vs def").failures == ["params differ from the reference's (abc vs def)"]
 
 
 def test_a_changed_verdict_and_absent_numbers_are_reported(tmp_path):
@@ -281,21 +358,28 @@ def test_compare_reference_cli_exit_status_and_report(tmp_path, capsys):
     text = out.read_text()
     same = "4.147 +- 0.042 (n = 3)"
     assert f"| transformer/ar/base/alpha0.5/final_val_loss | {same} | {same} | +0 |" in text
-    assert "| 2 | " in text and "Every number agrees and every verdict is the same" in text
+    assert "| 2 | " in text and "every verdict is the same" in text
+    assert "0 of 55 tested numbers lie outside their 95% tolerance; chance alone puts 2.8 there" in text
 
-    # every seed's alpha0.5 loss 0.3 higher: beyond 3 standard errors (0.10), and claim 2's verdict changes
+    # every seed's alpha0.5 loss 0.3 higher: 8.7 standard errors, and claim 2's verdict changes
     for seed, loss in {0: 4.1, 1: 4.18, 2: 4.16}.items():
         f.transformer("ar", "base", "alpha0.5", seed, loss=loss + 0.3, unigram=5.0 + loss / 10)
     with pytest.raises(SystemExit) as exc:
         cli.main(args)
-    assert "transformer/ar/base/alpha0.5/final_val_loss: differ" in str(exc.value.code)
     assert "claim 2 verdict: differ (holds -> does not hold)" in str(exc.value.code)
+    assert "final_val_loss" not in str(exc.value.code)  # numbers are reported, verdicts fail
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*args, "--strict"])  # --strict: a number beyond chance (Holm) fails too
+    assert "transformer/ar/base/alpha0.5/final_val_loss: differ (Holm)" in str(exc.value.code)
     text = out.read_text()
-    assert re.search(r"\| transformer/ar/base/alpha0\.5/final_val_loss \| .* \| \+0\.3 \| 0\.1\d* \| differ \|", text)
+    row = r"\| transformer/ar/base/alpha0\.5/final_val_loss \| .* \| \+0\.3 \| 0\.09\d* \| 0\.00\d+ \| differ \|"
+    assert re.search(row, text)
+    assert "- transformer/ar/base/alpha0.5/final_val_loss: " in text
 
     # the JSON summary beside the report, and the README's thread-check section rendered from it
     summary = json.loads(out.with_suffix(".json").read_text())
-    assert summary["agrees"] is False and summary["number_outcomes"]["differ"] >= 1
+    assert summary["agrees"] is False and "transformer/ar/base/alpha0.5/final_val_loss" in summary["outside_tolerance"]
+    assert summary["expected_by_chance"] == pytest.approx(0.05 * summary["tested"], abs=1e-3)
     assert {"claim": 2, "part": None, "reference": "holds", "this": "does not hold", "outcome": "differ"} in summary[
         "verdicts"
     ]
@@ -556,7 +640,7 @@ def test_readme_tables_render_the_reference(tmp_path):
 
     results = text.split(start_marker("results"))[1].split(end_marker("results"))[0]
     header = next(line for line in results.splitlines() if line.startswith("| tokenizer |"))
-    assert header.split(" | ")[1:3] == ["AR base final val CE (nats/token)", "unigram CE of its tokens"]
+    assert header.split(" | ")[1:3] == ["AR base endpoint val CE (nats/token)", "unigram CE of its tokens"]
     alpha05 = next(line for line in results.splitlines() if line.startswith("| alpha0.5 |"))
     loss = spread([4.1, 4.18, 4.16])
     assert alpha05.split(" | ")[1] == f"{loss.mean:.3f} +- {loss.std:.3f}"
@@ -565,7 +649,7 @@ def test_readme_tables_render_the_reference(tmp_path):
     assert "Semantic network, validation accuracy: 0.990 (n = 1)." in results
     claim2 = next(line for line in results.splitlines() if line.startswith("| 2. A larger semantic ratio alpha"))
     assert "| **holds** |" in claim2
-    assert "the final validation loss decreases as alpha grows (paired per-seed differences), given that " in claim2
+    assert "the endpoint validation loss decreases as alpha grows (paired per-seed differences), given that " in claim2
     assert "(manipulation check): *holds*" in claim2
     assert "| AR base | alpha1.0 - alpha0.0 | -0.200, -0.250, -0.150 | -0.200 | [-0.324, -0.076] |" in results
 

@@ -75,7 +75,12 @@ class Fakes:
                     "reference": {"name": "x/val", "count": 100},
                 },
             },
-            "tokenizer": {"phase": phase, "git_revision": git},
+            # a training curve flat over its last 20 %: the plateau holds
+            "tokenizer": {
+                "phase": phase,
+                "git_revision": git,
+                "val_curve": {"step": [100, 200, 300, 400, 500], "val_loss": [0.9, 0.6, 0.5, 0.5, 0.5]},
+            },
         }
 
     def tokenizer(
@@ -117,13 +122,20 @@ class Fakes:
     def phase2_sidecar(self, seed=0, *, parameters=57_870_000):
         return self._write(self.layout.phase2_sidecar(seed), {"git_revision": "def5678", "num_parameters": parameters})
 
-    def transformer(self, objective, size, variant, seed, *, loss=3.0, unigram=5.0, parameters=172_000_000):
+    def transformer(self, objective, size, variant, seed, *, loss=3.0, unigram=5.0, parameters=172_000_000, curve=None):
+        """A sidecar whose validation curve (default: flat over its last three points at ``loss``,
+        so endpoint = final loss and the plateau holds) ends at ``loss``."""
+        curve = curve or {"step": [100, 200, 300, 400, 500], "val_loss": [loss + 0.5, loss + 0.2, loss, loss, loss]}
         return self._write(
             self.layout.transformer_sidecar(objective, size, variant, seed),
             {
                 "git_revision": "fed9876",
                 "num_parameters": parameters,
-                "metrics": {"final_val_loss": loss, "unigram_cross_entropy": unigram},
+                "metrics": {
+                    "final_val_loss": curve["val_loss"][-1],
+                    "unigram_cross_entropy": unigram,
+                    "val_curve": curve,
+                },
             },
         )
 
@@ -535,6 +547,36 @@ def test_claim2_holds_when_every_paired_interval_is_below_zero(tmp_path):
     assert "| alpha0.5 - alpha0.0 |" in text and "| alpha1.0 - alpha0.5 |" in text
     assert "| control - alpha0.0 |" in text and "(context)" in text  # the control beside, no verdict
     assert not any("control" in c and "below every alpha" in c for c in claim.caveats)
+
+
+def test_claim2_compares_endpoints_flags_runs_short_of_their_plateau_and_states_its_power(tmp_path):
+    """Seed 1's alpha 1 transformer ends still improving: its endpoint is the mean of its last three
+    evaluations (not its last point), and it is flagged; so is a tokenizer still improving."""
+    f = Fakes(tmp_path)
+    write_claim_inputs(f)
+    f.transformer(
+        "ar", "base", "alpha1.0", 1, curve={"step": [100, 200, 300, 400, 500], "val_loss": [5.0, 4.6, 4.3, 4.2, 3.9]}
+    )
+    record = json.loads(f.layout.tokenizer_metrics("alpha0.0", 2).read_text())
+    record["tokenizer"]["val_curve"] = {"step": [100, 200, 300, 400, 500], "val_loss": [0.9, 0.7, 0.6, 0.55, 0.5]}
+    f._write(f.layout.tokenizer_metrics("alpha0.0", 2), record)
+    claims = {c.number: c for c in C.evaluate_claims(embedded_params(), f.layout)}
+    claim = claims[2]
+    text = "\n".join(claim.parts[0].evidence)
+    # endpoint (4.3 + 4.2 + 3.9) / 3 = 4.133 against alpha 0's 4.3: -0.167, not the last point's -0.4
+    assert "| alpha1.0 - alpha0.0 | -0.200 | -0.167 | -0.150 |" in text
+    assert "| alpha1.0 | " in text and " | 2/3 | " in text  # plateau reached in two seeds of three
+    flagged = [c for c in claim.caveats if "not trained to its plateau" in c]
+    assert len(flagged) == 2
+    assert (
+        "AR base on alpha1.0, seed 1" in flagged[0] and "4.2000 at step 400 -> 3.9000 at step 500, +7.14%" in flagged[0]
+    )
+    assert "tokenizer alpha0.0 seed 2" in flagged[1] and "+9.09%" in flagged[1]
+    assert any("tokenizer alpha0.0 seed 2" in c for c in claims[3].caveats)
+    # power of alpha1.0 - alpha0.0 over the three seeds (-0.2, -0.167, -0.15): sd 0.0255
+    power = next(line for line in claim.parts[0].evidence if line.startswith("Power of alpha1.0 - alpha0.0"))
+    assert "n = 3, paired sd 0.025, 95% half-width 0.063, minimum detectable effect 0.079 (at 80% power)" in power
+    assert "target half-width 0.05 (`evaluation.verdicts.target_half_width`): not reached" in power
 
 
 def test_claim2_loss_is_no_test_when_alpha_made_one_seeds_tokens_less_semantic(tmp_path):

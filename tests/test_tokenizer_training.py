@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from resume_helpers import assert_same_weights, kill_when
 
@@ -42,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 RES = 16
 NUM_CLASSES = 4
 TRAIN_IMAGES = 128
+VAL_IMAGES = 24
 
 
 def tiny_raw(**phase1: Any) -> dict[str, Any]:
@@ -73,6 +75,8 @@ def tiny_raw(**phase1: Any) -> dict[str, Any]:
         lr_decay="cosine",
         checkpoint_every=20,
         log_every=1,
+        val_every=20,
+        val_images=VAL_IMAGES,
     )
     t["phase2"].update(
         batch_size=16,
@@ -82,6 +86,8 @@ def tiny_raw(**phase1: Any) -> dict[str, Any]:
         lr_decay="constant",
         checkpoint_every=4,
         log_every=1,
+        val_every=4,
+        val_images=VAL_IMAGES,
     )
     t["phase2"]["attention"].update(block_size=2, dilation=2, heads=2)
     t["phase1"].update(phase1)
@@ -104,6 +110,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A synthetic train split and an (untrained, seeded) tiny semantic network."""
     root = tmp_path_factory.mktemp("tokenizer_assets")
     write_synthetic_split(root / "train", TRAIN_IMAGES, RES, NUM_CLASSES, seed=7, split="train")
+    write_synthetic_split(root / "val", VAL_IMAGES, RES, NUM_CLASSES, seed=7, split="val")
     torch.manual_seed(0)
     net = SemanticNet((4, 4, 8, 8, 8), NUM_CLASSES)
     sidecar = {
@@ -116,7 +123,7 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         },
     }
     save_weights(root / "semantic.safetensors", net.state_dict(), sidecar)
-    return {"train": root / "train", "semantic": root / "semantic.safetensors"}
+    return {"train": root / "train", "val": root / "val", "semantic": root / "semantic.safetensors"}
 
 
 def run_training(
@@ -136,6 +143,7 @@ def run_training(
             alpha=alpha,
             perceptual=perceptual,
             train_dir=assets["train"],
+            val_dir=assets["val"],
             semantic_weights=assets["semantic"] if perceptual else None,
             init_weights=init,
             out_path=out / "tok.safetensors",
@@ -367,6 +375,30 @@ def test_control_computes_no_perceptual_terms(
     assert sidecar["perceptual"] is False
 
 
+def test_validation_curve_is_the_reconstruction_l1_of_the_first_val_images(
+    assets: dict[str, Path], tmp_path: Path
+) -> None:
+    """The control's validation loss is L1 alone: recomputed from the saved tokenizer, the last point
+    must equal it; the curve has a point every val_every steps and at the last."""
+    params = tiny_params(iterations=25, checkpoint_every=25, val_every=10)
+    run_training(params, assets, tmp_path, perceptual=False)
+    _, sidecar = load_weights(tmp_path / "tok.safetensors")
+    curve = sidecar["metrics"]["val_curve"]
+    assert curve["step"] == [10, 20, 25]
+    with open(tmp_path / "logs" / "val.csv", newline="") as fh:
+        logged = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in logged] == curve["step"]
+    assert [float(r["val_loss"]) for r in logged] == pytest.approx(curve["val_loss"], rel=1e-6)
+
+    model, _ = load_tokenizer_checkpoint(tmp_path / "tok.safetensors", params)
+    images = np.array(open_image_store(assets["val"]).images[:VAL_IMAGES])
+    with torch.no_grad():
+        x = to_model_input(images, torch.device("cpu"))
+        l1 = float(F.l1_loss(model(x)[0].float(), x))  # one batch of 24 (batch_size 16 + 8: image-weighted)
+    assert curve["val_loss"][-1] == pytest.approx(l1, rel=1e-4)
+    assert curve["val_loss"][-1] < curve["val_loss"][0]  # it trained
+
+
 def test_perceptual_weight_zero_skips_the_loss(
     assets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -390,7 +422,7 @@ HELPER = textwrap.dedent(
     from seqgan.config import validate_params
     from seqgan.train import tokenizer as tok
 
-    raw, train, semantic, out, slow = json.loads(sys.argv[1])
+    raw, train, val, semantic, out, slow = json.loads(sys.argv[1])
     if slow:  # widen the window between the first checkpoint and the end (numerics untouched)
         original = tok.TokenizerRun.train_step
         def slowed(self, x, step):
@@ -399,7 +431,7 @@ HELPER = textwrap.dedent(
         tok.TokenizerRun.train_step = slowed
     out = Path(out)
     tok.train_tokenizer(
-        validate_params(raw), phase=1, alpha=0.5, perceptual=True, train_dir=train,
+        validate_params(raw), phase=1, alpha=0.5, perceptual=True, train_dir=train, val_dir=val,
         semantic_weights=Path(semantic), init_weights=None, out_path=out / "tok.safetensors",
         resume_path=out / "resume.pt", log_dir=out / "logs", progress=False,
     )
@@ -409,7 +441,7 @@ HELPER = textwrap.dedent(
 
 def _launch(raw: dict, assets: dict[str, Path], out: Path, slow: float) -> subprocess.Popen:
     """Train in a fresh Python process (``slow`` s of sleep per step widen the kill window)."""
-    args = json.dumps([raw, str(assets["train"]), str(assets["semantic"]), str(out), slow])
+    args = json.dumps([raw, str(assets["train"]), str(assets["val"]), str(assets["semantic"]), str(out), slow])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
     out.mkdir(parents=True, exist_ok=True)
@@ -432,3 +464,6 @@ def test_resume_after_kill_is_bit_exact(assets: dict[str, Path], tmp_path: Path)
     assert _launch(raw, assets, killed, slow=0.0).wait(timeout=120) == 0
     assert_same_weights(reference / "tok.safetensors", killed / "tok.safetensors")
     assert read_log(killed) == read_log(reference)  # rows after the checkpoint were replaced
+    _, ref_sidecar = load_weights(reference / "tok.safetensors")
+    _, killed_sidecar = load_weights(killed / "tok.safetensors")
+    assert killed_sidecar["metrics"]["val_curve"] == ref_sidecar["metrics"]["val_curve"]  # resumed with its history

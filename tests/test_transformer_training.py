@@ -227,6 +227,10 @@ def test_curve_csv_header_and_steps(ar_run: dict[str, Any]) -> None:
     assert float(rows[0]["train_loss"]) == pytest.approx(np.mean(losses[:20]), rel=1e-12)
     assert float(rows[-1]["train_loss"]) == pytest.approx(np.mean(losses[140:150]), rel=1e-12)
     assert ar_run["metrics"]["final_train_loss"] == float(rows[-1]["train_loss"])
+    # the sidecar keeps the same curve (the plateau rule and the endpoint are read from it)
+    _, sidecar = load_weights(ar_run["out"] / "model.safetensors")
+    _, val = curve_values(ar_run["out"])
+    assert sidecar["metrics"]["val_curve"] == {"step": steps, "val_loss": pytest.approx(val, rel=1e-12)}
 
 
 def test_sidecar_records_baselines_and_token_identity(ar_run: dict[str, Any], markov: dict[str, Path]) -> None:
@@ -378,6 +382,7 @@ def test_non_finite_loss_names_term_and_step(
     monkeypatch.setattr(tt, "objective_loss", poisoned)
     raw = tiny_raw("ar", iterations=20)
     raw["transformer"]["checkpoint_every"] = 5
+    raw["evaluation"]["convergence"]["endpoint_evaluations"] = 1  # one evaluation in 20 steps
     with pytest.raises(NonFiniteLossError, match=r"'cross_entropy' is nan at step 6") as info:
         run_training(params_of(raw), markov, tmp_path)
     assert info.value.terms == {"cross_entropy": "nan"} and info.value.step == 6
@@ -453,3 +458,6 @@ def test_resume_after_kill_is_bit_exact(classed: dict[str, Path], tmp_path: Path
     for name in ("curve.csv", "train.csv"):  # rows after the checkpoint replaced, not duplicated
         assert (killed / "logs" / name).read_text() == (reference / "logs" / name).read_text()
     assert _curve_steps(killed) == [*range(7, 60, 7), 60]
+    _, ref_sidecar = load_weights(reference / "model.safetensors")
+    _, killed_sidecar = load_weights(killed / "model.safetensors")
+    assert killed_sidecar["metrics"]["val_curve"] == ref_sidecar["metrics"]["val_curve"]  # history resumed

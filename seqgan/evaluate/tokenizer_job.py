@@ -75,6 +75,8 @@ def eval_tokenizer_job(
         "perceptual": sidecar.get("perceptual"),
         "step": sidecar.get("step"),
         "git_revision": sidecar.get("git_revision"),
+        # the training run's validation curve: the plateau rule is checked on it (seqgan/report/convergence.py)
+        "val_curve": (sidecar.get("metrics") or {}).get("val_curve"),
     }
     atomic_write_text(out, json.dumps(metrics, indent=2) + "\n")
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, dict)}, indent=2))

@@ -39,11 +39,13 @@ from seqgan.report.artefacts import (
     read_json,
     variant_name,
 )
+from seqgan.report.convergence import PlateauCheck, tokenizer_plateau, transformer_convergence
 from seqgan.report.floors import tokenizer_floor_flags
 from seqgan.report.stats import (
     Spread,
     paired_differences,
     paired_interval,
+    power_of,
     spread,
 )
 from seqgan.report.verdicts.decoder import compare_decoders
@@ -246,6 +248,30 @@ class _Inputs:
                 ]
         return lines
 
+    def unconverged_tokenizers(self, variants: Sequence[str], phase2: bool = False) -> list[str]:
+        """One line per tokenizer (phase-1 ``variants`` per seed, or phase 2 per seed) whose training did
+        not reach the plateau rule of ``evaluation.convergence``, or recorded no curve to check."""
+        convergence = self.params.evaluation.convergence
+        runs = (
+            [("phase 2", seed, self.layout.phase2_metrics(seed)) for seed in self.runs.experiment_seeds]
+            if phase2
+            else [
+                (variant, seed, self.layout.tokenizer_metrics(variant, seed))
+                for seed in self.runs.experiment_seeds
+                for variant in variants
+            ]
+        )
+        lines = []
+        for name, seed, path in runs:
+            try:
+                check = tokenizer_plateau(read_json(path), convergence, path)
+            except ValueError as exc:
+                lines.append(f"tokenizer {name} seed {seed}: plateau not checkable ({exc})")
+                continue
+            if not check.holds:
+                lines.append(f"tokenizer {name} seed {seed} (`{path}`), not trained to its plateau: {check.describe()}")
+        return lines
+
 
 def claims_inputs(params: Params, layout: ArtefactLayout) -> list[str]:
     """Exactly the artefacts claims.md reads (the Snakemake rule's inputs)."""
@@ -440,28 +466,35 @@ def _dig(record: dict[str, Any], dotted: str) -> Any:
 
 @dataclass(frozen=True)
 class _LossRuns:
-    """Final validation losses loss[seed][variant] of one objective, with each tokenizer's evidence."""
+    """Endpoint validation losses loss[seed][variant] of one objective (the mean of each run's last
+    evaluations), each run's plateau check, and each tokenizer's evidence."""
 
     loss: dict[int, dict[str, float]]
+    plateau: dict[int, dict[str, PlateauCheck]]
     evidence: dict[str, dict[str, list[float | None]]]  # variant -> column -> value per seed
 
 
 def _loss_runs(inp: _Inputs, objective: str) -> _LossRuns:
     loss: dict[int, dict[str, float]] = {}
+    plateau: dict[int, dict[str, PlateauCheck]] = {}
     evidence: dict[str, dict[str, list[float | None]]] = {
         v: {c: [] for c, _, _ in LOSS_EVIDENCE} for v in inp.runs.variants
     }
+    convergence = inp.params.evaluation.convergence
     for seed in inp.runs.experiment_seeds:
-        loss[seed] = {}
+        loss[seed], plateau[seed] = {}, {}
         for variant in inp.runs.variants:
+            sidecar = inp.layout.transformer_sidecar(objective, inp.size, variant, seed)
             records = {
-                "transformer": read_json(inp.layout.transformer_sidecar(objective, inp.size, variant, seed))["metrics"],
+                "transformer": read_json(sidecar)["metrics"],
                 "tokenizer": read_json(inp.layout.tokenizer_metrics(variant, seed)),
             }
-            loss[seed][variant] = float(records["transformer"]["final_val_loss"])
+            loss[seed][variant], plateau[seed][variant] = transformer_convergence(
+                records["transformer"], convergence, sidecar
+            )
             for column, record, key in LOSS_EVIDENCE:
                 evidence[variant][column].append(_dig(records[record], key))
-    return _LossRuns(loss, evidence)
+    return _LossRuns(loss, plateau, evidence)
 
 
 def _manipulation(inp: _Inputs, alpha_variants: list[str]) -> ManipulationCheck:
@@ -511,9 +544,12 @@ def _comparison_rows(
 def _loss_evidence(inp: _Inputs, objective: str, runs: _LossRuns, alpha_variants: list[str]) -> tuple[list[str], str]:
     """Claim 2's loss evidence for one objective and that objective's verdict."""
     loss, variants = runs.loss, inp.runs.variants
-    confidence = inp.params.evaluation.verdicts.interval_confidence
+    verdict_params = inp.params.evaluation.verdicts
+    confidence = verdict_params.interval_confidence
+    k = inp.params.evaluation.convergence.endpoint_evaluations
     seeds = list(loss)
-    rows, verdicts = _comparison_rows(loss, loss_comparisons(alpha_variants), confidence, with_verdict=True)
+    comparisons = loss_comparisons(alpha_variants)
+    rows, verdicts = _comparison_rows(loss, comparisons, confidence, with_verdict=True)
     control_rows: list[list[Any]] = []
     if "control" in variants:
         control_pairs = [("control", v) for v in dict.fromkeys([alpha_variants[0], alpha_variants[-1]])]
@@ -527,15 +563,22 @@ def _loss_evidence(inp: _Inputs, objective: str, runs: _LossRuns, alpha_variants
         "outcome",
     ]
     return [
-        f"**{objective.upper()} {inp.size}** -- final validation cross-entropy (nats/token) per tokenizer, over "
-        f"experiment seeds {seeds}, with the evidence needed to read it (means over seeds):",
+        f"**{objective.upper()} {inp.size}** -- endpoint validation cross-entropy (nats/token: the mean of each "
+        f"run's last {k} validation evaluations) per tokenizer, over experiment seeds {seeds}, with the evidence "
+        "needed to read it (means over seeds):",
         "",
         *_md_table(
-            ["tokenizer", "final val loss: mean +- std (min, max, n)", *[c for c, _, _ in LOSS_EVIDENCE]],
+            [
+                "tokenizer",
+                "endpoint val loss: mean +- std (min, max, n)",
+                "plateau reached (seeds)",
+                *[c for c, _, _ in LOSS_EVIDENCE],
+            ],
             [
                 [
                     v,
                     _spread_text(spread([loss[s][v] for s in loss])),
+                    f"{sum(1 for s in loss if runs.plateau[s][v].holds)}/{len(seeds)}",
                     *[_mean_or_none(runs.evidence[v][c]) for c, _, _ in LOSS_EVIDENCE],
                 ]
                 for v in variants
@@ -545,9 +588,36 @@ def _loss_evidence(inp: _Inputs, objective: str, runs: _LossRuns, alpha_variants
         "Paired differences (larger alpha minus smaller; negative = the paper's direction), per seed:",
         "",
         *_md_table(header, [*rows, *control_rows]),
+        _power_line(loss, comparisons[0], verdict_params),
+        "",
         f"{objective.upper()} verdict: *{verdict}*.",
         "",
     ], verdict
+
+
+def _power_line(loss: dict[int, dict[str, float]], comparison: tuple[str, str], v: VerdictParams) -> str:
+    """What the seeds could resolve in the sweep's main comparison: n, paired sd, half-width, MDE."""
+    later, earlier = comparison
+    power = power_of(list(paired_differences(loss, later, earlier).values()), v.interval_confidence, v.power)
+    reached = ""
+    if power.half_width is not None:
+        word = "reached" if power.half_width <= v.target_half_width else "not reached"
+        reached = f"; target half-width {v.target_half_width} (`evaluation.verdicts.target_half_width`): {word}"
+    return (
+        f"Power of {later} - {earlier}: {power.describe()}{reached}. An effect smaller than the minimum detectable "
+        "effect would most likely read *undecided* here."
+    )
+
+
+def _plateau_flags(objective: str, size: str, runs: _LossRuns) -> list[str]:
+    """One line per transformer run that did not reach its plateau (flagged, still compared)."""
+    return [
+        f"{objective.upper()} {size} on {variant}, seed {seed}, not trained to its plateau (flagged, still "
+        f"compared): {check.describe()}"
+        for seed, by_variant in runs.plateau.items()
+        for variant, check in by_variant.items()
+        if not check.holds
+    ]
 
 
 def _control_caveat(objective: str, runs: _LossRuns, alpha_variants: list[str]) -> str | None:
@@ -593,6 +663,7 @@ def _claim2(inp: _Inputs) -> Claim:
         evidence += lines
         if "control" in variants:
             caveats += filter(None, [_control_caveat(objective, loss_runs, alpha_variants)])
+        caveats += _plateau_flags(objective, inp.size, loss_runs)
     if "control" not in variants:
         caveats.append(
             "no control run (tokenizer.control_no_perceptual = false): 'more semantic' cannot be told apart "
@@ -601,6 +672,7 @@ def _claim2(inp: _Inputs) -> Claim:
     if len(runs.experiment_seeds) < 2:
         caveats.append(f"one experiment seed ({list(runs.experiment_seeds)}): no estimate of the seed-to-seed spread.")
     caveats += [f"below a tokenizer floor (flagged, still compared): {line}" for line in inp.weak_tokenizers(variants)]
+    caveats += [f"flagged, still compared: {line}" for line in inp.unconverged_tokenizers(variants)]
     loss_verdict = combine(objective_verdicts)
     if not check.passed:
         # the losses are shown, but they cannot speak to the claim: alpha did not add semantics
@@ -610,7 +682,7 @@ def _claim2(inp: _Inputs) -> Claim:
         )
         loss_verdict = NOT_TESTABLE
     loss_part = Part(
-        "the final validation loss decreases as alpha grows (paired per-seed differences), "
+        "the endpoint validation loss decreases as alpha grows (paired per-seed differences), "
         "given that the larger alpha's tokens are at least as semantic (manipulation check)",
         loss_verdict,
         tuple(evidence),
@@ -707,8 +779,13 @@ def _claim3(inp: _Inputs) -> Claim:
             ("tokenizer.quantizer.entropy_weight = 0: no tokenizer has the regulariser.", "", *table),
         )
     raise_part = _entropy_ablation_part(params, runs.experiment_seeds, usage, no_entropy, weight)
+    caveats = tuple(f"flagged, still compared: {line}" for line in inp.unconverged_tokenizers(runs.tokenizer_variants))
     return Claim(
-        3, "The entropy regulariser raises codebook usage to about 100 %.", (usage_part, raise_part), tuple(files), ()
+        3,
+        "The entropy regulariser raises codebook usage to about 100 %.",
+        (usage_part, raise_part),
+        tuple(files),
+        caveats,
     )
 
 
@@ -894,7 +971,7 @@ def _claim1(inp: _Inputs, ev: _DecoderEvidence) -> Claim:
         "A stronger decoder improves rFID but not generation FID (Table 1).",
         parts,
         (*map(str, ev.phase1_files.values()), *map(str, ev.phase2_files.values()), *[str(r.file) for r in ev.runs]),
-        (caveat,),
+        (caveat, *_decoder_convergence(inp)),
     )
 
 
@@ -921,8 +998,14 @@ def _claim4(inp: _Inputs, ev: _DecoderEvidence) -> Claim:
         "restores colour and detail (supplement Fig. 1).",
         parts,
         (*map(str, ev.phase1_files.values()), *map(str, ev.phase2_files.values()), *[str(r.file) for r in ev.runs]),
-        (),
+        _decoder_convergence(inp),
     )
+
+
+def _decoder_convergence(inp: _Inputs) -> tuple[str, ...]:
+    """Claims 1 and 4 compare phase 2 with its phase-1 source: flags of either's training plateau."""
+    lines = inp.unconverged_tokenizers([inp.runs.phase2_source]) + inp.unconverged_tokenizers([], phase2=True)
+    return tuple(f"flagged, still compared: {line}" for line in lines)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from seqgan.artefacts.files import atomic_write_text
-from seqgan.config import Params, VerdictParams
+from seqgan.config import ConvergenceParams, Params, VerdictParams
+from seqgan.report.convergence import tokenizer_plateau, transformer_convergence
 from seqgan.report.fig6b import save_pdf_png
 from seqgan.report.floors import tokenizer_floor_flags
 
@@ -50,17 +51,38 @@ def _json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def summary_row(run: Fig2Run, floors: VerdictParams | None = None) -> dict:
+def summary_row(
+    run: Fig2Run, floors: VerdictParams | None = None, convergence: ConvergenceParams | None = None
+) -> dict:
     """Final numbers of one run, each with the file it came from; ``below_floor`` says why its
-    tokenizer is below a quality floor of ``floors`` (empty when it passes or no floors are given)."""
+    tokenizer is below a quality floor of ``floors`` (empty when it passes or no floors are given);
+    with ``convergence``, the endpoint validation loss and whether the transformer and its tokenizer
+    reached their plateau (``not_converged``: which did not, empty when both did)."""
     curve = pd.read_csv(run.curve_csv)
     sidecar_metrics = _json(run.transformer_sidecar).get("metrics", {})
     tok = _json(run.tokenizer_metrics)
+    endpoint_loss, not_converged = None, ""
+    if convergence is not None:
+        endpoint_loss, transformer_check = transformer_convergence(
+            sidecar_metrics, convergence, run.transformer_sidecar
+        )
+        try:
+            tokenizer_check = tokenizer_plateau(tok, convergence, run.tokenizer_metrics)
+            tokenizer_holds = tokenizer_check.holds
+        except ValueError:  # a tokenizer evaluated without its curve: cannot be checked
+            tokenizer_holds = None
+        not_converged = "; ".join(
+            f"{what} {'still improving' if holds is False else 'not checkable'}"
+            for what, holds in (("transformer", transformer_check.holds), ("tokenizer", tokenizer_holds))
+            if not holds
+        )
     return {
         "variant": run.variant,
         "objective": run.objective,
         "final_step": int(curve.step.iloc[-1]),
         "final_val_loss": float(curve.val_loss.iloc[-1]),
+        "endpoint_val_loss": endpoint_loss,
+        "not_converged": not_converged,
         "min_val_loss": float(curve.val_loss.min()),
         "unigram_cross_entropy": sidecar_metrics.get("unigram_cross_entropy"),
         "codebook_perplexity": tok.get("codebook_perplexity"),
@@ -88,15 +110,21 @@ def _variant_order(variant: str) -> tuple[int, float]:
 
 
 def plot_fig2(
-    runs: Sequence[Fig2Run], out_pdf: Path, title_note: str = "", floors: VerdictParams | None = None
+    runs: Sequence[Fig2Run],
+    out_pdf: Path,
+    title_note: str = "",
+    floors: VerdictParams | None = None,
+    convergence: ConvergenceParams | None = None,
 ) -> pd.DataFrame:
     """Write ``out_pdf`` and a PNG beside it; return the summary table (also written as CSV).
 
     A run whose tokenizer is below a floor of ``floors`` (``evaluation.verdicts``) is marked with a
-    trailing "(!)" in the legend and the evidence panel, and the reason is written under the panel."""
+    trailing "(!)" in the legend and the evidence panel, and the reason is written under the panel; a
+    run whose transformer or tokenizer did not reach its plateau (``convergence``) with "(~)"."""
     runs = sorted(runs, key=lambda r: (r.objective, _variant_order(r.variant)))
-    table = pd.DataFrame([summary_row(r, floors) for r in runs])
+    table = pd.DataFrame([summary_row(r, floors, convergence) for r in runs])
     weak = {(row.variant, row.objective): row.below_floor for row in table.itertuples() if row.below_floor}
+    unconverged = {(row.variant, row.objective): row.not_converged for row in table.itertuples() if row.not_converged}
     objectives = list(dict.fromkeys(r.objective for r in runs))
     fig, axes = plt.subplots(1, len(objectives) + 1, figsize=(5.2 * (len(objectives) + 1), 4.2))
     colours = _colours([r.variant for r in runs])
@@ -104,14 +132,15 @@ def plot_fig2(
         for run in (r for r in runs if r.objective == objective):
             curve = pd.read_csv(run.curve_csv)
             style = "--" if run.variant == "control" else "-"
-            label = run.label + (" (!)" if (run.variant, run.objective) in weak else "")
+            key = (run.variant, run.objective)
+            label = run.label + (" (!)" if key in weak else "") + (" (~)" if key in unconverged else "")
             ax.plot(curve.step, curve.val_loss, style, color=colours[run.variant], label=label, lw=1.6)
         ax.set_xlabel("transformer iteration")
         ax.set_ylabel("validation cross-entropy (nats / token)")
         ax.set_title(f"{objective.upper()} transformer")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    _evidence_panel(axes[-1], table, weak)
+    _evidence_panel(axes[-1], table, weak, unconverged)
     fig.suptitle(
         "Validation loss vs semantic ratio alpha (supplement Fig. 2)" + (f" - {title_note}" if title_note else ""),
         fontsize=10,
@@ -131,13 +160,16 @@ def _colours(variants: Sequence[str]) -> Mapping[str, tuple]:
     return out
 
 
-def _evidence_panel(ax, table: pd.DataFrame, weak: Mapping[tuple[str, str], str]) -> None:
+def _evidence_panel(
+    ax, table: pd.DataFrame, weak: Mapping[tuple[str, str], str], unconverged: Mapping[tuple[str, str], str]
+) -> None:
     """The numbers a reader needs to tell 'more semantic' from 'less texture' or 'fewer codes'."""
     ax.axis("off")
+    endpoint = table["endpoint_val_loss"].notna().all()
     columns = [
         "variant",
         "objective",
-        "final_val_loss",
+        "endpoint_val_loss" if endpoint else "final_val_loss",
         "unigram_cross_entropy",
         "codebook_perplexity",
         "psnr",
@@ -147,30 +179,43 @@ def _evidence_panel(ax, table: pd.DataFrame, weak: Mapping[tuple[str, str], str]
     ]
     # semantic fidelity (mask IoU against the ground truth, the judge's accuracy) and detail fidelity
     # (shape colour error) beside the loss: what tells "more semantic" from "less texture"
-    headers = ["tokenizer", "obj", "val CE", "unigram CE", "perplexity", "PSNR", "mask IoU", "colour dE", "judge acc"]
-    cells = [
-        [
-            _fmt(row[c]) + (" (!)" if c == "variant" and (row["variant"], row["objective"]) in weak else "")
-            for c in columns
-        ]
-        for _, row in table.iterrows()
+    loss_header = "val CE (end)" if endpoint else "val CE"
+    headers = [
+        "tokenizer",
+        "obj",
+        loss_header,
+        "unigram CE",
+        "perplexity",
+        "PSNR",
+        "mask IoU",
+        "colour dE",
+        "judge acc",
     ]
+
+    def marks(row) -> str:
+        key = (row["variant"], row["objective"])
+        return (" (!)" if key in weak else "") + (" (~)" if key in unconverged else "")
+
+    cells = [[_fmt(row[c]) + (marks(row) if c == "variant" else "") for c in columns] for _, row in table.iterrows()]
     tab = ax.table(cellText=cells, colLabels=headers, loc="center", cellLoc="center")
     tab.auto_set_font_size(False)
     tab.set_fontsize(7.5)
     tab.scale(1.0, 1.3)
-    ax.set_title("evidence beside each curve (final values)", fontsize=9)
+    ax.set_title(
+        "evidence beside each curve (val CE: mean of the last evaluations)" if endpoint else "evidence (final values)",
+        fontsize=9,
+    )
+    notes = []
     if weak:
         reasons = sorted({f"{variant}: {why}" for (variant, _), why in weak.items()})
-        ax.text(
-            0.0,
-            0.02,
-            "(!) tokenizer below a quality floor (flagged, still shown):\n" + "\n".join(reasons),
-            transform=ax.transAxes,
-            fontsize=6.5,
-            va="bottom",
-            wrap=True,
+        notes += ["(!) tokenizer below a quality floor (flagged, still shown):", *reasons]
+    if unconverged:
+        reasons = sorted(
+            {f"{variant} ({objective.upper()}): {why}" for (variant, objective), why in unconverged.items()}
         )
+        notes += ["(~) not trained to its plateau (evaluation.convergence; flagged, still shown):", *reasons]
+    if notes:
+        ax.text(0.0, 0.02, "\n".join(notes), transform=ax.transAxes, fontsize=6.5, va="bottom", wrap=True)
 
 
 def _fmt(value) -> str:
@@ -190,7 +235,13 @@ def fig2_job(params: Params, *, runs: Sequence[tuple[str, str, str, str, str]], 
         for variant, objective, curve, sidecar, metrics in runs
     ]
     note = f"{params.run.name}, {params.transformer.models[0]} size, seed {params.run.seed}"
-    table = plot_fig2(fig_runs, Path(out), title_note=note, floors=params.evaluation.verdicts)
+    table = plot_fig2(
+        fig_runs,
+        Path(out),
+        title_note=note,
+        floors=params.evaluation.verdicts,
+        convergence=params.evaluation.convergence,
+    )
     atomic_write_text(Path(out).with_suffix(".csv"), table.to_csv(index=False))
     print(table.drop(columns=["sources"]).to_string(index=False))
     return table

@@ -27,6 +27,7 @@ from seqgan.report.artefacts import (
     variant_name,
 )
 from seqgan.report.claims import evaluate_claims
+from seqgan.report.convergence import transformer_convergence
 from seqgan.report.stats import Spread, paired_interval, spread
 from seqgan.report.verdicts.validation_loss import loss_comparisons
 
@@ -48,6 +49,7 @@ TRANSFORMER_METRICS: tuple[tuple[str, str, str], ...] = (
     ("unigram_cross_entropy", "unigram_cross_entropy", "nats/token"),
 )
 PAIRED_DIFFERENCE = "paired_difference"
+ENDPOINT = "endpoint_val_loss"  # the mean of the last evaluations (claim 2's compared number)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,23 @@ def _transformer_numbers(reader: _Reader, params: Params, runs: ProducedRuns, la
                 values, sources = _per_seed(reader, files, key, nested="metrics")
                 if values:
                     out.append(Number("transformer", (objective, size, variant), metric, values, unit, sources))
+            endpoints, sources = _endpoints(reader, files, params)
+            if endpoints:
+                subject = (objective, size, variant)
+                out.append(Number("transformer", subject, ENDPOINT, endpoints, "nats/token", sources))
     return out
+
+
+def _endpoints(reader: _Reader, files: Mapping[int, Path], params: Params) -> tuple[dict[int, float], tuple[str, ...]]:
+    """Seed -> endpoint validation loss (seqgan.report.convergence) of each seed's transformer sidecar."""
+    values, sources = {}, []
+    for seed, path in files.items():
+        record = reader.record(path)
+        if record is None or "val_curve" not in (record.get("metrics") or {}):
+            continue
+        values[seed], _ = transformer_convergence(record["metrics"], params.evaluation.convergence, path)
+        sources.append(str(path))
+    return values, tuple(sources)
 
 
 def _semantic_numbers(reader: _Reader, params: Params, layout: ArtefactLayout) -> list[Number]:
@@ -190,8 +208,8 @@ def _claim2_numbers(params: Params, runs: ProducedRuns, transformers: Mapping[st
     out = []
     for objective in params.transformer.objectives:
         for later, earlier in loss_comparisons([variant_name(a) for a in runs.alphas]):
-            a = transformers.get(number_name("transformer", (objective, size, later), "final_val_loss"))
-            b = transformers.get(number_name("transformer", (objective, size, earlier), "final_val_loss"))
+            a = transformers.get(number_name("transformer", (objective, size, later), ENDPOINT))
+            b = transformers.get(number_name("transformer", (objective, size, earlier), ENDPOINT))
             if a is None or b is None:
                 continue
             diffs = {s: a.values[s] - b.values[s] for s in sorted(a.values) if s in b.values}
@@ -222,8 +240,8 @@ def collect_numbers(params: Params, layout: ArtefactLayout) -> RunNumbers:
 
     Per tokenizer variant (``ProducedRuns.tokenizer_variants``): PSNR, codebook usage and perplexity,
     rFID, semantic accuracy on reconstructions; per transformer (primary size, every objective and
-    variant): final validation cross-entropy and unigram cross-entropy; the semantic network's
-    validation accuracy; claim 2's paired differences. Verdicts come from
+    variant): final and endpoint validation cross-entropy and unigram cross-entropy; the semantic
+    network's validation accuracy; claim 2's paired differences of the endpoints. Verdicts come from
     :func:`seqgan.report.claims.evaluate_claims`, so they are absent when any file it reads is.
     """
     reader = _Reader()

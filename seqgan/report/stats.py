@@ -82,3 +82,123 @@ def paired_interval(differences: Mapping[int, float], confidence: float) -> Pair
         return PairedInterval(dict(differences), summary.mean, None, None, confidence)
     half = float(student_t.ppf(0.5 + confidence / 2, summary.count - 1)) * summary.std / math.sqrt(summary.count)
     return PairedInterval(dict(differences), summary.mean, summary.mean - half, summary.mean + half, confidence)
+
+
+@dataclass(frozen=True)
+class TwoSampleTest:
+    """Pooled two-sample Student-t test of two sets of seed values drawn, under the null, from one
+    distribution (the same code run twice): the difference of means, its standard error, the degrees
+    of freedom and the two-sided p-value (None where no spread is known: one value on each side)."""
+
+    difference: float
+    standard_error: float | None
+    degrees_of_freedom: int
+    p_value: float | None
+
+    def tolerance(self, level: float) -> float | None:
+        """The largest |difference| a two-sided test at ``level`` accepts: t_(1 - level/2, df) x SE."""
+        from scipy.stats import t as student_t
+
+        if self.standard_error is None:
+            return None
+        return float(student_t.ppf(1 - level / 2, self.degrees_of_freedom)) * self.standard_error
+
+
+def two_sample_test(first: Sequence[float], second: Sequence[float]) -> TwoSampleTest:
+    """``mean(second) - mean(first)`` tested with the pooled variance (n1 + n2 - 2 degrees of freedom).
+
+    Pooled, not Welch: under the null both samples come from one distribution, so one variance is
+    estimated from all seeds, the exact test for equal variances. Zero pooled spread (every seed
+    identical on both sides): p is 1 when the means are equal and 0 otherwise.
+    """
+    from scipy.stats import t as student_t
+
+    a, b = [float(v) for v in first], [float(v) for v in second]
+    if not a or not b:
+        raise ValueError("two_sample_test needs at least one value on each side")
+    difference = sum(b) / len(b) - sum(a) / len(a)
+    df = len(a) + len(b) - 2
+    if df < 1:
+        return TwoSampleTest(difference, None, 0, None)
+    squares = sum((v - sum(a) / len(a)) ** 2 for v in a) + sum((v - sum(b) / len(b)) ** 2 for v in b)
+    standard_error = math.sqrt(squares / df * (1 / len(a) + 1 / len(b)))
+    if standard_error == 0.0:
+        return TwoSampleTest(difference, 0.0, df, 1.0 if difference == 0.0 else 0.0)
+    p = 2.0 * float(student_t.sf(abs(difference) / standard_error, df))
+    return TwoSampleTest(difference, standard_error, df, min(p, 1.0))
+
+
+def holm_rejections(p_values: Mapping[str, float], level: float) -> set[str]:
+    """Holm's step-down procedure: the names whose null is rejected with family-wise error <= ``level``.
+
+    Sorted ascending, the i-th smallest p (i from 0) is rejected while p <= level / (m - i); the first
+    acceptance stops it. Valid under any dependence between the tests (the numbers of one run share
+    its networks), unlike procedures that assume independence.
+    """
+    ordered = sorted(p_values.items(), key=lambda item: (item[1], item[0]))
+    rejected: set[str] = set()
+    m = len(ordered)
+    for i, (name, p) in enumerate(ordered):
+        if p > level / (m - i):
+            break
+        rejected.add(name)
+    return rejected
+
+
+@dataclass(frozen=True)
+class Power:
+    """What n paired seeds can resolve: the paired differences' sample sd, the half-width of their
+    t-interval, and the minimum detectable effect (the true mean difference a two-sided paired t-test
+    at the interval's level detects with probability ``power``)."""
+
+    count: int
+    paired_sd: float | None
+    half_width: float | None
+    minimum_detectable_effect: float | None
+    confidence: float
+    power: float
+
+    def describe(self, digits: int = 3) -> str:
+        if self.paired_sd is None or self.half_width is None or self.minimum_detectable_effect is None:
+            return f"n = {self.count}: no paired sd with fewer than two seeds, so no power"
+        f = f"{{:.{digits}f}}"
+        return (
+            f"n = {self.count}, paired sd {f.format(self.paired_sd)}, {self.confidence:.0%} half-width "
+            f"{f.format(self.half_width)}, minimum detectable effect {f.format(self.minimum_detectable_effect)} "
+            f"(at {self.power:.0%} power)"
+        )
+
+
+def _t_quantile(probability: float, df: int) -> float:
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(probability, df))
+
+
+def power_of(differences: Sequence[float], confidence: float, power: float) -> Power:
+    """The :class:`Power` of a set of paired per-seed differences.
+
+    MDE = (t_(1 - a/2, n-1) + t_(power, n-1)) x sd / sqrt(n), a = 1 - confidence: the usual
+    approximation to the paired t-test's power (exact for the normal case with known sd).
+    """
+    values = [float(v) for v in differences]
+    n = len(values)
+    if n < 2:
+        return Power(n, None, None, None, confidence, power)
+    sd = spread(values).std
+    assert sd is not None
+    scale = sd / math.sqrt(n)
+    half = _t_quantile(0.5 + confidence / 2, n - 1) * scale
+    mde = (_t_quantile(0.5 + confidence / 2, n - 1) + _t_quantile(power, n - 1)) * scale
+    return Power(n, sd, half, mde, confidence, power)
+
+
+def seeds_for_half_width(paired_sd: float, confidence: float, half_width: float, at_least: int = 2) -> int:
+    """The smallest n >= ``at_least`` whose t-interval half-width t_(n-1) x sd / sqrt(n) is at most
+    ``half_width`` (for a paired sd measured on pilot seeds)."""
+    if paired_sd < 0 or half_width <= 0:
+        raise ValueError(f"need paired_sd >= 0 and half_width > 0, got {paired_sd}, {half_width}")
+    n = max(2, at_least)
+    while _t_quantile(0.5 + confidence / 2, n - 1) * paired_sd / math.sqrt(n) > half_width:
+        n += 1
+    return n

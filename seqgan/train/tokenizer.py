@@ -207,6 +207,7 @@ class TokenizerRun:
         # What the run derived from its initial networks (codebook init, perceptual calibration):
         # set before the first step, part of the resume state, recorded in the sidecar.
         self.init_record: dict[str, Any] = {}
+        self.val_history: list[list[float]] = []  # [step, validation loss] per validation point
 
     # -- resume state ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -215,6 +216,7 @@ class TokenizerRun:
             "opt_g": self.opt_g.state_dict(),
             "last_logged": dict(self.last_logged),
             "init_record": copy.deepcopy(self.init_record),
+            "val_history": [[int(step), float(loss)] for step, loss in self.val_history],
         }
         if self.perceptual is not None:
             state["perceptual_term_scales"] = self.perceptual.term_scales.detach().cpu().clone()
@@ -228,6 +230,7 @@ class TokenizerRun:
         self.opt_g.load_state_dict(state["opt_g"])
         self.last_logged = dict(state["last_logged"])
         self.init_record = copy.deepcopy(state["init_record"])
+        self.val_history = [[int(step), float(loss)] for step, loss in state["val_history"]]
         if self.perceptual is not None:
             self.perceptual.term_scales.copy_(state["perceptual_term_scales"].to(self.perceptual.term_scales.device))
         if self.disc is not None and self.opt_d is not None:
@@ -241,6 +244,28 @@ class TokenizerRun:
             freeze_encoder_and_codebook(self.tokenizer)
         if self.disc is not None:
             self.disc.train()
+
+    # -- validation ------------------------------------------------------------------------------
+    def validation_loss(self, images: np.ndarray) -> float:
+        """The phase's reconstruction objective (``weighted_reconstruction``: L1 + perceptual, without
+        the codebook, entropy and GAN terms) on uint8 validation ``images``, eval mode, image-weighted.
+
+        Every rank computes it alike (no communication); the training modes are restored after.
+        """
+        self.tokenizer.eval()
+        total = 0.0
+        try:
+            with torch.no_grad():
+                for start in range(0, len(images), self.settings.batch_size):
+                    chunk = images[start : start + self.settings.batch_size]
+                    x = to_model_input(chunk, self.device).contiguous(memory_format=self.memory_format)
+                    with autocast_context(self.device):
+                        recon = self.tokenizer(x)[0]
+                    terms = reconstruction_terms(recon, x, self.perceptual)
+                    total += float(weighted_reconstruction(terms, self.params)) * len(chunk)
+        finally:
+            self.set_modes()
+        return total / len(images)
 
     # -- one step -------------------------------------------------------------------------------
     def gan_active(self, step: int) -> bool:
@@ -411,6 +436,7 @@ def train_tokenizer(
     alpha: float,
     perceptual: bool,
     train_dir: str | os.PathLike[str],
+    val_dir: str | os.PathLike[str],
     semantic_weights: Path | None,
     init_weights: Path | None,
     out_path: str | os.PathLike[str],
@@ -426,7 +452,9 @@ def train_tokenizer(
     an optional tokenizer to finetune; phase 2, the phase-1 checkpoint (required). Resumes from
     ``resume_path`` when it exists (written every ``checkpoint_every`` steps and at the end).
     ``run_identity``: the workflow's declared values of this run (:func:`seqgan.runs.run_values`),
-    part of the fingerprint a resume state must match and recorded in the sidecar.
+    part of the fingerprint a resume state must match and recorded in the sidecar. ``val_dir``: the
+    prepared validation split whose first ``val_images`` images give the validation curve (every
+    ``val_every`` steps and at the last; ``log_dir/val.csv`` and the sidecar's ``metrics.val_curve``).
     """
     wall_start = time.perf_counter()
     alpha = check_alpha(alpha)
@@ -434,7 +462,9 @@ def train_tokenizer(
     ctx = init_distributed(resolve_device(params.run.device))
     try:
         train = open_image_store(train_dir)
+        val = open_image_store(val_dir)
         _check_run(params, phase, train, ctx)
+        val_images = _validation_images(val, settings.val_images, params.data.resolution)
         seed_everything(params.run.seed)
         tokenizer = prepare_tokenizer(params, phase, init_weights)
         use_perceptual = perceptual and params.tokenizer.loss.perceptual_weight > 0
@@ -449,6 +479,7 @@ def train_tokenizer(
             file_sha256(semantic_weights) if use_perceptual and semantic_weights is not None else None,
             file_sha256(init_weights) if init_weights is not None else None,
         )
+        fingerprint["val_sha256"] = val.manifest["sha256"]
         if run_identity is not None:
             fingerprint["run"] = dict(run_identity)
         loop = TrainLoop(
@@ -462,7 +493,7 @@ def train_tokenizer(
         start = loop.start_step()
         if start == 0:
             run.init_record = initialise_run(run, train, init_weights, fingerprint["semantic_sha256"])
-        metrics = _train_steps(run, loop, train, start, use_perceptual, Path(log_dir), progress)
+        metrics = _train_steps(run, loop, train, val_images, start, use_perceptual, Path(log_dir), progress)
         if not ctx.is_main:
             return metrics
         evaluation = evaluate_reconstruction(run.tokenizer, train, USAGE_EVAL_IMAGES, settings.batch_size, ctx.device)
@@ -510,23 +541,34 @@ def initialise_run(
     return record
 
 
+def _validation_images(val: ImageStore, count: int, resolution: int) -> np.ndarray:
+    """The first ``count`` validation images (uint8), checked: the curve needs real images."""
+    if val.resolution != resolution:
+        raise ValueError(f"{val.directory}: images are {val.resolution} px, data.resolution = {resolution}")
+    if len(val) == 0:
+        raise ValueError(f"{val.directory}: empty validation split (the tokenizer's validation curve needs images)")
+    return np.array(val.images[: min(count, len(val))])
+
+
 def _train_steps(
     run: TokenizerRun,
     loop: TrainLoop,
     train: ImageStore,
+    val_images: np.ndarray,
     start: int,
     use_perceptual: bool,
     log_dir: Path,
     progress: bool,
 ) -> dict[str, Any]:
-    """The step loop: sample, step, log, checkpoint. Returns timing and the last logged values."""
+    """The step loop: sample, step, log, validate, checkpoint. Returns timing and the last logged values."""
     settings, ctx = run.settings, run.ctx
     sampler = StepSampler(len(train), settings.batch_size, run.params.run.seed)
     columns = log_columns(run.phase, use_perceptual, run.disc is not None)
-    logger = None
+    logger = val_logger = None
     if ctx.is_main:
         live = open_live(log_dir, resume=start > 0)
         logger = MetricLogger(log_dir / "train.csv", columns, start_step=start, live=live)
+        val_logger = MetricLogger(log_dir / "val.csv", ["val_loss"], start_step=start, live=live)
     run.set_modes()
     step_start = time.perf_counter()
     try:
@@ -542,12 +584,18 @@ def _train_steps(
                     if logger is not None:
                         logger.log(completed, run.last_logged)
                     bar.set_postfix(l1=f"{run.last_logged['l1']:.4f}", refresh=False)
+                if completed % settings.val_every == 0 or completed == settings.iterations:
+                    val_loss = run.validation_loss(val_images)
+                    run.val_history.append([completed, val_loss])
+                    if val_logger is not None:
+                        val_logger.log(completed, {"val_loss": val_loss})
                 if ctx.is_main:
                     loop.maybe_checkpoint(completed)
                 bar.update(1)
     finally:
-        if logger is not None:
-            logger.close()
+        for open_logger in (logger, val_logger):
+            if open_logger is not None:
+                open_logger.close()
     steps_done = settings.iterations - start
     elapsed = time.perf_counter() - step_start
     return {
@@ -594,6 +642,13 @@ def _sidecar(
         },
         "metrics": {
             "final_losses": dict(run.last_logged),
+            # every validation point, for the plateau rule (seqgan/report/convergence.py)
+            "val_curve": {"step": [int(s) for s, _ in run.val_history], "val_loss": [v for _, v in run.val_history]},
+            "val_curve_definition": (
+                f"l1_weight x L1 + perceptual_weight x L_per^alpha (the run's calibrated perceptual term; L1 alone "
+                f"without one) of the first {settings.val_images} validation images, eval mode, every "
+                f"{settings.val_every} steps and at the last"
+            ),
             "train_eval": evaluation,
             "train_eval_definition": evaluation_definition(
                 int(evaluation["count"]), params.data.resolution, params.data.resolution

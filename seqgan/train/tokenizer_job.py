@@ -39,6 +39,7 @@ def train_tokenizer_job(
     params = params if seed is None else with_seed(params, seed)
     set_threads(threads)
     _, manifest = read_manifest(data_dir / "train", missing="a prepared training split")
+    read_manifest(data_dir / "val", missing="a prepared validation split (the validation curve)")
     if phase == 1:
         rule = "tokenizer_phase1"
         alpha, perceptual = parse_phase1_variant(params, variant)
@@ -59,6 +60,7 @@ def train_tokenizer_job(
         alpha=alpha,
         perceptual=perceptual,
         train_dir=data_dir / "train",
+        val_dir=data_dir / "val",
         semantic_weights=semantic_weights(params, semantic) if perceptual else None,
         init_weights=init_weights,
         out_path=out,

@@ -500,6 +500,7 @@ class TransformerRun:
         self.best_val_loss: float | None = None
         self.last_val_loss: float | None = None
         self.last_train_loss: float | None = None
+        self.val_history: list[list[float]] = []  # [step, val_loss] per validation point
 
     @property
     def conditional(self) -> bool:
@@ -514,6 +515,7 @@ class TransformerRun:
             "best_val_loss": self.best_val_loss,
             "last_val_loss": self.last_val_loss,
             "last_train_loss": self.last_train_loss,
+            "val_history": [[int(step), float(loss)] for step, loss in self.val_history],
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -524,6 +526,7 @@ class TransformerRun:
         self.best_val_loss = state["best_val_loss"]
         self.last_val_loss = state["last_val_loss"]
         self.last_train_loss = state["last_train_loss"]
+        self.val_history = [[int(step), float(loss)] for step, loss in state["val_history"]]
 
     def set_lr(self, step: int) -> float:
         s = self.settings
@@ -581,12 +584,14 @@ class TransformerRun:
         self.window_count += 1
         return value
 
-    def close_window(self, val_loss: float) -> float:
-        """A validation point: the mean training loss since the previous one; reset the window."""
+    def close_window(self, step: int, val_loss: float) -> float:
+        """A validation point after ``step`` steps: the mean training loss since the previous one;
+        reset the window and remember the point (the sidecar's validation curve)."""
         train_loss = self.window_sum / max(1, self.window_count)
         self.window_sum, self.window_count = 0.0, 0
         self.last_train_loss = train_loss
         self.last_val_loss = val_loss
+        self.val_history.append([int(step), float(val_loss)])
         if self.best_val_loss is None or val_loss < self.best_val_loss:
             self.best_val_loss = val_loss
         return train_loss
@@ -646,6 +651,8 @@ def train_transformer(
             "final_val_loss": run.last_val_loss,
             "best_val_loss": run.best_val_loss,
             "final_train_loss": run.last_train_loss,
+            # every validation point, for the plateau rule and the endpoint (seqgan/report/convergence.py)
+            "val_curve": {"step": [int(s) for s, _ in run.val_history], "val_loss": [v for _, v in run.val_history]},
             **baselines,
             "val_sequences": len(vset),
             "tokens": {"train": _split_identity(train), "val": _split_identity(val)},
@@ -698,7 +705,7 @@ def _train_steps(
                     train_log.log(completed, {"loss": loss, "lr": lr})
                 if completed % eval_every == 0 or completed == total:
                     val_loss = validation_loss(run.model, vset, settings.batch_size, run.device, ctx)
-                    train_loss = run.close_window(val_loss)
+                    train_loss = run.close_window(completed, val_loss)
                     if curve_log is not None:
                         curve_log.log(completed, {"train_loss": train_loss, "val_loss": val_loss})
                     bar.set_postfix(val=f"{val_loss:.4f}", refresh=False)

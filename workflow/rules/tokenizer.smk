@@ -6,12 +6,14 @@ rule tokenizer_phase1:
     """Encoder + codebook + conv-only decoder with L1, VQ, entropy, L_per^alpha and GAN terms."""
     input:
         train=split_files("train")["manifest"],
+        val=split_files("val")["manifest"],  # the validation curve (the plateau rule's evidence)
         semantic=phase1_semantic_input,
         code=code_inputs("tokenizer_phase1"),
     output:
         weights=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/seed{{seed}}/tokenizer.safetensors",
         sidecar=f"{MODELS_DIR}/tokenizer/phase1/{{variant}}/seed{{seed}}/tokenizer.json",
         curve=f"{RESULTS_DIR}/curves/tokenizer/phase1/{{variant}}/seed{{seed}}/train.csv",
+        val_curve=f"{RESULTS_DIR}/curves/tokenizer/phase1/{{variant}}/seed{{seed}}/val.csv",
     params:
         run=run_params("tokenizer_phase1"),
         semantic_arg=phase1_semantic_arg,
@@ -36,6 +38,7 @@ rule tokenizer_phase2:
     """Decoder with block-regional + dilated attention finetuned on the frozen phase-1 tokens."""
     input:
         train=split_files("train")["manifest"],
+        val=split_files("val")["manifest"],
         phase1=lambda wildcards: phase2_source(wildcards.seed),
         semantic=semantic_input,
         code=code_inputs("tokenizer_phase2"),
@@ -43,6 +46,7 @@ rule tokenizer_phase2:
         weights=f"{MODELS_DIR}/tokenizer/phase2/seed{{seed}}/tokenizer.safetensors",
         sidecar=f"{MODELS_DIR}/tokenizer/phase2/seed{{seed}}/tokenizer.json",
         curve=f"{RESULTS_DIR}/curves/tokenizer/phase2/seed{{seed}}/train.csv",
+        val_curve=f"{RESULTS_DIR}/curves/tokenizer/phase2/seed{{seed}}/val.csv",
     params:
         run=run_params("tokenizer_phase2"),
         semantic_arg=semantic_arg,
