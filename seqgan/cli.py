@@ -307,6 +307,12 @@ def cmd_claims(args: argparse.Namespace) -> None:
     claims_job(load_params(args.params), layout=_artefact_layout(args), out=Path(args.out))
 
 
+def cmd_power_pilot(args: argparse.Namespace) -> None:
+    from seqgan.report.pilot import pilot_job
+
+    pilot_job(load_params(args.params), layout=_artefact_layout(args), out=Path(args.out))
+
+
 def cmd_reference_run(args: argparse.Namespace) -> None:
     from seqgan.report.reference_run import reference_run_job
 
@@ -409,7 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset directory holding train/")
     p.add_argument("--semantic", help="semantic network weights (embedded backbone)")
     p.add_argument("--init", help="phase 2: the phase-1 tokenizer weights")
-    p.add_argument("--seed", type=int, help="training seed, one of evaluation.experiment_seeds (default: run.seed)")
+    p.add_argument(
+        "--seed", type=int, help="training seed, one of evaluation.experiment_seeds or pilot_seeds (default: run.seed)"
+    )
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--log-dir", required=True)
 
@@ -440,7 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=["ar", "nar"], required=True)
     p.add_argument("--size", choices=["base", "large"], required=True)
     p.add_argument("--tokens", required=True, help="token directory holding train/ and val/")
-    p.add_argument("--seed", type=int, help="training seed, one of evaluation.experiment_seeds (default: run.seed)")
+    p.add_argument(
+        "--seed", type=int, help="training seed, one of evaluation.experiment_seeds or pilot_seeds (default: run.seed)"
+    )
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--log-dir", required=True, help="directory for curve.csv, train.csv and DVCLive logs")
 
@@ -566,6 +576,17 @@ def build_parser() -> argparse.ArgumentParser:
         with_params(add("claims", cmd_claims, "the paper's four claims with the reproduced evidence and verdicts"))
     )
     p.add_argument("--out", required=True, help="Markdown file (results/claims.md)")
+
+    p = with_artefacts(
+        with_params(
+            add(
+                "power-pilot",
+                cmd_power_pilot,
+                "claim 2's paired seed sd on evaluation.pilot_seeds, and the experiment seeds it calls for",
+            )
+        )
+    )
+    p.add_argument("--out", required=True, help="Markdown file (results/pilot/power.md); JSON beside it")
 
     p = with_params(
         add(

@@ -16,6 +16,7 @@ no defaults: a value missing from the file is an error, never a silent fallback.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -509,21 +510,27 @@ def cross_field_problems(p: Params) -> list[str]:
 
 
 def with_seed(params: Params, seed: int) -> Params:
-    """The same params with ``run.seed`` = ``seed``: one repeat of the alpha experiment.
+    """The same params with ``run.seed`` = ``seed``: one repeat of the alpha experiment, or a run of
+    the power pilot.
 
-    The training seed of a repeat must be one of ``evaluation.experiment_seeds``, so every run the
-    workflow makes is named in params.yaml.
+    The training seed of a repeat must be one of ``evaluation.experiment_seeds`` or
+    ``evaluation.pilot_seeds``, so every run the workflow makes is named in params.yaml. Only the
+    seed changes (the rest was validated), so a pilot seed need not be a valid primary ``run.seed``.
     """
     if seed == params.run.seed:
         return params
-    if seed not in params.evaluation.experiment_seeds:
+    allowed = (*params.evaluation.experiment_seeds, *params.evaluation.pilot_seeds)
+    if seed not in allowed:
         raise ParamsError(
             "params",
-            [f"--seed {seed}: not one of evaluation.experiment_seeds {list(params.evaluation.experiment_seeds)}"],
+            [
+                f"--seed {seed}: not one of evaluation.experiment_seeds {list(params.evaluation.experiment_seeds)} "
+                f"or evaluation.pilot_seeds {list(params.evaluation.pilot_seeds)}"
+            ],
         )
     raw = copy.deepcopy(params.raw)
     raw["run"]["seed"] = int(seed)
-    return validate_params(raw)
+    return dataclasses.replace(params, run=dataclasses.replace(params.run, seed=int(seed)), raw=raw)
 
 
 NO_ENTROPY_VARIANT = "noentropy"

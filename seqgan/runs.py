@@ -695,6 +695,31 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
         ),
         doc="also the lineage keys of every reported run (lineage_keys), added by run_keys",
     ),
+    RunDeclaration(
+        "power_pilot",
+        _keys(
+            "tokenizer.alphas",
+            "transformer.objectives",
+            "transformer.models",
+            "evaluation.pilot_seeds",
+            "evaluation.experiment_seeds",
+            "evaluation.convergence",
+            "evaluation.verdicts.interval_confidence",
+            "evaluation.verdicts.power",
+            "evaluation.verdicts.target_half_width",
+            "evaluation.verdicts.manipulation_min_difference",
+        ),
+        job="seqgan/report/pilot.py",
+        modules=(
+            "seqgan/artefacts/files.py",
+            "seqgan/report/artefacts.py",
+            "seqgan/report/convergence.py",
+            "seqgan/report/pilot.py",
+            "seqgan/report/stats.py",
+            "seqgan/report/verdicts/manipulation.py",
+        ),
+        doc="the pilot's runs are the training rules at evaluation.pilot_seeds; their keys reach it through its inputs",
+    ),
 )
 
 # The runs a reported number goes through, per kind of reported run (their keys form its identity).
@@ -722,7 +747,7 @@ LINEAGE: dict[str, tuple[str, ...]] = {
         "eval_samples",
     ),
 }
-_REPORTING_RULES = ("paper_table", "claims")
+_REPORTING_RULES = ("paper_table", "claims", "power_pilot")
 
 
 def declaration(rule: str) -> RunDeclaration:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from seqgan import cli
-from seqgan.config import validate_params
+from seqgan.config import ParamsError, validate_params
 from seqgan.report import claims as C
 from seqgan.report.artefacts import ArtefactLayout
 from seqgan.report.audit import audit, flagged
@@ -905,3 +905,38 @@ def test_usage_rules_are_decided_by_the_weakest_tokenizer_and_every_seed():
     assert regulariser_verdict({0: 0.5, 1: 0.4}) == V.HOLDS
     assert regulariser_verdict({0: -0.1, 1: -0.2}) == V.DOES_NOT_HOLD
     assert regulariser_verdict({0: 0.5, 1: -0.2}) == V.UNDECIDED
+
+
+# ----------------------------------------------------------------------------------------------
+# The power pilot
+# ----------------------------------------------------------------------------------------------
+
+
+def test_power_pilot_turns_the_pilot_seeds_paired_sd_into_a_seed_count(tmp_path):
+    """Pilot seeds 100-102 with alpha1.0 - alpha0.0 = -0.2, -0.25, -0.15 (sd 0.05): the half-width
+    0.05 needs n with t_(n-1) x 0.05 / sqrt(n) <= 0.05, first at n = 7; the 3 experiment seeds would
+    give 4.303 x 0.05 / sqrt(3) = 0.124."""
+    from seqgan.report.pilot import pilot_inputs, pilot_job
+
+    f = Fakes(tmp_path)
+    losses = {100: (4.2, 4.1, 4.0), 101: (4.3, 4.18, 4.05), 102: (4.25, 4.16, 4.1)}
+    iou = {s: {"alpha0.0": 0.80, "alpha0.5": 0.82, "alpha1.0": 0.84} for s in losses}
+    iou[101]["alpha1.0"] = 0.78
+    write_claim_inputs(f, losses=losses, mask_iou=iou, no_entropy_usage={100: 0.4, 101: 0.5, 102: 0.45})
+    params = embedded_params(**{"evaluation.pilot_seeds": [100, 101, 102]})
+    inputs = pilot_inputs(params, f.layout)
+    assert len(inputs) == 3 * 2 * 2 and all("seed10" in p for p in inputs)  # tokenizer + AR, two ends, 3 seeds
+    out = tmp_path / "pilot" / "power.md"
+    result = pilot_job(params, layout=f.layout, out=out)
+    ar = result["objectives"]["ar"]
+    assert ar["differences"] == pytest.approx({"100": -0.2, "101": -0.25, "102": -0.15})
+    assert ar["paired_sd"] == pytest.approx(0.05) and ar["seeds_needed"] == 7
+    assert ar["at_planned_seeds"]["half_width"] == pytest.approx(4.302653 * 0.05 / math.sqrt(3), rel=1e-5)
+    assert ar["at_needed_seeds"]["half_width"] <= 0.05 < ar["at_planned_seeds"]["half_width"]
+    # the manipulation fails in pilot seed 101 (alpha 1 keeps less of the shapes): said before the run
+    assert result["manipulation"]["passes"] is False
+    assert "seed 101 -0.0200" in out.read_text() and "**fails**" in out.read_text()
+    assert json.loads(out.with_suffix(".json").read_text()) == result
+    # pilot seeds must be disjoint from the experiment seeds
+    with pytest.raises(ParamsError, match="shares \\[0\\] with evaluation.experiment_seeds"):
+        embedded_params(**{"evaluation.pilot_seeds": [0, 100]})

@@ -139,7 +139,8 @@ TOKENIZER_VARIANT_PATTERN = "|".join(v.replace(".", r"\.") for v in TOKENIZER_VA
 # single-run figures use.
 RUN_SEED = config["run"]["seed"]
 EXPERIMENT_SEEDS = config["evaluation"]["experiment_seeds"]
-SEED_PATTERN = "|".join(str(s) for s in EXPERIMENT_SEEDS)
+PILOT_SEEDS = config["evaluation"]["pilot_seeds"]  # the power pilot's runs (results/pilot/power.md)
+SEED_PATTERN = "|".join(str(s) for s in [*EXPERIMENT_SEEDS, *PILOT_SEEDS])
 TOKENIZER_PATTERN = f"phase1/({TOKENIZER_VARIANT_PATTERN})/seed({SEED_PATTERN})|phase2/seed({SEED_PATTERN})"
 PHASE2_FROM = f"alpha{config['tokenizer']['phase2']['from_alpha']}"
 

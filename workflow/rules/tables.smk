@@ -6,6 +6,7 @@
 # (params: the hashes of the params sections behind every reported run, the seeds).
 from seqgan.report.artefacts import ArtefactLayout
 from seqgan.report.claims import claims_inputs
+from seqgan.report.pilot import pilot_inputs
 from seqgan.report.tables import TABLE_NAMES, table_inputs
 
 REPORT_LAYOUT = ArtefactLayout(Path(RESULTS_DIR), Path(MODELS_DIR))
@@ -70,6 +71,26 @@ rule claims:
     shell:
         "seqgan claims --params params.yaml --results-dir results --models-dir models "
         "--out {output} > {log} 2>&1"
+
+
+rule power_pilot:
+    """Claim 2's paired seed-to-seed sd on evaluation.pilot_seeds and the experiment seeds it calls for.
+    Not part of the default target: run it before fixing evaluation.experiment_seeds; never a result."""
+    input:
+        runs=pilot_inputs(PARAMS, REPORT_LAYOUT),
+        code=code_inputs("power_pilot"),
+    output:
+        md=f"{RESULTS_DIR}/pilot/power.md",
+        json=f"{RESULTS_DIR}/pilot/power.json",
+    params:
+        run=run_params("power_pilot"),
+    benchmark:
+        "logs/benchmarks/power_pilot.tsv",
+    log:
+        "logs/power_pilot.log",
+    shell:
+        "seqgan power-pilot --params params.yaml --results-dir results --models-dir models "
+        "--out {output.md} > {log} 2>&1"
 
 
 DEFAULT_TARGETS += [
