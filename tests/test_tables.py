@@ -655,7 +655,7 @@ def test_a_histogram_within_the_noise_floor_factor_and_confident_samples_are_usa
     v = embedded_params().evaluation.verdicts
     f = Fakes(tmp_path)
     # exactly at the factor (0.24 = 2.0 x 0.12): usable; just above: not
-    at = C._generation_run(
+    at = C.generation_run(
         f.generation("ar", "base", "alpha1.0", "phase1", 0, fid=5.0, confident=0.95, tv=0.24, floor=0.12),
         "ar",
         "alpha1.0",
@@ -663,7 +663,7 @@ def test_a_histogram_within_the_noise_floor_factor_and_confident_samples_are_usa
         0,
     )
     assert G.unusable_reason(at, v) is None
-    above = C._generation_run(
+    above = C.generation_run(
         f.generation("ar", "base", "alpha0.0", "phase1", 0, fid=5.0, confident=0.95, tv=0.25, floor=0.12),
         "ar",
         "alpha0.0",
@@ -678,7 +678,7 @@ def test_a_histogram_within_the_noise_floor_factor_and_confident_samples_are_usa
 def test_inception_generation_metrics_without_classifier_view_are_testable(tmp_path):
     f = Fakes(tmp_path)
     path = f.generation("ar", "base", "alpha1.0", "phase1", 0, fid=5.0, classifier=False)
-    run = C._generation_run(path, "ar", "alpha1.0", "phase1", 0)
+    run = C.generation_run(path, "ar", "alpha1.0", "phase1", 0)
     assert G.unusable_reason(run, embedded_params().evaluation.verdicts) is None
 
 
@@ -689,13 +689,13 @@ def test_a_classifier_view_without_the_noise_floor_is_refused(tmp_path):
     del record["classifier"]["histogram_noise_floor"]
     path.write_text(json.dumps(record))
     with pytest.raises(KeyError, match="histogram_noise_floor.*rerun the eval_samples rule"):
-        C._generation_run(path, "ar", "alpha1.0", "phase1", 0)
+        C.generation_run(path, "ar", "alpha1.0", "phase1", 0)
 
 
 def run_with(fids, tmp_path, name):
     f = Fakes(tmp_path / name)
     return [
-        C._generation_run(f.generation("ar", "base", name, "phase1", s, fid=fid), "ar", name, "phase1", s)
+        C.generation_run(f.generation("ar", "base", name, "phase1", s, fid=fid), "ar", name, "phase1", s)
         for s, fid in enumerate(fids)
     ]
 

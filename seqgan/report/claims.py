@@ -54,6 +54,7 @@ from seqgan.report.verdicts.generation import (
     GenerationRun,
     compare_fid,
     comparison_verdict,
+    generation_run,
     unusable_reason,
 )
 from seqgan.report.verdicts.manipulation import ManipulationCheck, manipulation_check, semantic_fidelity
@@ -208,7 +209,7 @@ class _Inputs:
         """Sampling seed -> the generation metrics of that sample set."""
         files = self.generation(objective, variant, decoder)
         return {
-            seed: _generation_run(path, objective, variant, decoder, seed)
+            seed: generation_run(path, objective, variant, decoder, seed)
             for seed, path in zip(self.runs.sampling_seeds, files, strict=True)
         }
 
@@ -310,46 +311,6 @@ def _mean_or_none(values: list[float | None]) -> float | None:
 # ----------------------------------------------------------------------------------------------
 # Generation FID: testability and comparisons
 # ----------------------------------------------------------------------------------------------
-
-
-def _generation_run(path: Path, objective: str, variant: str, decoder: str, seed: int) -> GenerationRun:
-    """One sample set's generation metrics (identified by the path it was read from, not by its content)."""
-    record = read_json(path)
-    classifier = record.get("classifier")
-    samples = record.get("samples") or {}
-    if not classifier:  # no classifier view (Inception features): nothing to check the samples with
-        return GenerationRun(
-            objective,
-            variant,
-            decoder,
-            seed,
-            path,
-            float(record["fid"]),
-            None,
-            None,
-            None,
-            None,
-            samples.get("tokens_sha256"),
-        )
-    floor = classifier.get("histogram_noise_floor") or {}
-    if "histogram_tv_distance" not in classifier or "mean" not in floor:
-        raise KeyError(
-            f"{path}: the classifier view has no histogram_tv_distance / histogram_noise_floor "
-            "(written by an older eval-samples); rerun the eval_samples rule"
-        )
-    return GenerationRun(
-        objective,
-        variant,
-        decoder,
-        seed,
-        path,
-        float(record["fid"]),
-        float(classifier["confident_fraction"]),
-        float(classifier["reference"]["confident_fraction"]),
-        float(classifier["histogram_tv_distance"]),
-        float(floor["mean"]),
-        samples.get("tokens_sha256"),
-    )
 
 
 def _generation_table(runs: Sequence[GenerationRun], v: VerdictParams) -> list[str]:

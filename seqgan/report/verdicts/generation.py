@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqgan.config import VerdictParams
+from seqgan.report.artefacts import read_json
 from seqgan.report.stats import Spread, spread
 from seqgan.report.verdicts.outcomes import (
     DOES_NOT_HOLD,
@@ -19,7 +20,14 @@ from seqgan.report.verdicts.outcomes import (
     WITHIN_SPREAD,
 )
 
-__all__ = ["FidComparison", "GenerationRun", "compare_fid", "comparison_verdict", "unusable_reason"]
+__all__ = [
+    "FidComparison",
+    "GenerationRun",
+    "compare_fid",
+    "comparison_verdict",
+    "generation_run",
+    "unusable_reason",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,46 @@ class GenerationRun:
     @property
     def label(self) -> str:
         return f"{self.variant} {self.decoder}"
+
+
+def generation_run(path: Path, objective: str, variant: str, decoder: str, seed: int) -> GenerationRun:
+    """One sample set's generation metrics (identified by the path it was read from, not by its content)."""
+    record = read_json(path)
+    classifier = record.get("classifier")
+    samples = record.get("samples") or {}
+    if not classifier:  # no classifier view (Inception features): nothing to check the samples with
+        return GenerationRun(
+            objective,
+            variant,
+            decoder,
+            seed,
+            path,
+            float(record["fid"]),
+            None,
+            None,
+            None,
+            None,
+            samples.get("tokens_sha256"),
+        )
+    floor = classifier.get("histogram_noise_floor") or {}
+    if "histogram_tv_distance" not in classifier or "mean" not in floor:
+        raise KeyError(
+            f"{path}: the classifier view has no histogram_tv_distance / histogram_noise_floor "
+            "(written by an older eval-samples); rerun the eval_samples rule"
+        )
+    return GenerationRun(
+        objective,
+        variant,
+        decoder,
+        seed,
+        path,
+        float(record["fid"]),
+        float(classifier["confident_fraction"]),
+        float(classifier["reference"]["confident_fraction"]),
+        float(classifier["histogram_tv_distance"]),
+        float(floor["mean"]),
+        samples.get("tokens_sha256"),
+    )
 
 
 def unusable_reason(run: GenerationRun, v: VerdictParams) -> str | None:
