@@ -301,6 +301,8 @@ class VerdictParams:
     interval_confidence: float
     tokenizer_min_psnr: float
     tokenizer_min_usage: float
+    capacity_min_psnr: float
+    capacity_hue_step_degrees: float
     reference_false_alarm: float
     power: float
     target_half_width: float

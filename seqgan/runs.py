@@ -601,6 +601,9 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
         job="seqgan/report/fig2.py",
         modules=(
             "seqgan/artefacts/files.py",
+            "seqgan/artefacts/images.py",
+            "seqgan/data/synthetic.py",
+            "seqgan/evaluate/ground_truth.py",
             "seqgan/report/convergence.py",
             "seqgan/report/fig2.py",
             "seqgan/report/fig6b.py",
@@ -681,6 +684,9 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
         job="seqgan/report/claims.py",
         modules=(
             "seqgan/artefacts/files.py",
+            "seqgan/artefacts/images.py",
+            "seqgan/data/synthetic.py",
+            "seqgan/evaluate/ground_truth.py",
             "seqgan/report/artefacts.py",
             "seqgan/report/claims.py",
             "seqgan/report/convergence.py",

@@ -940,3 +940,26 @@ def test_power_pilot_turns_the_pilot_seeds_paired_sd_into_a_seed_count(tmp_path)
     # pilot seeds must be disjoint from the experiment seeds
     with pytest.raises(ParamsError, match="shares \\[0\\] with evaluation.experiment_seeds"):
         embedded_params(**{"evaluation.pilot_seeds": [0, 100]})
+
+
+def test_capacity_check_of_the_smallest_alpha_uses_a_colour_floor_derived_from_the_data(tmp_path):
+    """alpha0.0 at 17.5 dB and colour delta E 30 (the fakes): below 20 dB and above the hue step; at
+    21 dB and delta E 10 in every seed it passes."""
+    from seqgan.report.floors import hue_step_delta_e
+
+    params = embedded_params()
+    step = hue_step_delta_e(params)
+    assert 14.0 < step < 16.0  # a 30 degree hue rotation of this generator's colours, median
+    assert hue_step_delta_e(embedded_params(**{"evaluation.verdicts.capacity_hue_step_degrees": 60.0})) > 2 * 14.0
+    claims, f = claims_by_number(tmp_path)
+    text = "\n".join(claims[2].parts[0].evidence)
+    assert "**Capacity check**" in text and "fails (alpha0.0 seed 0: PSNR 17.50 dB < 20.0" in text
+    assert f"alpha0.0 seed 2: shape colour delta E 30.0 >= {step:.1f}" in text
+    assert any(c.startswith("capacity check fails") for c in claims[2].caveats)
+    for seed in (0, 1, 2):
+        record = json.loads(f.layout.tokenizer_metrics("alpha0.0", seed).read_text())
+        record["psnr"], record["instrument"]["reconstructed"]["shape_colour_delta_e"] = 21.0, 10.0
+        f._write(f.layout.tokenizer_metrics("alpha0.0", seed), record)
+    claims = {c.number: c for c in C.evaluate_claims(params, f.layout)}
+    assert "in every seed: passes" in "\n".join(claims[2].parts[0].evidence)
+    assert not any(c.startswith("capacity check fails") for c in claims[2].caveats)

@@ -40,7 +40,7 @@ from seqgan.report.artefacts import (
     variant_name,
 )
 from seqgan.report.convergence import PlateauCheck, tokenizer_plateau, transformer_convergence
-from seqgan.report.floors import tokenizer_floor_flags
+from seqgan.report.floors import capacity_check, tokenizer_floor_flags
 from seqgan.report.stats import (
     Spread,
     paired_differences,
@@ -614,8 +614,24 @@ def _claim2(inp: _Inputs) -> Claim:
 
     alpha_variants = [variant_name(a) for a in alphas]
     check = _manipulation(inp, alpha_variants)
-    evidence: list[str] = _manipulation_lines(check)
+    smallest = alpha_variants[0]
+    capacity = capacity_check(
+        inp.params,
+        smallest,
+        {seed: read_json(inp.layout.tokenizer_metrics(smallest, seed)) for seed in runs.experiment_seeds},
+    )
+    evidence: list[str] = [
+        f"**Capacity check** (`evaluation.verdicts.capacity_min_psnr`, `capacity_hue_step_degrees`): do the smallest "
+        f"alpha's tokens keep the detail a larger alpha is meant to trade? {capacity.describe()}.",
+        "",
+        *_manipulation_lines(check),
+    ]
     caveats: list[str] = []
+    if not capacity.passed:
+        caveats.append(
+            f"capacity check fails ({'; '.join(capacity.failures())}): the smallest alpha's tokens have lost detail "
+            "already, so there is less for a larger alpha to trade."
+        )
     objective_verdicts = []
     for objective in objectives:
         loss_runs = _loss_runs(inp, objective)
