@@ -595,7 +595,16 @@ def test_readme_tokenizer_recipe_section_renders_the_recorded_trials(tmp_path):
     cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
     section = readme.read_text().split(start_marker("tokenizer_recipe"))[1].split(end_marker("tokenizer_recipe"))[0]
     assert "Measured on Test CPU 9000, 1 torch thread(s) per trial" in section
-    assert "| lr 1e-3 | alpha1.0 | 16 x 600 | 17.46 | 0.445 | 107 | 0.102 |" in section
+    assert "| lr 1e-3 | alpha1.0 | 0 | 16 x 600 | 17.46 | 0.445 | 107 | - | - | - | 0.102 |" in section
+    # trials with the ground-truth instrument show it
+    with (reference / "tokenizer_recipe.csv").open("w") as fh:
+        fh.write(header.replace("seconds_per_step", "mask_iou,colour_delta_e,background_delta_e,seconds_per_step"))
+        fh.write(
+            'a0,alpha0.0,100,"{}",2000,16,21.351,0.1357,0.8164,200.0,0.909,11.67,17.23,0.1064,215.3,1,Test CPU 9000\n'
+        )
+    cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
+    section = readme.read_text().split(start_marker("tokenizer_recipe"))[1].split(end_marker("tokenizer_recipe"))[0]
+    assert "| a0 | alpha0.0 | 100 | 16 x 2000 | 21.35 | 0.816 | 200 | 0.909 | 11.7 | 17.2 | 0.106 |" in section
 
 
 def test_readme_semantic_recipe_section_renders_the_recorded_sweep(tmp_path):

@@ -277,16 +277,24 @@ def render_tokenizer_recipe(trials: Path, source: str) -> str:
     lines += [
         f"Measured on {rows[0]['cpu']}, {rows[0]['threads']} torch thread(s) per trial (`{trials.name}`):",
         "",
-        "| trial | tokenizer | batch x steps | PSNR (dB) | codebook usage | perplexity | s / step |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| trial | tokenizer | seed | batch x steps | PSNR (dB) | codebook usage | perplexity | mask IoU | "
+        "shape colour dE | background dE | s / step |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
         *[
-            f"| {r['trial']} | {r['variant']} | {r['batch_size']} x {r['iterations']} | {float(r['psnr']):.2f} | "
-            f"{float(r['codebook_usage']):.3f} | {float(r['codebook_perplexity']):.0f} | "
-            f"{float(r['seconds_per_step']):.3f} |"
+            f"| {r['trial']} | {r['variant']} | {r['seed']} | {r['batch_size']} x {r['iterations']} | "
+            f"{float(r['psnr']):.2f} | {float(r['codebook_usage']):.3f} | {float(r['codebook_perplexity']):.0f} | "
+            f"{_optional(r, 'mask_iou', 3)} | {_optional(r, 'colour_delta_e', 1)} | "
+            f"{_optional(r, 'background_delta_e', 1)} | {float(r['seconds_per_step']):.3f} |"
             for r in rows
         ],
     ]
     return "\n".join(lines)
+
+
+def _optional(row: dict[str, str], key: str, digits: int) -> str:
+    """A recorded number, or "-" where the trial predates the column (or had no ground truth)."""
+    value = row.get(key) or ""
+    return f"{float(value):.{digits}f}" if value else "-"
 
 
 def render_threads(summary: Path, source: str, reference_info: dict[str, Any] | None = None) -> str:
