@@ -340,7 +340,7 @@ AFTER_TRAINING = {"train_ar", "fig2_val_loss", *GENERATION}
         ("transformer.optimizer.beta2", 0.95, AFTER_TRAINING, {"train_ar"}),
         (
             "tokenizer.phase1.lr",
-            0.001,
+            0.002,  # params.yaml's is 0.001
             {"tokenizer_phase1", "encode_tokens", "eval_tokenizer", *AFTER_TRAINING},
             {"tokenizer_phase1"},
         ),

@@ -97,7 +97,7 @@ def variants(raw: dict) -> list[str]:
 
 def absent_by_design(raw: dict) -> set[str]:
     """Rules the params legitimately leave out of the default DAG."""
-    absent = set()
+    absent = {"power_pilot"}  # the power pilot is run before the confirmatory run, never part of it
     if raw["semantic"]["backbone"] != "embedded":
         absent.add("train_semantic")  # VGG16 / Inception are pretrained
     if raw["evaluation"]["fid_network"] != "judge":

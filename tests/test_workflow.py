@@ -37,7 +37,7 @@ def tiny_pipeline_params() -> dict:
     tok["phase2"]["attention"].update(heads=2)
     tr = raw["transformer"]
     tr["sizes"]["base"].update(layers=1, heads=2, dim=16, mlp_dim=32)
-    tr.update(eval_every=5, val_batches=2, checkpoint_every=5)
+    tr.update(eval_every=3, val_batches=2, checkpoint_every=5)  # 4 evaluations: the endpoint needs 3
     tr["ar"].update(iterations=10, batch_size=8, decay_start=5)
     raw["evaluation"].update(batch_size=30, num_samples=6, experiment_seeds=[0], sampling_seeds=[0])
     return raw
@@ -141,7 +141,7 @@ def tiny_default_params() -> dict:
     """The tiny pipeline with two experiment seeds: every default target."""
     raw = tiny_pipeline_params()
     raw["transformer"]["ar"].update(iterations=20, decay_start=10)
-    raw["transformer"]["eval_every"] = 10
+    raw["transformer"]["eval_every"] = 5  # 4 evaluations: the endpoint is the mean of the last 3
     raw["tokenizer"]["alphas"] = [0.0, 1.0]  # fewer jobs; the 0.5 of the default changes no code path
     raw["evaluation"].update(experiment_seeds=[0, 1], sampling_seeds=[0], visualization_images=3)
     raw["evaluation"]["sample_grid"].update(columns=3, rows=2)
@@ -183,7 +183,7 @@ def test_default_target_end_to_end(tmp_path):
     for variant in variants:
         for seed in (0, 1):
             curve = csv_rows(tmp_path / f"results/curves/transformer/ar/base/{variant}/seed{seed}/curve.csv")
-            assert [int(r["step"]) for r in curve] == [10, 20]
+            assert [int(r["step"]) for r in curve] == [5, 10, 15, 20]
             assert float(curve[-1]["val_loss"]) < float(curve[0]["val_loss"])  # it learns
             metrics = json.loads((tmp_path / f"results/metrics/tokenizer/phase1/{variant}/seed{seed}.json").read_text())
             assert metrics["count"] == 60 and 0 < metrics["codebook_usage"] <= 1
