@@ -53,40 +53,22 @@ def generation_run(path: Path, objective: str, variant: str, decoder: str, seed:
     """One sample set's generation metrics (identified by the path it was read from, not by its content)."""
     record = read_json(path)
     classifier = record.get("classifier")
-    samples = record.get("samples") or {}
-    if not classifier:  # no classifier view (Inception features): nothing to check the samples with
-        return GenerationRun(
-            objective,
-            variant,
-            decoder,
-            seed,
-            path,
-            float(record["fid"]),
-            None,
-            None,
-            None,
-            None,
-            samples.get("tokens_sha256"),
+    view: tuple[float | None, ...] = (None, None, None, None)  # no classifier view (Inception features)
+    if classifier:
+        floor = classifier.get("histogram_noise_floor") or {}
+        if "histogram_tv_distance" not in classifier or "mean" not in floor:
+            raise KeyError(
+                f"{path}: the classifier view has no histogram_tv_distance / histogram_noise_floor "
+                "(written by an older eval-samples); rerun the eval_samples rule"
+            )
+        view = (
+            float(classifier["confident_fraction"]),
+            float(classifier["reference"]["confident_fraction"]),
+            float(classifier["histogram_tv_distance"]),
+            float(floor["mean"]),
         )
-    floor = classifier.get("histogram_noise_floor") or {}
-    if "histogram_tv_distance" not in classifier or "mean" not in floor:
-        raise KeyError(
-            f"{path}: the classifier view has no histogram_tv_distance / histogram_noise_floor "
-            "(written by an older eval-samples); rerun the eval_samples rule"
-        )
-    return GenerationRun(
-        objective,
-        variant,
-        decoder,
-        seed,
-        path,
-        float(record["fid"]),
-        float(classifier["confident_fraction"]),
-        float(classifier["reference"]["confident_fraction"]),
-        float(classifier["histogram_tv_distance"]),
-        float(floor["mean"]),
-        samples.get("tokens_sha256"),
-    )
+    tokens = (record.get("samples") or {}).get("tokens_sha256")
+    return GenerationRun(objective, variant, decoder, seed, path, float(record["fid"]), *view, tokens)
 
 
 def unusable_reason(run: GenerationRun, v: VerdictParams) -> str | None:
