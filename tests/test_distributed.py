@@ -295,6 +295,7 @@ def test_tokenizer_two_ranks_match_one_process(accumulation: int, tmp_path: Path
     """2 ranks (x 2 micro-batches of 4 each: DDP's no_sync path for both networks) == one process."""
     data = tmp_path / "data"
     write_synthetic_split(data / "train", 64, 16, 10, seed=7, split="train")
+    write_synthetic_split(data / "val", 16, 16, 10, seed=7, split="val")  # the validation curve
     raw = tokenizer_raw()
     params = write_params(tmp_path / "params.yaml", raw)
     args = [
