@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+from tokenizer_recipe import append_csv_rows
 
 from seqgan.config import validate_params, with_seed
 from seqgan.evaluate.samples_job import eval_samples_job
@@ -153,13 +153,7 @@ def main() -> None:
         for steps in args.steps:
             row = run_length(args.root, raw, args.variant, args.seed, steps, Path(tmp))
             print("  ".join(f"{k}={row[k]}" for k in COLUMNS if k != "cpu"), flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            new = not args.out.is_file()
-            with args.out.open("a", newline="") as fh:
-                writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-                if new:
-                    writer.writeheader()
-                writer.writerow(row)
+            append_csv_rows(args.out, COLUMNS, [row])
 
 
 if __name__ == "__main__":

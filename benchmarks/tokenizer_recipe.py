@@ -70,6 +70,17 @@ EVAL_IMAGES = 1000
 GRID_IMAGES = 16
 
 
+def append_csv_rows(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Append ``rows`` to a CSV (header first when the file is new): runs can add to one record."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.is_file()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
 def parse_trial(text: str) -> tuple[str, dict[str, Any]]:
     if "=" not in text:
         raise SystemExit(f"error: trial {text!r} is not NAME=JSON")
@@ -192,13 +203,7 @@ def main() -> None:
         strips.append(strip)
         print("  ".join(f"{k}={row[k]}" for k in COLUMNS if k != "cpu"), flush=True)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        new = not args.out.is_file()
-        with args.out.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerows(rows)
+        append_csv_rows(args.out, COLUMNS, rows)
     if args.grid:
         originals = np.concatenate(list(np.array(open_image_store(args.data / "val").images[:GRID_IMAGES])), axis=1)
         grid = np.concatenate([originals, *strips], axis=0)

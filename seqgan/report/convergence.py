@@ -51,18 +51,6 @@ class PlateauCheck:
             f"(rule: below {self.max_improvement:.1%} over the last {self.window:.0%} of steps)"
         )
 
-    def to_json(self) -> dict:
-        return {
-            "holds": self.holds,
-            "window_start_step": self.window_start_step,
-            "final_step": self.final_step,
-            "start_loss": self.start_loss,
-            "final_loss": self.final_loss,
-            "relative_improvement": self.relative_improvement,
-            "rule": {"window": self.window, "max_improvement": self.max_improvement},
-            "description": self.describe(),
-        }
-
 
 def _check_curve(steps: Sequence[int], losses: Sequence[float]) -> None:
     if len(steps) != len(losses) or not steps:

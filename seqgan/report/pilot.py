@@ -18,7 +18,6 @@ confirmatory run is spent on it.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from seqgan.artefacts.files import atomic_write_text
 from seqgan.config import Params
 from seqgan.report.artefacts import ArtefactLayout, MissingArtefactError, ProducedRuns, read_json, variant_name
 from seqgan.report.convergence import tokenizer_plateau, transformer_convergence
-from seqgan.report.stats import power_of, seeds_for_half_width
+from seqgan.report.stats import power_at, power_of, seeds_for_half_width
 from seqgan.report.verdicts.manipulation import semantic_fidelity
 
 MIN_CONFIRMATORY_SEEDS = 5  # the issue's floor: fewer seeds cannot show that an effect is stable
@@ -61,17 +60,17 @@ def pilot_power(params: Params, layout: ArtefactLayout) -> dict[str, Any]:
     seeds = list(params.evaluation.pilot_seeds)
     v, convergence = params.evaluation.verdicts, params.evaluation.convergence
     planned = len(params.evaluation.experiment_seeds)
-    fidelity = {
-        s: {x: semantic_fidelity(read_json(layout.tokenizer_metrics(x, s))) for x in (smaller, larger)} for s in seeds
+    tokenizers = {(s, x): read_json(layout.tokenizer_metrics(x, s)) for s in seeds for x in (smaller, larger)}
+    fidelity = {key: semantic_fidelity(metrics) for key, metrics in tokenizers.items()}
+    iou = {
+        s: fidelity[(s, larger)] - fidelity[(s, smaller)]
+        for s in seeds
+        if fidelity[(s, larger)] is not None and fidelity[(s, smaller)] is not None
     }
-    iou = {s: f[larger] - f[smaller] for s, f in fidelity.items() if f[larger] is not None and f[smaller] is not None}
     tokenizers_short = [
         f"{x} seed {s}"
-        for s in seeds
-        for x in (smaller, larger)
-        if not tokenizer_plateau(
-            read_json(layout.tokenizer_metrics(x, s)), convergence, layout.tokenizer_metrics(x, s)
-        ).holds
+        for (s, x), metrics in tokenizers.items()
+        if not tokenizer_plateau(metrics, convergence, layout.tokenizer_metrics(x, s)).holds
     ]
     objectives = {}
     for objective in params.transformer.objectives:
@@ -118,17 +117,8 @@ def pilot_power(params: Params, layout: ArtefactLayout) -> dict[str, Any]:
 
 def _projected(sd: float, n: int, confidence: float, power: float) -> dict[str, float | int | None]:
     """Half-width and minimum detectable effect n seeds would give at the pilot's paired sd."""
-    from scipy.stats import t as student_t
-
-    if n < 2:
-        return {"seeds": n, "half_width": None, "minimum_detectable_effect": None}
-    scale = sd / math.sqrt(n)
-    t_level = float(student_t.ppf(0.5 + confidence / 2, n - 1))
-    return {
-        "seeds": n,
-        "half_width": t_level * scale,
-        "minimum_detectable_effect": (t_level + float(student_t.ppf(power, n - 1))) * scale,
-    }
+    at = power_at(sd, n, confidence, power)
+    return {"seeds": n, "half_width": at.half_width, "minimum_detectable_effect": at.minimum_detectable_effect}
 
 
 def _f(value: float | None, digits: int = 3) -> str:
@@ -185,7 +175,8 @@ def pilot_job(params: Params, *, layout: ArtefactLayout, out: Path) -> dict[str,
         result = pilot_power(params, layout)
     except (MissingArtefactError, ValueError, KeyError) as exc:
         raise SystemExit(f"error: power-pilot: {exc}") from None
+    text = pilot_markdown(result)
     atomic_write_text(Path(out).with_suffix(".json"), json.dumps(result, indent=2) + "\n")
-    atomic_write_text(out, pilot_markdown(result))
-    print(pilot_markdown(result))
+    atomic_write_text(out, text)
+    print(text)
     return result

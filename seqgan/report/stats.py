@@ -116,11 +116,12 @@ def two_sample_test(first: Sequence[float], second: Sequence[float]) -> TwoSampl
     a, b = [float(v) for v in first], [float(v) for v in second]
     if not a or not b:
         raise ValueError("two_sample_test needs at least one value on each side")
-    difference = sum(b) / len(b) - sum(a) / len(a)
+    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+    difference = mean_b - mean_a
     df = len(a) + len(b) - 2
     if df < 1:
         return TwoSampleTest(difference, None, 0, None)
-    squares = sum((v - sum(a) / len(a)) ** 2 for v in a) + sum((v - sum(b) / len(b)) ** 2 for v in b)
+    squares = sum((v - mean_a) ** 2 for v in a) + sum((v - mean_b) ** 2 for v in b)
     standard_error = math.sqrt(squares / df * (1 / len(a) + 1 / len(b)))
     if standard_error == 0.0:
         return TwoSampleTest(difference, 0.0, df, 1.0 if difference == 0.0 else 0.0)
@@ -175,22 +176,28 @@ def _t_quantile(probability: float, df: int) -> float:
     return float(student_t.ppf(probability, df))
 
 
-def power_of(differences: Sequence[float], confidence: float, power: float) -> Power:
-    """The :class:`Power` of a set of paired per-seed differences.
+def power_at(paired_sd: float, count: int, confidence: float, power: float) -> Power:
+    """The :class:`Power` of ``count`` paired seeds whose differences have sd ``paired_sd``.
 
     MDE = (t_(1 - a/2, n-1) + t_(power, n-1)) x sd / sqrt(n), a = 1 - confidence: the usual
     approximation to the paired t-test's power (exact for the normal case with known sd).
     """
+    if count < 2:
+        return Power(count, None, None, None, confidence, power)
+    scale = paired_sd / math.sqrt(count)
+    t_level = _t_quantile(0.5 + confidence / 2, count - 1)
+    return Power(
+        count, paired_sd, t_level * scale, (t_level + _t_quantile(power, count - 1)) * scale, confidence, power
+    )
+
+
+def power_of(differences: Sequence[float], confidence: float, power: float) -> Power:
+    """The :class:`Power` of a set of paired per-seed differences, at their sample sd."""
     values = [float(v) for v in differences]
-    n = len(values)
-    if n < 2:
-        return Power(n, None, None, None, confidence, power)
-    sd = spread(values).std
-    assert sd is not None
-    scale = sd / math.sqrt(n)
-    half = _t_quantile(0.5 + confidence / 2, n - 1) * scale
-    mde = (_t_quantile(0.5 + confidence / 2, n - 1) + _t_quantile(power, n - 1)) * scale
-    return Power(n, sd, half, mde, confidence, power)
+    sd = spread(values).std if len(values) >= 2 else None
+    if sd is None:
+        return Power(len(values), None, None, None, confidence, power)
+    return power_at(sd, len(values), confidence, power)
 
 
 def seeds_for_half_width(paired_sd: float, confidence: float, half_width: float, at_least: int = 2) -> int:
