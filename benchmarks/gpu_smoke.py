@@ -426,7 +426,7 @@ def reduced_paper_params(data: Path, device: str, classes: int) -> dict[str, Any
     for objective in ("ar", "nar"):
         tr[objective].update(batch_size=8, iterations=10, decay_start=5)
     ev = raw["evaluation"]
-    ev.update(batch_size=30, num_samples=6, experiment_seeds=[0], sampling_seeds=[0])
+    ev.update(batch_size=30, num_samples=6, experiment_seeds=[0], confirmatory_seeds=[0], sampling_seeds=[0])
     ev["sample_grid"]["classes"] = list(range(min(classes, 2)))
     return raw
 

@@ -92,6 +92,7 @@ def write_params(work: Path, data: Path) -> None:
     raw["tokenizer"]["phase2"]["from_alpha"] = ALPHAS[-1]
     raw["transformer"]["num_classes"] = len(PHOTOS)
     raw["evaluation"]["experiment_seeds"] = [raw["run"]["seed"]]
+    raw["evaluation"]["confirmatory_seeds"] = [raw["run"]["seed"]]
     (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 

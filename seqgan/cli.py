@@ -416,7 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--semantic", help="semantic network weights (embedded backbone)")
     p.add_argument("--init", help="phase 2: the phase-1 tokenizer weights")
     p.add_argument(
-        "--seed", type=int, help="training seed, one of evaluation.experiment_seeds or pilot_seeds (default: run.seed)"
+        "--seed",
+        type=int,
+        help="training seed, one of evaluation.confirmatory_seeds or pilot_seeds (default: run.seed)",
     )
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--log-dir", required=True)
@@ -449,7 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", choices=["base", "large"], required=True)
     p.add_argument("--tokens", required=True, help="token directory holding train/ and val/")
     p.add_argument(
-        "--seed", type=int, help="training seed, one of evaluation.experiment_seeds or pilot_seeds (default: run.seed)"
+        "--seed",
+        type=int,
+        help="training seed, one of evaluation.confirmatory_seeds or pilot_seeds (default: run.seed)",
     )
     p.add_argument("--out", required=True, help="weights file (.safetensors); a .json sidecar is written beside it")
     p.add_argument("--log-dir", required=True, help="directory for curve.csv, train.csv and DVCLive logs")
@@ -582,7 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
             add(
                 "power-pilot",
                 cmd_power_pilot,
-                "claim 2's paired seed sd on evaluation.pilot_seeds, and the experiment seeds it calls for",
+                "claim 2's paired seed sd on evaluation.pilot_seeds, and the confirmatory seeds it calls for",
             )
         )
     )

@@ -326,6 +326,7 @@ class EvaluationParams:
     batch_size: int
     sampling_seeds: tuple[int, ...]
     experiment_seeds: tuple[int, ...]
+    confirmatory_seeds: tuple[int, ...]
     pilot_seeds: tuple[int, ...]
     generation_reference: Literal["train", "val"]
     visualization_images: int
@@ -475,10 +476,17 @@ def cross_field_problems(p: Params) -> list[str]:
             f"semantic.warmup_steps = {p.semantic.warmup_steps}: must be below semantic.iterations = "
             f"{p.semantic.iterations}"
         )
-    if overlap := sorted(set(p.evaluation.pilot_seeds) & set(p.evaluation.experiment_seeds)):
+    ev = p.evaluation
+    if overlap := sorted(set(ev.pilot_seeds) & set(ev.confirmatory_seeds)):
         problems.append(
-            f"evaluation.pilot_seeds = {list(p.evaluation.pilot_seeds)}: shares {overlap} with "
-            "evaluation.experiment_seeds (a pilot seed must never be a reported result)"
+            f"evaluation.pilot_seeds = {list(ev.pilot_seeds)}: shares {overlap} with "
+            "evaluation.confirmatory_seeds (a pilot seed must never be a reported result)"
+        )
+    if missing := sorted(set(ev.experiment_seeds) - set(ev.confirmatory_seeds)):
+        problems.append(
+            f"evaluation.confirmatory_seeds = {list(ev.confirmatory_seeds)}: must include every experiment seed "
+            f"(missing {missing}): claim 2's two alpha ends train at every confirmatory seed, the rest of the "
+            "experiment at the experiment seeds"
         )
     needed = p.evaluation.convergence.endpoint_evaluations
     for objective in p.transformer.objectives:
@@ -515,19 +523,20 @@ def with_seed(params: Params, seed: int) -> Params:
     """The same params with ``run.seed`` = ``seed``: one repeat of the alpha experiment, or a run of
     the power pilot.
 
-    The training seed of a repeat must be one of ``evaluation.experiment_seeds`` or
-    ``evaluation.pilot_seeds``, so every run the workflow makes is named in params.yaml. Only the
-    seed changes (the rest was validated), so a pilot seed need not be a valid primary ``run.seed``.
+    The training seed of a repeat must be one of ``evaluation.confirmatory_seeds`` (a superset of
+    ``evaluation.experiment_seeds``) or ``evaluation.pilot_seeds``, so every run the workflow makes is
+    named in params.yaml. Only the seed changes (the rest was validated), so a pilot seed need not be
+    a valid primary ``run.seed``.
     """
     if seed == params.run.seed:
         return params
-    allowed = (*params.evaluation.experiment_seeds, *params.evaluation.pilot_seeds)
-    if seed not in allowed:
+    ev = params.evaluation
+    if seed not in (*ev.confirmatory_seeds, *ev.pilot_seeds):
         raise ParamsError(
             "params",
             [
-                f"--seed {seed}: not one of evaluation.experiment_seeds {list(params.evaluation.experiment_seeds)} "
-                f"or evaluation.pilot_seeds {list(params.evaluation.pilot_seeds)}"
+                f"--seed {seed}: not one of evaluation.confirmatory_seeds {list(ev.confirmatory_seeds)} (which "
+                f"include the experiment seeds) or evaluation.pilot_seeds {list(ev.pilot_seeds)}"
             ],
         )
     raw = copy.deepcopy(params.raw)

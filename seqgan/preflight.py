@@ -170,6 +170,9 @@ def disk_estimate(params: Params, images: dict[str, int], *, dvc_copies: bool) -
     total_images = sum(images.values())
     variants = len(params.tokenizer.alphas) + int(params.tokenizer.control_no_perceptual)
     seeds = len(params.evaluation.experiment_seeds)
+    # claim 2's alpha ends also train at the confirmatory seeds beyond the experiment seeds
+    extra_seeds = len(set(params.evaluation.confirmatory_seeds) - set(params.evaluation.experiment_seeds))
+    end_runs = min(2, len(set(params.tokenizer.alphas))) * extra_seeds
     with torch.device("meta"):
         tokenizer = sum(p.numel() for p in build_tokenizer(params, 2).parameters())
         disc = sum(p.numel() for p in build_discriminator(params).parameters())
@@ -177,12 +180,13 @@ def disk_estimate(params: Params, images: dict[str, int], *, dvc_copies: bool) -
             size: sum(p.numel() for p in build_transformer(params, size, "ar").parameters())
             for size in params.transformer.models
         }
-    tokenizer_runs = (variants + int(params.tokenizer.control_no_entropy)) * seeds + 1
-    transformer_runs = len(params.transformer.objectives) * variants * seeds
+    variant_runs = variants * seeds + end_runs  # phase-1 tokenizers with tokens and transformers
+    tokenizer_runs = variant_runs + int(params.tokenizer.control_no_entropy) * seeds + 1
+    transformer_runs = len(params.transformer.objectives) * variant_runs
     side = res // params.tokenizer.architecture.compression
     estimate = {
         "prepared data": float(total_images * pixels),
-        "token arrays": float(total_images * side * side * 2 * variants * seeds),
+        "token arrays": float(total_images * side * side * 2 * variant_runs),
         "checkpoints": 4 * 4.0 * ((tokenizer + disc) * tokenizer_runs + sum(transformers.values()) * transformer_runs),
         "samples": float(
             params.evaluation.num_samples

@@ -680,7 +680,7 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
     ),
     RunDeclaration(
         "claims",
-        _keys(*_REPORTED, "evaluation.verdicts", "evaluation.convergence"),
+        _keys(*_REPORTED, "evaluation.confirmatory_seeds", "evaluation.verdicts", "evaluation.convergence"),
         job="seqgan/report/claims.py",
         modules=(
             "seqgan/artefacts/files.py",
@@ -708,7 +708,7 @@ DECLARATIONS: dict[str, RunDeclaration] = _declare(
             "transformer.objectives",
             "transformer.models",
             "evaluation.pilot_seeds",
-            "evaluation.experiment_seeds",
+            "evaluation.confirmatory_seeds",
             "evaluation.convergence",
             "evaluation.verdicts.interval_confidence",
             "evaluation.verdicts.power",

@@ -104,13 +104,27 @@ def test_stage_names_are_the_readme_s(views):
     assert documented <= names, sorted(documented - names)
 
 
+def trained_ar_items(raw: dict) -> list[str]:
+    """The train_ar stage items of the embedded params: every alpha at the experiment seeds, and claim 2's
+    two alpha ends also at the confirmatory seeds."""
+    alphas, ev = sorted(raw["tokenizer"]["alphas"]), raw["evaluation"]
+    ends = {alphas[0], alphas[-1]}
+    return [
+        f"{size}-{a}-{s}"
+        for size in raw["transformer"]["models"]
+        for a in alphas
+        for s in sorted({*ev["experiment_seeds"], *(ev["confirmatory_seeds"] if a in ends else [])})
+    ]
+
+
 def test_matrix_axes_are_the_params_lists(generated):
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     spec = yaml.safe_load(generated["params"])["stages"]
-    assert spec["train_ar"]["matrix"] == {
-        "size": "${transformer.models}",
-        "alpha": "${tokenizer.alphas}",
-        "seed": "${evaluation.experiment_seeds}",
-    }
+    extra = set(raw["evaluation"]["confirmatory_seeds"]) - set(raw["evaluation"]["experiment_seeds"])
+    assert extra, "the embedded params train claim 2's alpha ends at more seeds than the rest"
+    # not every alpha x seed is a job, so the sweep is a foreach of exactly the trained items
+    assert sorted(spec["train_ar"]["foreach"]) == sorted(trained_ar_items(raw))
+    assert "${item.seed}" in spec["train_ar"]["do"]["cmd"]
     assert spec["sample"]["matrix"]["seed"] == "${evaluation.sampling_seeds}"
     assert spec["sample_phase2"]["matrix"] == {
         "objective": "${transformer.objectives}",
@@ -138,7 +152,8 @@ def test_the_checks_name_what_drifted(views, generated, tmp_path):
     spec = yaml.safe_load(generated["params"])
     st = spec["stages"]
     del st["fig2_val_loss"]  # a default target rule without a stage
-    st["train_ar"]["params"] = [k for k in st["train_ar"]["params"] if k != "transformer.optimizer"]
+    train_ar = st["train_ar"]["do"]  # a foreach: claim 2's alpha ends train at more seeds
+    train_ar["params"] = [k for k in train_ar["params"] if k != "transformer.optimizer"]
     st["train_semantic"]["outs"].remove("models/semantic/net.json")
     st["tokenizer_phase2"]["deps"].remove("models/semantic/net.safetensors")
     st["model_sizes"]["params"] = [*st["model_sizes"]["params"], "transformer.no_such_key"]
@@ -147,12 +162,7 @@ def test_the_checks_name_what_drifted(views, generated, tmp_path):
     new = sorted(problems(broken, dag) - before)
 
     raw = dag.params_yaml
-    train_ar_stages = [
-        f"train_ar@{size}-{a}-{s}"
-        for size in raw["transformer"]["models"]
-        for a in raw["tokenizer"]["alphas"]
-        for s in raw["evaluation"]["experiment_seeds"]
-    ]
+    train_ar_stages = [f"train_ar@{item}" for item in trained_ar_items(raw)]
     expected = sorted(
         [
             "rule fig2_val_loss has no DVC stage for 1 job(s), e.g. results/fig2_val_loss.pdf "

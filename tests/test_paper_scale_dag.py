@@ -174,7 +174,14 @@ def test_job_counts_follow_the_params(name: str, plans: dict[str, Plan]) -> None
     plan, raw = plans[name], plans[name].raw
     counts = plan.rules()
     seeds = len(raw["evaluation"]["experiment_seeds"])
-    runs = len(variants(raw)) * seeds
+    alphas = sorted(raw["tokenizer"]["alphas"])
+    ends = {f"alpha{float(alphas[0])}", f"alpha{float(alphas[-1])}"}  # claim 2's pair, also at confirmatory seeds
+
+    def seeds_of(variant: str) -> list[int]:
+        ev = raw["evaluation"]
+        return sorted({*ev["experiment_seeds"], *(ev["confirmatory_seeds"] if variant in ends else [])})
+
+    runs = sum(len(seeds_of(v)) for v in variants(raw))
     # the no-entropy control is a tokenizer with metrics only: no tokens, no transformer
     no_entropy = seeds if raw["tokenizer"]["control_no_entropy"] else 0
     assert counts["prepare_data"] == 2
@@ -190,7 +197,7 @@ def test_job_counts_follow_the_params(name: str, plans: dict[str, Plan]) -> None
             for j in plan.of(f"train_{objective}")
             if j.wildcards["size"] == size
         }
-        assert trained == {(v, str(s)) for v in variants(raw) for s in raw["evaluation"]["experiment_seeds"]}
+        assert trained == {(v, str(s)) for v in variants(raw) for s in seeds_of(v)}
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS_FILES))

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from seqgan import cli
-from seqgan.config import ParamsError, validate_params
+from seqgan.config import ParamsError, validate_params, with_seed
 from seqgan.report import claims as C
 from seqgan.report.artefacts import ArtefactLayout
 from seqgan.report.audit import audit, flagged
@@ -215,12 +215,15 @@ def embedded_params(**changes):
         "evaluation.verdicts.tokenizer_min_usage": 0.25,
     }
     base.update(changes)
+    # claim 2's alpha ends at the experiment seeds only, unless a test asks for more
+    base.setdefault("evaluation.confirmatory_seeds", base["evaluation.experiment_seeds"])
     return params_from(ROOT / "params.yaml", **base)
 
 
 def imagenet_params(**changes):
     base = {"tokenizer.alphas": [0.0, 1.0], "evaluation.sampling_seeds": [0, 1], "evaluation.experiment_seeds": [0]}
     base.update(changes)
+    base.setdefault("evaluation.confirmatory_seeds", base["evaluation.experiment_seeds"])
     return params_from(ROOT / "configs" / "imagenet.yaml", **base)
 
 
@@ -577,6 +580,55 @@ def test_claim2_compares_endpoints_flags_runs_short_of_their_plateau_and_states_
     power = next(line for line in claim.parts[0].evidence if line.startswith("Power of alpha1.0 - alpha0.0"))
     assert "n = 3, paired sd 0.025, 95% half-width 0.063, minimum detectable effect 0.079 (at 80% power)" in power
     assert "target half-width 0.05 (`evaluation.verdicts.target_half_width`): not reached" in power
+
+
+def test_claim2_compares_its_alpha_ends_over_the_confirmatory_seeds_and_the_rest_over_the_experiment_seeds(tmp_path):
+    """Confirmatory seeds 0-4, experiment seeds 0-2: only alpha0.0 and alpha1.0 (and their ARs) exist at
+    seeds 3 and 4. The ends' paired difference uses all five seeds (its power too), the pairs with
+    alpha 0.5 the three seeds they share; claims 1, 3 and 4 stay on the experiment seeds."""
+    from seqgan.report.numbers import collect_numbers
+
+    f = Fakes(tmp_path)
+    write_claim_inputs(f)
+    extra = {3: (4.22, 4.12), 4: (4.28, 4.08)}  # alpha0.0, alpha1.0 endpoints: differences -0.10, -0.20
+    for seed, (low, high) in extra.items():
+        for variant, loss in (("alpha0.0", low), ("alpha1.0", high)):
+            f.transformer("ar", "base", variant, seed, loss=loss)
+            f.tokenizer(variant, seed, psnr=17.5)
+    params = embedded_params(**{"evaluation.confirmatory_seeds": [0, 1, 2, 3, 4]})
+    inputs = set(C.claims_inputs(params, f.layout))
+    assert str(f.layout.tokenizer_metrics("alpha1.0", 4)) in inputs
+    assert str(f.layout.transformer_sidecar("ar", "base", "alpha0.0", 3)) in inputs
+    assert not any("seed3" in p or "seed4" in p for p in inputs if "alpha0.5" in p or "control" in p or "phase2" in p)
+    # the default inputs plus tokenizer + AR of the two ends at two more seeds
+    assert len(inputs) == len(C.claims_inputs(embedded_params(), f.layout)) + 2 * 2 * 2
+
+    claims = {c.number: c for c in C.evaluate_claims(params, f.layout)}
+    text = "\n".join(claims[2].parts[0].evidence)
+    # ends: -0.2, -0.25, -0.15, -0.1, -0.2 (mean -0.18); alpha 0.5's pairs: three seeds, "-" at 3 and 4
+    assert "| alpha1.0 - alpha0.0 | -0.200 | -0.250 | -0.150 | -0.100 | -0.200 | -0.180, 95% interval" in text
+    assert "(n = 5) | yes | holds |" in text
+    assert "| alpha1.0 - alpha0.5 | -0.100 | -0.130 | -0.060 | - | - |" in text and "(n = 3)" in text
+    assert "| 3 | 4.220 | - | 4.120 | - |" in text  # seed 3's endpoints: the ends only
+    assert "Outcome: passes" in text and "mask IoU, seed 4" in text  # manipulation checked on all five
+    power = next(line for line in claims[2].parts[0].evidence if line.startswith("Power of alpha1.0 - alpha0.0"))
+    assert "n = 5, paired sd 0.057" in power
+    assert "seed 3" not in "\n".join(claims[3].parts[0].evidence)  # claim 3: experiment seeds only
+    numbers = collect_numbers(params, f.layout)
+    ends = numbers.numbers["transformer/ar/base/alpha1.0/endpoint_val_loss"]
+    assert sorted(ends.values) == [0, 1, 2, 3, 4]
+    assert sorted(numbers.numbers["transformer/ar/base/alpha0.5/endpoint_val_loss"].values) == [0, 1, 2]
+
+
+def test_confirmatory_seeds_contain_the_experiment_seeds_and_never_a_pilot_seed():
+    with pytest.raises(ParamsError, match=r"must include every experiment seed \(missing \[2\]\)"):
+        embedded_params(**{"evaluation.confirmatory_seeds": [0, 1, 5]})
+    with pytest.raises(ParamsError, match=r"shares \[100\] with evaluation.confirmatory_seeds"):
+        embedded_params(**{"evaluation.confirmatory_seeds": [0, 1, 2, 100], "evaluation.pilot_seeds": [100, 101]})
+    params = embedded_params(**{"evaluation.confirmatory_seeds": [0, 1, 2, 3]})
+    assert with_seed(params, 3).run.seed == 3  # a confirmatory seed is a training seed of every rule
+    with pytest.raises(ParamsError, match="not one of evaluation.confirmatory_seeds"):
+        with_seed(params, 7)
 
 
 def test_claim2_loss_is_no_test_when_alpha_made_one_seeds_tokens_less_semantic(tmp_path):
@@ -937,8 +989,8 @@ def test_power_pilot_turns_the_pilot_seeds_paired_sd_into_a_seed_count(tmp_path)
     assert result["manipulation"]["passes"] is False
     assert "seed 101 -0.0200" in out.read_text() and "**fails**" in out.read_text()
     assert json.loads(out.with_suffix(".json").read_text()) == result
-    # pilot seeds must be disjoint from the experiment seeds
-    with pytest.raises(ParamsError, match="shares \\[0\\] with evaluation.experiment_seeds"):
+    # pilot seeds must be disjoint from the confirmatory seeds (which include the experiment seeds)
+    with pytest.raises(ParamsError, match="shares \\[0\\] with evaluation.confirmatory_seeds"):
         embedded_params(**{"evaluation.pilot_seeds": [0, 100]})
 
 

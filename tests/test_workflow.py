@@ -39,7 +39,9 @@ def tiny_pipeline_params() -> dict:
     tr["sizes"]["base"].update(layers=1, heads=2, dim=16, mlp_dim=32)
     tr.update(eval_every=3, val_batches=2, checkpoint_every=5)  # 4 evaluations: the endpoint needs 3
     tr["ar"].update(iterations=10, batch_size=8, decay_start=5)
-    raw["evaluation"].update(batch_size=30, num_samples=6, experiment_seeds=[0], sampling_seeds=[0])
+    raw["evaluation"].update(
+        batch_size=30, num_samples=6, experiment_seeds=[0], confirmatory_seeds=[0], sampling_seeds=[0]
+    )
     return raw
 
 
@@ -143,7 +145,9 @@ def tiny_default_params() -> dict:
     raw["transformer"]["ar"].update(iterations=20, decay_start=10)
     raw["transformer"]["eval_every"] = 5  # 4 evaluations: the endpoint is the mean of the last 3
     raw["tokenizer"]["alphas"] = [0.0, 1.0]  # fewer jobs; the 0.5 of the default changes no code path
-    raw["evaluation"].update(experiment_seeds=[0, 1], sampling_seeds=[0], visualization_images=3)
+    raw["evaluation"].update(
+        experiment_seeds=[0, 1], confirmatory_seeds=[0, 1], sampling_seeds=[0], visualization_images=3
+    )
     raw["evaluation"]["sample_grid"].update(columns=3, rows=2)
     return raw
 

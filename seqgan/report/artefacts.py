@@ -116,6 +116,20 @@ class ProducedRuns:
         return tuple(self.params.evaluation.experiment_seeds)
 
     @property
+    def confirmatory_seeds(self) -> tuple[int, ...]:
+        return tuple(self.params.evaluation.confirmatory_seeds)
+
+    @property
+    def alpha_ends(self) -> tuple[str, ...]:
+        """Claim 2's confirmatory pair: the smallest and the largest alpha's variants (one with one alpha)."""
+        return tuple(dict.fromkeys([variant_name(self.alphas[0]), variant_name(self.alphas[-1])]))
+
+    def seeds_of(self, variant: str) -> tuple[int, ...]:
+        """The training seeds of a tokenizer variant and its transformers: every confirmatory seed for
+        the two alpha ends, the experiment seeds for every other variant."""
+        return self.confirmatory_seeds if variant in self.alpha_ends else self.experiment_seeds
+
+    @property
     def sampling_seeds(self) -> tuple[int, ...]:
         return tuple(self.params.evaluation.sampling_seeds)
 

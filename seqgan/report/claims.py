@@ -193,8 +193,8 @@ class _Inputs:
     def val_loss_files(self) -> list[Path]:
         r = self.runs
         files = []
-        for seed in r.experiment_seeds:
-            for variant in r.variants:
+        for variant in r.variants:
+            for seed in r.seeds_of(variant):
                 files.append(self.layout.tokenizer_metrics(variant, seed))
                 files += [
                     self.layout.transformer_sidecar(o, self.size, variant, seed)
@@ -240,8 +240,8 @@ class _Inputs:
     def weak_tokenizers(self, variants: Sequence[str]) -> list[str]:
         """One line per (variant, seed) tokenizer below a floor of ``evaluation.verdicts``."""
         lines = []
-        for seed in self.runs.experiment_seeds:
-            for variant in variants:
+        for variant in variants:
+            for seed in self.runs.seeds_of(variant):
                 path = self.layout.tokenizer_metrics(variant, seed)
                 lines += [
                     f"{variant} seed {seed} (`{path}`): {flag}"
@@ -258,8 +258,8 @@ class _Inputs:
             if phase2
             else [
                 (variant, seed, self.layout.tokenizer_metrics(variant, seed))
-                for seed in self.runs.experiment_seeds
                 for variant in variants
+                for seed in self.runs.seeds_of(variant)
             ]
         )
         lines = []
@@ -428,7 +428,8 @@ def _dig(record: dict[str, Any], dotted: str) -> Any:
 @dataclass(frozen=True)
 class _LossRuns:
     """Endpoint validation losses loss[seed][variant] of one objective (the mean of each run's last
-    evaluations), each run's plateau check, and each tokenizer's evidence."""
+    evaluations), each run's plateau check, and each tokenizer's evidence. A seed holds the variants
+    trained at it: the alpha ends at every confirmatory seed, the others at the experiment seeds."""
 
     loss: dict[int, dict[str, float]]
     plateau: dict[int, dict[str, PlateauCheck]]
@@ -442,9 +443,10 @@ def _loss_runs(inp: _Inputs, objective: str) -> _LossRuns:
         v: {c: [] for c, _, _ in LOSS_EVIDENCE} for v in inp.runs.variants
     }
     convergence = inp.params.evaluation.convergence
-    for seed in inp.runs.experiment_seeds:
+    runs = inp.runs
+    for seed in sorted({s for v in runs.variants for s in runs.seeds_of(v)}):
         loss[seed], plateau[seed] = {}, {}
-        for variant in inp.runs.variants:
+        for variant in [v for v in runs.variants if seed in runs.seeds_of(v)]:
             sidecar = inp.layout.transformer_sidecar(objective, inp.size, variant, seed)
             records = {
                 "transformer": read_json(sidecar)["metrics"],
@@ -463,7 +465,7 @@ def _manipulation(inp: _Inputs, alpha_variants: list[str]) -> ManipulationCheck:
     larger, smaller = alpha_variants[-1], alpha_variants[0]
     fidelity = {
         seed: {v: semantic_fidelity(read_json(inp.layout.tokenizer_metrics(v, seed))) for v in (larger, smaller)}
-        for seed in inp.runs.experiment_seeds
+        for seed in inp.runs.confirmatory_seeds
     }
     v = inp.params.evaluation.verdicts
     return manipulation_check(fidelity, larger, smaller, v.manipulation_min_difference, v.interval_confidence)
@@ -493,7 +495,7 @@ def _comparison_rows(
         rows.append(
             [
                 f"{later} - {earlier}",
-                *[interval.differences[seed] for seed in loss],
+                *[interval.differences.get(seed) for seed in loss],  # "-" where a seed lacks either run
                 interval.describe(),
                 every,
                 verdict,
@@ -525,8 +527,10 @@ def _loss_evidence(inp: _Inputs, objective: str, runs: _LossRuns, alpha_variants
     ]
     return [
         f"**{objective.upper()} {inp.size}** -- endpoint validation cross-entropy (nats/token: the mean of each "
-        f"run's last {k} validation evaluations) per tokenizer, over experiment seeds {seeds}, with the evidence "
-        "needed to read it (means over seeds):",
+        f"run's last {k} validation evaluations) per tokenizer, over seeds {seeds} (the alpha ends "
+        f"{', '.join(inp.runs.alpha_ends)} at the confirmatory seeds {list(inp.runs.confirmatory_seeds)}, every "
+        f"other tokenizer at the experiment seeds {list(inp.runs.experiment_seeds)}), with the evidence needed to "
+        "read it (means over seeds):",
         "",
         *_md_table(
             [
@@ -538,14 +542,15 @@ def _loss_evidence(inp: _Inputs, objective: str, runs: _LossRuns, alpha_variants
             [
                 [
                     v,
-                    _spread_text(spread([loss[s][v] for s in loss])),
-                    f"{sum(1 for s in loss if runs.plateau[s][v].holds)}/{len(seeds)}",
+                    _spread_text(spread([loss[s][v] for s in loss if v in loss[s]])),
+                    f"{sum(1 for s in loss if v in loss[s] and runs.plateau[s][v].holds)}/"
+                    f"{sum(1 for s in loss if v in loss[s])}",
                     *[_mean_or_none(runs.evidence[v][c]) for c, _, _ in LOSS_EVIDENCE],
                 ]
                 for v in variants
             ],
         ),
-        *_md_table(["seed", *variants], [[str(s), *[loss[s][v] for v in variants]] for s in loss]),
+        *_md_table(["seed", *variants], [[str(s), *[loss[s].get(v) for v in variants]] for s in loss]),
         "Paired differences (larger alpha minus smaller; negative = the paper's direction), per seed:",
         "",
         *_md_table(header, [*rows, *control_rows]),
@@ -583,7 +588,10 @@ def _plateau_flags(objective: str, size: str, runs: _LossRuns) -> list[str]:
 
 def _control_caveat(objective: str, runs: _LossRuns, alpha_variants: list[str]) -> str | None:
     """The caveat when the no-perceptual-loss control beats every alpha (mean over seeds)."""
-    mean = {v: spread([by_variant[v] for by_variant in runs.loss.values()]).mean for v in [*alpha_variants, "control"]}
+    mean = {
+        v: spread([by_variant[v] for by_variant in runs.loss.values() if v in by_variant]).mean
+        for v in [*alpha_variants, "control"]
+    }
     lowest_alpha = min(mean[v] for v in alpha_variants)
     if mean["control"] >= lowest_alpha:
         return None
@@ -618,7 +626,7 @@ def _claim2(inp: _Inputs) -> Claim:
     capacity = capacity_check(
         inp.params,
         smallest,
-        {seed: read_json(inp.layout.tokenizer_metrics(smallest, seed)) for seed in runs.experiment_seeds},
+        {seed: read_json(inp.layout.tokenizer_metrics(smallest, seed)) for seed in runs.seeds_of(smallest)},
     )
     evidence: list[str] = [
         f"**Capacity check** (`evaluation.verdicts.capacity_min_psnr`, `capacity_hue_step_degrees`): do the smallest "
@@ -1002,7 +1010,8 @@ def claims_markdown(claims: Sequence[Claim], params: Params) -> str:
         "# The paper's claims, checked against this reproduction",
         "",
         f"Params `{params.run.name}` (data.name = `{params.data.name}`); transformer size {runs.primary_size}; "
-        f"experiment seeds {list(runs.experiment_seeds)}; sampling seeds {list(runs.sampling_seeds)}; phase 2 built on "
+        f"experiment seeds {list(runs.experiment_seeds)} (claim 2's alpha ends also at the confirmatory seeds "
+        f"{list(runs.confirmatory_seeds)}); sampling seeds {list(runs.sampling_seeds)}; phase 2 built on "
         f"{runs.phase2_source} seed {runs.run_seed}. Every number below is read from the files listed with it.",
         "",
         "| claim | verdict |",

@@ -155,7 +155,7 @@ def _per_seed(
 def _tokenizer_numbers(reader: _Reader, runs: ProducedRuns, layout: ArtefactLayout) -> list[Number]:
     out = []
     for variant in runs.tokenizer_variants:
-        files = {seed: layout.tokenizer_metrics(variant, seed) for seed in runs.experiment_seeds}
+        files = {seed: layout.tokenizer_metrics(variant, seed) for seed in runs.seeds_of(variant)}
         for metric, key, unit in TOKENIZER_METRICS:
             values, sources = _per_seed(reader, files, key)
             if values:
@@ -168,7 +168,9 @@ def _transformer_numbers(reader: _Reader, params: Params, runs: ProducedRuns, la
     size = runs.primary_size
     for objective in params.transformer.objectives:
         for variant in runs.variants:
-            files = {seed: layout.transformer_sidecar(objective, size, variant, seed) for seed in runs.experiment_seeds}
+            files = {
+                seed: layout.transformer_sidecar(objective, size, variant, seed) for seed in runs.seeds_of(variant)
+            }
             for metric, key, unit in TRANSFORMER_METRICS:
                 values, sources = _per_seed(reader, files, key, nested="metrics")
                 if values:

@@ -3,12 +3,12 @@
 Claim 2 compares the endpoint validation loss of the largest alpha's transformer with the smallest
 alpha's, paired per seed. Its interval is only as narrow as the seed-to-seed sd of that paired
 difference allows, and that sd is a property of the whole training pipeline at its sizes, so it is
-measured, not assumed: on ``evaluation.pilot_seeds`` (disjoint from the experiment seeds, checked by
-the params validator), which are never reported as a result. From the pilot's paired sd this
-report gives the smallest number of experiment seeds, at least :data:`MIN_CONFIRMATORY_SEEDS`,
+measured, not assumed: on ``evaluation.pilot_seeds`` (disjoint from the confirmatory seeds, checked
+by the params validator), which are never reported as a result. From the pilot's paired sd this
+report gives the smallest number of confirmatory seeds, at least :data:`MIN_CONFIRMATORY_SEEDS`,
 whose t-interval half-width reaches ``evaluation.verdicts.target_half_width``, and what the
-experiment seeds now in params would resolve. The design is then fixed in params.yaml before the
-confirmatory run; nothing here reads the confirmatory runs.
+confirmatory seeds now in params (``evaluation.confirmatory_seeds``) would resolve. The design is
+then fixed in params.yaml before the confirmatory run; nothing here reads the confirmatory runs.
 
 The pilot also repeats the manipulation check (mask IoU of the largest alpha minus the smallest)
 and the plateau rule on its own seeds, so a design that fails either is seen before the
@@ -59,7 +59,7 @@ def pilot_power(params: Params, layout: ArtefactLayout) -> dict[str, Any]:
     size = ProducedRuns(params).primary_size
     seeds = list(params.evaluation.pilot_seeds)
     v, convergence = params.evaluation.verdicts, params.evaluation.convergence
-    planned = len(params.evaluation.experiment_seeds)
+    planned = len(params.evaluation.confirmatory_seeds)
     tokenizers = {(s, x): read_json(layout.tokenizer_metrics(x, s)) for s in seeds for x in (smaller, larger)}
     fidelity = {key: semantic_fidelity(metrics) for key, metrics in tokenizers.items()}
     iou = {
@@ -100,7 +100,7 @@ def pilot_power(params: Params, layout: ArtefactLayout) -> dict[str, Any]:
         objectives[objective] = entry
     return {
         "pilot_seeds": seeds,
-        "experiment_seeds": list(params.evaluation.experiment_seeds),
+        "confirmatory_seeds": list(params.evaluation.confirmatory_seeds),
         "target_half_width": v.target_half_width,
         "interval_confidence": v.interval_confidence,
         "power": v.power,
@@ -130,7 +130,7 @@ def pilot_markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Power pilot (never reported as a result)",
         "",
-        f"Pilot seeds {result['pilot_seeds']}; the experiment seeds now in params: {result['experiment_seeds']}. "
+        f"Pilot seeds {result['pilot_seeds']}; the confirmatory seeds now in params: {result['confirmatory_seeds']}. "
         f"Target: a {result['interval_confidence']:.0%} half-width of at most {result['target_half_width']} nats/token "
         f"for claim 2's paired endpoint difference, with at least {result['min_confirmatory_seeds']} seeds; minimum "
         f"detectable effects at {result['power']:.0%} power.",
@@ -162,7 +162,7 @@ def pilot_markdown(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Set `evaluation.experiment_seeds` to that many seeds (disjoint from the pilot's) before the confirmatory "
+        "Set `evaluation.confirmatory_seeds` to that many seeds (disjoint from the pilot's) before the confirmatory "
         "run; if the budget allows fewer, claims.md reports the minimum detectable effect the run can resolve.",
         "",
     ]

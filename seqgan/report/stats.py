@@ -44,8 +44,13 @@ def spread(values: Sequence[float]) -> Spread:
 
 
 def paired_differences(by_seed: Mapping[int, Mapping[str, float]], later: str, earlier: str) -> dict[int, float]:
-    """``value[later] - value[earlier]`` for every seed (pairing removes the seed's shared noise)."""
-    return {seed: float(values[later]) - float(values[earlier]) for seed, values in sorted(by_seed.items())}
+    """``value[later] - value[earlier]`` for every seed that has both (pairing removes the seed's shared
+    noise; claim 2's alpha ends train at more seeds than the variants between them)."""
+    return {
+        seed: float(values[later]) - float(values[earlier])
+        for seed, values in sorted(by_seed.items())
+        if later in values and earlier in values
+    }
 
 
 @dataclass(frozen=True)

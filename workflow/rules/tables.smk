@@ -74,8 +74,8 @@ rule claims:
 
 
 rule power_pilot:
-    """Claim 2's paired seed-to-seed sd on evaluation.pilot_seeds and the experiment seeds it calls for.
-    Not part of the default target: run it before fixing evaluation.experiment_seeds; never a result."""
+    """Claim 2's paired seed-to-seed sd on evaluation.pilot_seeds and the confirmatory seeds it calls for.
+    Not part of the default target: run it before fixing evaluation.confirmatory_seeds; never a result."""
     input:
         runs=pilot_inputs(PARAMS, REPORT_LAYOUT),
         code=code_inputs("power_pilot"),
