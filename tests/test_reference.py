@@ -648,6 +648,7 @@ def test_readme_tables_render_the_reference(tmp_path):
     assert "| prepare_data | 2 | 1.0 | 1.5 | 2 | 150 |" in timings
 
     results = text.split(start_marker("results"))[1].split(end_marker("results"))[0]
+    assert "Means +- sample std over experiment seeds 0, 1, 2 (each number's" in results
     header = next(line for line in results.splitlines() if line.startswith("| tokenizer |"))
     assert header.split(" | ")[1:3] == ["AR base endpoint val CE (nats/token)", "unigram CE of its tokens"]
     alpha05 = next(line for line in results.splitlines() if line.startswith("| alpha0.5 |"))
@@ -667,6 +668,22 @@ def test_readme_tables_render_the_reference(tmp_path):
             ["readme-tables", "--check", "--reference", str(root / "results" / "reference"), "--readme", str(readme)]
         )
         == 0
+    )
+
+
+def test_readme_results_name_each_seed_set_when_claim_2_s_ends_have_more_seeds():
+    from seqgan.report.numbers import Number, RunNumbers
+    from seqgan.report.readme_tables import render_results
+
+    def psnr(variant, seeds):
+        return Number("tokenizer", (variant,), "psnr", {s: 20.0 + s for s in seeds}, "dB", ())
+
+    numbers = [psnr("alpha0.0", range(5)), psnr("alpha0.5", range(3)), psnr("alpha1.0", range(5))]
+    numbers.append(psnr("control", range(3)))
+    text = render_results(RunNumbers({n.name: n for n in numbers}, {}, ()), "results/reference/numbers.json")
+    assert (
+        "Means +- sample std over alpha0.0, alpha1.0: seeds 0, 1, 2, 3, 4; alpha0.5, control: seeds 0, 1, 2 "
+        "(each number's" in text
     )
 
 
