@@ -992,6 +992,15 @@ def test_power_pilot_turns_the_pilot_seeds_paired_sd_into_a_seed_count(tmp_path)
     # pilot seeds must be disjoint from the confirmatory seeds (which include the experiment seeds)
     with pytest.raises(ParamsError, match="shares \\[0\\] with evaluation.confirmatory_seeds"):
         embedded_params(**{"evaluation.pilot_seeds": [0, 100]})
+    # one alpha: nothing to compare, so no inputs and a job that says why (and writes nothing)
+    single = embedded_params(
+        **{"evaluation.pilot_seeds": [100, 101, 102], "tokenizer.alphas": [0.5], "tokenizer.phase2.from_alpha": 0.5}
+    )
+    assert pilot_inputs(single, f.layout) == []
+    lone = tmp_path / "lone" / "power.md"
+    with pytest.raises(SystemExit, match=r"tokenizer.alphas = \[0.5\]: the pilot needs two alphas"):
+        pilot_job(single, layout=f.layout, out=lone)
+    assert not lone.exists() and not lone.with_suffix(".json").exists()
 
 
 def test_capacity_check_of_the_smallest_alpha_uses_a_colour_floor_derived_from_the_data(tmp_path):

@@ -23,7 +23,7 @@ from typing import Any
 
 from seqgan.artefacts.files import atomic_write_text
 from seqgan.config import Params
-from seqgan.report.artefacts import ArtefactLayout, MissingArtefactError, ProducedRuns, read_json, variant_name
+from seqgan.report.artefacts import ArtefactLayout, MissingArtefactError, ProducedRuns, read_json
 from seqgan.report.convergence import tokenizer_plateau, transformer_convergence
 from seqgan.report.stats import power_at, power_of, seeds_for_half_width
 from seqgan.report.verdicts.manipulation import semantic_fidelity
@@ -32,10 +32,12 @@ MIN_CONFIRMATORY_SEEDS = 5  # the issue's floor: fewer seeds cannot show that an
 
 
 def _ends(params: Params) -> tuple[str, str]:
-    alphas = sorted(params.tokenizer.alphas)
-    if len(alphas) < 2:
-        raise ValueError(f"tokenizer.alphas = {list(alphas)}: the pilot needs two alphas to compare")
-    return variant_name(alphas[-1]), variant_name(alphas[0])
+    """(larger, smaller): claim 2's alpha ends as the claims name them, refused with one alpha."""
+    ends = ProducedRuns(params).alpha_ends
+    if len(ends) < 2:
+        raise ValueError(f"tokenizer.alphas = {list(params.tokenizer.alphas)}: the pilot needs two alphas to compare")
+    smaller, larger = ends
+    return larger, smaller
 
 
 def pilot_inputs(params: Params, layout: ArtefactLayout) -> list[str]:
