@@ -41,7 +41,7 @@ import torch
 import yaml
 
 import seqgan.train.tokenizer as tokenizer_training
-from seqgan.artefacts.images import to_model_input
+from seqgan.artefacts.tensors import to_model_input
 from seqgan.config import validate_params
 from seqgan.data.synthetic import generate_images
 from seqgan.nets.semantic import SemanticNet, fold_batchnorm, semantic_pools

@@ -38,7 +38,7 @@ import torch
 import torchvision
 import yaml
 
-from seqgan.artefacts.images import to_model_input
+from seqgan.artefacts.tensors import to_model_input
 from seqgan.config import Params, validate_params
 from seqgan.data.synthetic import generate_images
 from seqgan.losses.perceptual import SemanticPerceptualLoss, VGG16Backbone

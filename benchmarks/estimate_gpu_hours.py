@@ -239,7 +239,7 @@ def tokenizer_step_flops(raw: dict[str, Any], phase: int, kind: str, gan: bool) 
 
 
 def _count_tokenizer_step(raw: dict[str, Any], phase: int, kind: str, gan: bool) -> int:
-    from seqgan.artefacts.images import to_model_input
+    from seqgan.artefacts.tensors import to_model_input
     from seqgan.data.synthetic import generate_images
     from seqgan.train.distributed import Distributed
     from seqgan.train.tokenizer import TokenizerRun

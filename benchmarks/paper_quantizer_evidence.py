@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqgan.artefacts.images import open_image_store, to_model_input
+from seqgan.artefacts.images import open_image_store
+from seqgan.artefacts.tensors import to_model_input
 from seqgan.config import load_params
 from seqgan.data.synthetic import write_synthetic_split
 from seqgan.nets.factory import build_tokenizer

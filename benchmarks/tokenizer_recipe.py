@@ -37,7 +37,8 @@ import torch
 import yaml
 from PIL import Image
 
-from seqgan.artefacts.images import open_image_store, to_model_input
+from seqgan.artefacts.images import open_image_store
+from seqgan.artefacts.tensors import to_model_input
 from seqgan.config import validate_params
 from seqgan.evaluate.ground_truth import instrument_metrics
 from seqgan.evaluate.tokenizer_job import split_truth

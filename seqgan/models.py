@@ -27,7 +27,7 @@ import torch
 
 from seqgan.artefacts.checkpoints import load_weights
 from seqgan.artefacts.files import atomic_write_bytes, atomic_write_text
-from seqgan.artefacts.images import to_model_input, to_uint8
+from seqgan.artefacts.tensors import to_model_input, to_uint8
 from seqgan.losses.psnr import mean_psnr, psnr
 from seqgan.nets.attention import AttentionSpec
 from seqgan.nets.common import eval_mode

@@ -27,7 +27,8 @@ import pytest
 import torch
 from test_distributed import token_ids, tokenizer_raw, transformer_raw
 
-from seqgan.artefacts.images import open_image_store, to_model_input, to_uint8
+from seqgan.artefacts.images import open_image_store
+from seqgan.artefacts.tensors import to_model_input, to_uint8
 from seqgan.config import validate_params
 from seqgan.data.synthetic import write_synthetic_split
 from seqgan.nets.common import eval_mode

@@ -17,7 +17,8 @@ import torch
 import yaml
 from torch import nn
 
-from seqgan.artefacts.images import open_image_store, to_model_input, to_uint8
+from seqgan.artefacts.images import open_image_store
+from seqgan.artefacts.tensors import to_model_input, to_uint8
 from seqgan.artefacts.tokens import (
     open_token_split,
     token_entropy,

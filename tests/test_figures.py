@@ -17,7 +17,7 @@ from tiny_models import tiny_model_raw
 
 from seqgan.artefacts.checkpoints import save_weights
 from seqgan.artefacts.files import file_sha256
-from seqgan.artefacts.images import to_model_input
+from seqgan.artefacts.tensors import to_model_input
 from seqgan.cli import main
 from seqgan.config import validate_params
 from seqgan.data.synthetic import write_synthetic_split

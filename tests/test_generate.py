@@ -13,7 +13,7 @@ from PIL import Image
 from tiny_models import tiny_model_raw
 
 import seqgan.evaluate.visualize as visualize_mod
-from seqgan.artefacts.images import to_model_input, to_uint8
+from seqgan.artefacts.tensors import to_model_input, to_uint8
 from seqgan.artefacts.tokens import open_token_split
 from seqgan.config import validate_params
 from seqgan.evaluate.visualize import (

@@ -14,7 +14,7 @@ from tiny_models import tiny_model_raw
 import seqgan
 from seqgan import cli
 from seqgan.artefacts.checkpoints import save_weights
-from seqgan.artefacts.images import to_model_input, to_uint8
+from seqgan.artefacts.tensors import to_model_input, to_uint8
 from seqgan.config import validate_params
 from seqgan.data.prepare import resize_center_crop
 from seqgan.losses.psnr import psnr

@@ -637,3 +637,41 @@ def test_lsun_lmdb_missing(tmp_path: Path) -> None:
             small_images="upscale",
         )
     assert str(tmp_path / "db") in str(info.value)
+
+
+def test_data_preparation_never_imports_torch(tmp_path: Path) -> None:
+    """`seqgan prepare-data` runs on CPU nodes, once per worker process: importing torch alone costs
+    about 500 MiB there (benchmarks/bench_prepare.py measures the peak). A synthetic split and a
+    folder split, each through the CLI in a fresh process, and neither loads torch."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    raw = yaml.safe_load((root / "params.yaml").read_text())
+    raw["data"]["synthetic"].update(train_images=40, val_images=20)
+    synthetic = tmp_path / "synthetic.yaml"
+    synthetic.write_text(yaml.safe_dump(raw, sort_keys=False))
+    for c in range(2):
+        (tmp_path / "photos" / f"class{c}").mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 36), (60 * c + 10 * i, 80, 120)).save(tmp_path / "photos" / f"class{c}" / f"{i}.png")
+    raw["data"].update(name="photos", source="folder")
+    raw["data"]["folder"].update(train_dir=str(tmp_path / "photos"), val_dir=str(tmp_path / "photos"))
+    folder = tmp_path / "folder.yaml"
+    folder.write_text(yaml.safe_dump(raw, sort_keys=False))
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['seqgan', *sys.argv[1:]]\n"
+        "try:\n"
+        "    runpy.run_module('seqgan', run_name='__main__')\n"
+        "finally:\n"
+        "    print('torch loaded:', 'torch' in sys.modules)\n"
+    )
+    for params, out in ((synthetic, "synthetic"), (folder, "folder")):
+        args = ["prepare-data", "--params", str(params), "--split", "train", "--out", str(tmp_path / out)]
+        result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.strip().endswith("torch loaded: False"), result.stdout[-2000:]
+        assert len(open_image_store(tmp_path / out)) == (40 if out == "synthetic" else 6)

@@ -26,7 +26,8 @@ import yaml
 from resume_helpers import assert_same_weights, kill_when
 
 from seqgan.artefacts.checkpoints import load_resume_state, load_weights, save_weights
-from seqgan.artefacts.images import open_image_store, to_model_input
+from seqgan.artefacts.images import open_image_store
+from seqgan.artefacts.tensors import to_model_input
 from seqgan.config import Params, validate_params
 from seqgan.data.synthetic import write_synthetic_split
 from seqgan.losses.perceptual import SemanticPerceptualLoss

@@ -10,6 +10,10 @@ A split directory holds
 Why raw bytes and not .npy for the pixels: the number of images that survive preparation is only
 known at the end (bad files are skipped), and a raw file can be appended to without rewriting a
 header. The manifest carries the shape instead.
+
+This module imports no torch (the model-side conversions are in seqgan/artefacts/tensors.py): data
+preparation writes these files on CPU nodes, once per worker process, and importing torch alone
+costs about 500 MiB of memory there.
 """
 
 from __future__ import annotations
@@ -24,8 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from seqgan.artefacts.files import MANIFEST_FILE, atomic_write_text, read_manifest
 
@@ -150,18 +152,6 @@ def open_image_store(directory: str | os.PathLike[str]) -> ImageStore:
     if labels.shape != (n,):
         raise ValueError(f"{directory / manifest['labels_file']}: shape {labels.shape}, expected ({n},)")
     return ImageStore(directory=directory, images=images, labels=labels, manifest=manifest)
-
-
-def to_model_input(images: np.ndarray, device: torch.device) -> Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, H, W) float32 in [-1, 1] on ``device``."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    return x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(images: Tensor) -> np.ndarray:
-    """(B, 3, H, W) float in [-1, 1] -> (B, H, W, 3) uint8: clamp, (x + 1) * 127.5, round."""
-    x = images.detach().float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round()
-    return x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def store_batches(store: Any, batch_size: int, max_images: int | None = None) -> Iterator[np.ndarray]:

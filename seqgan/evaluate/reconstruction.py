@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from seqgan.artefacts.images import to_model_input, to_uint8
+from seqgan.artefacts.tensors import to_model_input, to_uint8
 from seqgan.data.synthetic import SceneTruth
 from seqgan.evaluate.fid import (
     FeatureNetwork,

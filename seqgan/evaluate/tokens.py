@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from seqgan.artefacts.files import file_sha256
-from seqgan.artefacts.images import open_image_store, store_batches, to_model_input
+from seqgan.artefacts.images import open_image_store, store_batches
+from seqgan.artefacts.tensors import to_model_input
 from seqgan.artefacts.tokens import TOKEN_DTYPE, check_codebook_size, write_token_split
 from seqgan.config import Params
 from seqgan.nets.common import eval_mode

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
 from seqgan.artefacts.files import atomic_write_bytes
-from seqgan.artefacts.images import to_model_input, to_uint8
+from seqgan.artefacts.tensors import to_model_input, to_uint8
 from seqgan.nets.common import eval_mode
 from seqgan.nets.transformer import GenerativeTransformer
 from seqgan.sample.ar import teacher_forced_argmax, top1_accuracy_per_image

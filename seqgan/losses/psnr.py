@@ -10,7 +10,7 @@ training code may not import the evaluation code.
 The definition (what the paper's PSNR means: the images as stored and shown):
 
 * images are uint8 (B, H, W, C); a reconstruction is first turned into one with
-  :func:`seqgan.artefacts.images.to_uint8` (clamp to [-1, 1], map to 0..255, round);
+  :func:`seqgan.artefacts.tensors.to_uint8` (clamp to [-1, 1], map to 0..255, round);
 * per image, ``10 log10(255^2 / MSE)``, MSE over all H x W x C values, in float64; identical images
   have MSE = 0 and PSNR = inf (:func:`psnr`);
 * a batch's reported PSNR is the mean over images, where an identical image counts as the PSNR of

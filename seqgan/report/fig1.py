@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from seqgan.artefacts.files import atomic_write_text, file_sha256
-from seqgan.artefacts.images import open_image_store, to_model_input, to_uint8
+from seqgan.artefacts.images import open_image_store
 from seqgan.artefacts.samples import open_sample_set
+from seqgan.artefacts.tensors import to_model_input, to_uint8
 from seqgan.config import Params
 from seqgan.losses.psnr import psnr
 from seqgan.nets.common import eval_mode

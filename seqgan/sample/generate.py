@@ -45,7 +45,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from seqgan.artefacts.images import to_uint8
+from seqgan.artefacts.tensors import to_uint8
 from seqgan.artefacts.tokens import write_token_split
 from seqgan.nets.common import eval_mode
 from seqgan.nets.transformer import GenerativeTransformer

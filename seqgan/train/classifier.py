@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqgan.artefacts.checkpoints import save_weights
-from seqgan.artefacts.images import ImageStore, open_image_store, to_model_input
+from seqgan.artefacts.images import ImageStore, open_image_store
+from seqgan.artefacts.tensors import to_model_input
 from seqgan.nets.common import count_parameters
 from seqgan.nets.judge import JUDGE_KIND, JudgeNet, shape_augment
 from seqgan.nets.judge import STAGES as JUDGE_STAGES

@@ -98,7 +98,8 @@ from torch import Tensor, nn
 
 from seqgan.artefacts.checkpoints import save_weights
 from seqgan.artefacts.files import file_sha256
-from seqgan.artefacts.images import ImageStore, open_image_store, to_model_input
+from seqgan.artefacts.images import ImageStore, open_image_store
+from seqgan.artefacts.tensors import to_model_input
 from seqgan.config import Params
 from seqgan.losses.perceptual import SemanticPerceptualLoss, check_alpha
 from seqgan.nets.common import count_parameters

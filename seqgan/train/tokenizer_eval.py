@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from seqgan.artefacts.images import ImageStore, to_model_input, to_uint8
+from seqgan.artefacts.images import ImageStore
+from seqgan.artefacts.tensors import to_model_input, to_uint8
 from seqgan.losses.psnr import mean_psnr, psnr, psnr_definition
 from seqgan.nets.quantizer import CodebookUsage
 from seqgan.nets.vqgan import VQTokenizer

@@ -28,7 +28,8 @@ import torch
 from torch import Tensor
 
 from seqgan.artefacts.checkpoints import load_weights
-from seqgan.artefacts.images import ImageStore, to_model_input
+from seqgan.artefacts.images import ImageStore
+from seqgan.artefacts.tensors import to_model_input
 from seqgan.config import Params
 from seqgan.losses.perceptual import TERM_NAMES, SemanticPerceptualLoss
 from seqgan.nets.vqgan import VQTokenizer
