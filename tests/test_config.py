@@ -73,6 +73,13 @@ def test_example_message_from_the_issue(raw):
         ("tokenizer.control_no_perceptual", "yes", 'tokenizer.control_no_perceptual = "yes": must be of type boolean'),
         ("semantic.iterations", 10.5, "semantic.iterations = 10.5: must be of type integer"),
         ("semantic.iterations", True, "semantic.iterations = true: must be of type integer"),
+        # floors that no measurement can be below
+        (
+            "evaluation.verdicts.tokenizer_min_psnr",
+            -5.0,
+            "evaluation.verdicts.tokenizer_min_psnr = -5.0: must be >= 0",
+        ),
+        ("evaluation.verdicts.capacity_min_psnr", -1, "evaluation.verdicts.capacity_min_psnr = -1: must be >= 0"),
     ],
 )
 def test_bad_values_name_key_and_value(raw, path, value, expected):
