@@ -13,7 +13,7 @@ uint16 halves the size of int32 ids and covers every codebook up to K = 65536 (t
 1024); a larger K is refused. The arrays are written first and the manifest last, each atomically,
 so a directory with a manifest is complete. :func:`open_token_split` memory-maps the tokens.
 
-Baselines (DESIGN.md: report them beside every transformer validation loss), in nats per token:
+Baselines, reported beside every transformer validation loss (a design decision of the project), in nats per token:
 
 * ``token_entropy(ids, K)`` -- plug-in entropy of the code histogram, H = -sum_k p_k log p_k.
 * ``unigram_cross_entropy(train_ids, val_ids, K)`` -- the loss of a model that ignores context and

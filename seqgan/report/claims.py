@@ -16,7 +16,7 @@ a rule written into the file (never typed in), and the numbers it rests on, with
 A claim's verdict combines its parts: any "does not hold" wins, then "not run", then "not testable
 at this scale"; it "holds" only when every part holds.
 
-DESIGN.md's CPU miniature showed why claim 2 needs more than an alpha curve: a lower validation loss
+An early CPU miniature of this project showed why claim 2 needs more than an alpha curve: a lower validation loss
 can come from "less unpredictable texture" or "fewer codes" rather than "more semantics", and a
 tokenizer without any perceptual loss scored lowest of all. So every loss is printed beside its
 tokenizer's codebook perplexity, the unigram cross-entropy of its tokens and the semantic network's

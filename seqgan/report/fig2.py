@@ -1,7 +1,7 @@
 """Supplement Fig. 2: validation loss of generative transformers against iteration, one curve per
 semantic ratio alpha — with the evidence needed to read it honestly.
 
-DESIGN.md's CPU miniature found that a lower validation loss can come from "less unpredictable
+An early CPU miniature of this project found that a lower validation loss can come from "less unpredictable
 texture in the tokens" or "fewer codes in use" rather than "more semantics". So beside every curve
 the figure and its summary table put the tokenizer's codebook perplexity and usage, the unigram
 cross-entropy of its tokens (what a model that ignores all context would score), PSNR, and the

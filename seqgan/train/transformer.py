@@ -13,7 +13,7 @@ count, so it does not depend on how the set is cut into batches). NAR points are
 fixed mask set (``make_fixed_masks`` seeded from ``run.seed``), so every point of a curve -- and
 every curve of an alpha sweep run with the same seed -- scores the same positions.
 
-Baselines (DESIGN.md: report them beside every validation loss), computed once at the start on
+Baselines (reported beside every validation loss), computed once at the start on
 the SAME validation sequences: ``unigram_cross_entropy(train tokens, val tokens, K)`` (a model
 that ignores context and class) and ``token_entropy(val tokens)``. A transformer that learned
 anything beyond code frequencies ends below the unigram cross-entropy.
