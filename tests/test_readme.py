@@ -53,3 +53,18 @@ def test_readme_tables_are_generated_from_the_reference_run():
         pytest.skip("no reference run yet (results/reference/run.json): `seqgan reference-run` makes it")
     current, generated = generated_readme(reference, ROOT / "README.md")
     assert current == generated, "README.md is stale; run `seqgan readme-tables`:\n" + readme_diff(current, generated)
+
+
+def test_readme_set_param_examples_change_the_value():
+    """A `dvc exp run -S key=value` example that sets params.yaml's own value runs nothing (a user
+    found the README's example doing exactly that)."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    examples = re.findall(r"dvc exp run -S ([\w.]+)=(\S+)", (ROOT / "README.md").read_text())
+    assert examples
+    for key, value in examples:
+        node = params
+        for part in key.split("."):
+            node = node[part]
+        assert yaml.safe_load(value) != node, f"README: `dvc exp run -S {key}={value}` sets params.yaml's own value"
