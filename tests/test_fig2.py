@@ -84,3 +84,19 @@ def test_fig2_flags_a_run_short_of_its_plateau(tmp_path):
     assert table.loc["alpha0.0", "not_converged"] == ""
     assert table.loc["alpha1.0", "not_converged"] == "transformer still improving"
     assert table.loc["alpha1.0", "endpoint_val_loss"] == pytest.approx((4.2 + 4.2 + 3.9) / 3)
+
+
+def test_fig2_title_names_the_data_set_not_only_the_run(tmp_path, monkeypatch):
+    """A user's own photos trained under the embedded run name: the title says whose data it is."""
+    import seqgan.report.fig2 as fig2
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["data"]["name"] = "my_photos"
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    titles = []
+    plot = fig2.plot_fig2
+    monkeypatch.setattr(fig2, "plot_fig2", lambda *a, **k: titles.append(k["title_note"]) or plot(*a, **k))
+    args = _write_run(tmp_path, "alpha0.0", "ar", 0.0) + _write_run(tmp_path, "alpha1.0", "ar", 0.1)
+    assert cli.main(["fig2", "--params", str(params), *args, "--out", str(tmp_path / "fig2.pdf")]) == 0
+    assert titles == ["my_photos data, embedded params, base size, seed 0"]

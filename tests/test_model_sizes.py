@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def imagenet_table(tmp_path_factory) -> pd.DataFrame:
     out = tmp_path_factory.mktemp("sizes") / "model_sizes.csv"
     assert cli.main(["model-sizes", "--params", str(ROOT / "configs/imagenet.yaml"), "--out", str(out)]) == 0
-    assert out.with_suffix(".md").read_text().startswith("# Model sizes (imagenet)")
+    assert out.with_suffix(".md").read_text().startswith("# Model sizes (imagenet256 data, imagenet params)")
     return pd.read_csv(out).set_index("component")
 
 

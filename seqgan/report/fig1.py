@@ -33,6 +33,7 @@ from seqgan.artefacts.tensors import to_model_input, to_uint8
 from seqgan.config import Params
 from seqgan.losses.psnr import psnr
 from seqgan.nets.common import eval_mode
+from seqgan.report.labels import run_label
 from seqgan.report.sample_grids import GridLayout, save_image_grid
 from seqgan.train.runtime import resolve_device, set_threads
 from seqgan.train.tokenizer_model import load_tokenizer_checkpoint
@@ -190,7 +191,7 @@ def fig1_job(
         f"{panels.sample_decoder_difference:.1f} / 255.\n"
         f"Rows 3-5: the first {m} images of {val_dir}, their phase-1 token grids decoded by each decoder; "
         f"mean PSNR {np.mean(panels.psnr_phase1):.2f} dB (phase 1) vs {np.mean(panels.psnr_phase2):.2f} dB "
-        f"(phase 2), per image in {csv_path.name}. Run {params.run.name}."
+        f"(phase 2), per image in {csv_path.name}. {run_label(params)}."
     )
     plot_fig1(
         panels,

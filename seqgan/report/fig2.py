@@ -28,6 +28,7 @@ from seqgan.config import ConvergenceParams, Params, VerdictParams
 from seqgan.report.convergence import tokenizer_plateau, transformer_convergence
 from seqgan.report.fig6b import save_pdf_png
 from seqgan.report.floors import tokenizer_floor_flags
+from seqgan.report.labels import run_label
 
 
 @dataclass(frozen=True)
@@ -234,7 +235,7 @@ def fig2_job(params: Params, *, runs: Sequence[tuple[str, str, str, str, str]], 
         Fig2Run(variant, objective, Path(curve), Path(sidecar), Path(metrics))
         for variant, objective, curve, sidecar, metrics in runs
     ]
-    note = f"{params.run.name}, {params.transformer.models[0]} size, seed {params.run.seed}"
+    note = f"{run_label(params)}, {params.transformer.models[0]} size, seed {params.run.seed}"
     table = plot_fig2(
         fig_runs,
         Path(out),

@@ -44,6 +44,7 @@ from seqgan.report.fig6b import (
     variant_label,
     variant_sort_key,
 )
+from seqgan.report.labels import run_label
 from seqgan.train.runtime import resolve_device, set_threads
 from seqgan.train.tokenizer_model import load_tokenizer_checkpoint
 from seqgan.train.transformer import load_transformer_checkpoint
@@ -362,7 +363,7 @@ def fig3_job(
         device=device,
     )
     note = (
-        f"{params.run.name}: first {len(result.inputs)} of {result.split_count} images of {split_dir}; "
+        f"{run_label(params)}: first {len(result.inputs)} of {result.split_count} images of {split_dir}; "
         f"AR transformers {' / '.join(sorted(runs))}"
     )
     plot_fig3(result, Path(out), title_note=note)

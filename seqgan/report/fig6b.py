@@ -33,6 +33,7 @@ import pandas as pd
 
 from seqgan.artefacts.files import atomic_write_bytes, atomic_write_text
 from seqgan.config import Params
+from seqgan.report.labels import run_label
 
 __all__ = [
     "MetricsFileError",
@@ -382,7 +383,7 @@ def fig6b_job(
         table = fig6b_table(rfid_files, generation_files, transformer_seed=params.run.seed)
     except MetricsFileError as exc:
         raise SystemExit(f"error: {exc}") from exc
-    plot_fig6b(table, Path(out), title_note=params.run.name)
+    plot_fig6b(table, Path(out), title_note=run_label(params))
     atomic_write_text(Path(out).with_suffix(".csv"), table.to_csv(index=False))
     means = table[table.row == "mean_over_seeds"]
     print(means[["panel", "objective", "variant", "mean", "min", "max", "n"]].to_string(index=False))

@@ -19,6 +19,7 @@ from seqgan.nets.common import count_parameters
 from seqgan.nets.factory import build_discriminator, build_tokenizer
 from seqgan.nets.transformer_factory import build_transformer, tokens_per_image
 from seqgan.nets.vqgan import parameter_breakdown
+from seqgan.report.labels import run_label
 from seqgan.report.reference import paper_reference
 
 
@@ -89,7 +90,7 @@ def model_sizes_job(params: Params, *, out: Path) -> None:
     table["paper_parameters"] = table["paper_parameters"].astype("Int64")
     out = Path(out)
     atomic_write_text(out, table.to_csv(index=False))
-    atomic_write_text(out.with_suffix(".md"), _model_sizes_markdown(table, params.run.name))
+    atomic_write_text(out.with_suffix(".md"), _model_sizes_markdown(table, run_label(params)))
     print(table.to_string(index=False))
 
 

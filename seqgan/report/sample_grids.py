@@ -36,6 +36,7 @@ import numpy as np
 from seqgan.artefacts.files import atomic_write_bytes
 from seqgan.artefacts.samples import SampleSet, check_sample_identity, open_sample_set
 from seqgan.config import Params
+from seqgan.report.labels import run_label
 
 __all__ = [
     "GridLayout",
@@ -253,7 +254,7 @@ def sample_grid_job(
     title = (
         f"{objective.upper()} {size} on {variant} tokens, "
         f"{decoder.replace('phase', 'phase-')} decoder "
-        f"({params.run.name})"
+        f"({run_label(params)})"
     )
     description = (
         f"sampling: {sampling}; transformer "
