@@ -275,6 +275,29 @@ def test_nar_keeps_the_most_confident_tokens_without_noise():
     assert torch.equal(revealed, torch.zeros_like(revealed).scatter(1, top, True))
 
 
+def test_step_zero_reveal_at_the_configured_temperature_is_the_top_k_of_log_p_plus_scaled_gumbel():
+    """MaskGIT's confidence is log p + tau * g (its mask_by_random_topk), not p + tau * g: at tau > 0
+    the two rank differently. Recomputed by hand from the same generator stream (greedy draws take
+    no randomness, so the first numbers drawn are step 0's Gumbel noise) at the embedded NAR
+    temperature 0.65 over a 4-step cosine decode."""
+    model, batch, temperature = tiny(causal=False), 8, 0.65
+    revealed = first_reveal(model, batch, temperature)
+    with torch.no_grad():
+        logits = model.eval()(torch.full((batch, N), K), None)  # (B, N, K)
+    log_p = logits.float().log_softmax(-1).amax(-1)  # (B, N) log-prob of each greedy draw
+    u = torch.rand((batch, N), generator=gen(0)).clamp_(1e-20, 1.0 - 1e-7)
+    g = -torch.log(-torch.log(u))
+    tau = temperature * (1 - 1 / 4)
+    n_rev = N - tokens_to_keep_masked_per_step(N, 4, "cosine")[0]
+
+    def reveal_by(confidence: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(revealed).scatter(1, confidence.topk(n_rev, dim=-1).indices, True)
+
+    assert torch.equal(revealed, reveal_by(log_p + tau * g))
+    # the precondition that makes this test able to fail: ranking probabilities would reveal others
+    assert not torch.equal(reveal_by(log_p + tau * g), reveal_by(log_p.exp() + tau * g))
+
+
 def test_confidence_noise_is_annealed_and_matters():
     assert [confidence_temperature(4.5, t, 3) for t in range(3)] == pytest.approx([3.0, 1.5, 0.0])
     # with a large Gumbel scale the first reveal is no longer the most confident set
