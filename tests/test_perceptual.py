@@ -201,6 +201,39 @@ def test_alpha_half_is_average_of_sem_and_low(standin: StandIn) -> None:
     assert all(t > 0 for t in taps) and d.logit.mean() > 0
 
 
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_the_logit_term_scales_with_alpha_and_carries_a_gradient(standin: StandIn, calibrated: bool) -> None:
+    """The logit contribution is alpha times the alpha-1 one (alpha / 2 calibrated): checked at a
+    lambda that makes the term a sizeable part of the loss (1000 for this stand-in's small logits;
+    calibrated: 1, each term divided by its own mean) and with no absolute tolerance, so a logit
+    term at full weight for every alpha > 0 cannot pass for a tiny one (with lambda 0.002 above it
+    is about 1e-11, under float32's atol). Its gradient reaches the reconstruction at every
+    alpha > 0, and at alpha 0 the logits are not even differentiated."""
+    x, y = images(3, 16, seed=12), images(3, 16, seed=13)
+    logit_weight = 1.0 if calibrated else 1000.0
+
+    def loss(alpha: float) -> SemanticPerceptualLoss:
+        made = SemanticPerceptualLoss(
+            standin, alpha=alpha, layer_weights=None, logit_weight=logit_weight, calibrated=calibrated
+        )
+        if calibrated:
+            made.set_term_scales(made.term_means(x, y))
+        return made
+
+    with torch.no_grad():
+        terms = {a: loss(a)(x, y) for a in (0.0, 0.25, 0.5, 1.0)}
+    full = terms[1.0]["logit"]
+    assert full > 0.1 * terms[1.0]["total"]  # large enough to matter
+    for a in (0.0, 0.25, 0.5):
+        torch.testing.assert_close(terms[a]["logit"], a * full, rtol=1e-5, atol=0.0)
+    if calibrated:  # L_sem is the mean of relu5_3 and the logit, each 1 on the calibration batch
+        torch.testing.assert_close(full, torch.tensor(0.5), rtol=1e-5, atol=0.0)
+    for a in (0.25, 1.0):
+        grad = _grad(lambda r, a=a: loss(a)(r, y)["logit"], x)
+        assert grad.abs().sum() > 0, f"no logit gradient at alpha {a}"
+    assert not loss(0.0)(x.clone().requires_grad_(True), y)["logit"].requires_grad
+
+
 def _grad(loss_fn, x: Tensor) -> Tensor:
     x = x.clone().requires_grad_(True)
     loss_fn(x).backward()
