@@ -852,6 +852,11 @@ def test_claims_1_and_4_on_the_phase2_decoder(tmp_path):
     claims, _ = claims_by_number(tmp_path / "b", p1_fid=20.0, p2_fid=23.0, p1_psnr=17.0, p2_psnr=18.5, p2_colour=35.0)
     assert claims[4].parts[0].verdict == V.DOES_NOT_HOLD and claims[4].parts[1].verdict == V.DOES_NOT_HOLD
     assert claims[1].verdict == V.HOLDS
+    # claim 1's "phase 2 improves rFID" reads the rFIDs: worse in every seed (10 -> 11.0 / 11.1 / 11.2)
+    # does not hold, and with it the claim
+    claims, _ = claims_by_number(tmp_path / "c", p1_rfid=10.0, p2_rfid=11.0)
+    assert claims[1].parts[0].verdict == V.DOES_NOT_HOLD and claims[1].verdict == V.DOES_NOT_HOLD
+    assert "| 1 | rFID | 10.000 | 11.100 | 1.100 |" in "\n".join(claims[1].parts[0].evidence)
 
 
 def test_claims_1_and_4_draw_no_verdict_from_one_seed(tmp_path):
