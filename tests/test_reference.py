@@ -259,6 +259,29 @@ def test_false_alarm_rate_of_same_code_reruns_is_controlled():
     assert "n0" in [c.name for c in compare_runs(reference, shifted, params.evaluation.verdicts).flagged]
 
 
+def test_the_tolerance_pools_both_runs_seed_spreads():
+    """One number, seeds 1, 2, 3 on one side and 2.5 three times on the other: the pooled variance is
+    (2 + 0) / 4, the standard error sqrt(0.5 x 2 / 3), the tolerance t_(0.975, 4) x SE = 1.603, so
+    a difference of 0.5 is inside, in either order. A tolerance from one side's spread alone would be
+    0 for one of the orders and put it outside (a rerun could then also widen its own tolerance)."""
+    from scipy.stats import t as student_t
+
+    from seqgan.report.numbers import Number, RunNumbers
+
+    def run(values: list[float]) -> RunNumbers:
+        return RunNumbers({"n": Number("tokenizer", ("n",), "x", dict(enumerate(values)), "")})
+
+    v = embedded_params().evaluation.verdicts
+    expected = float(student_t.ppf(1 - v.reference_false_alarm / 2, 4)) * math.sqrt(0.5 * 2 / 3)
+    for reference, this in (([1.0, 2.0, 3.0], [2.5] * 3), ([2.5] * 3, [1.0, 2.0, 3.0])):
+        (row,) = compare_runs(run(reference), run(this), v).numbers
+        assert row.tolerance == pytest.approx(expected, rel=1e-12)
+        assert (
+            abs(row.test.difference) == pytest.approx(0.5)
+            and row not in compare_runs(run(reference), run(this), v).outside
+        )
+
+
 def test_a_run_agrees_with_itself(tmp_path):
     f = Fakes(tmp_path)
     write_claim_inputs(f)
