@@ -805,6 +805,13 @@ def test_claim3_usage_verdicts_and_the_entropy_ablation(tmp_path):
     assert "| 0 | 0.995 | 0.400 | 0.595 |" in text and "| 2 | 0.995 | 0.450 | 0.545 |" in text
     claims, _ = claims_by_number(tmp_path / "low", usage=0.6)
     assert claims[3].parts[0].verdict == V.DOES_NOT_HOLD and claims[3].verdict == V.DOES_NOT_HOLD
+    # one collapsed codebook among healthy ones (alpha0.5, seed 1) is enough to fail "about 100 %"
+    f = Fakes(tmp_path / "one")
+    write_claim_inputs(f, usage=0.995)
+    f.tokenizer("alpha0.5", 1, usage=0.3, psnr=17.5, rfid=12.0, mask_iou=0.85)
+    claims = {c.number: c for c in C.evaluate_claims(embedded_params(), f.layout)}
+    assert claims[3].parts[0].verdict == V.DOES_NOT_HOLD
+    assert "Lowest usage with the regulariser: 0.3000." in claims[3].parts[0].evidence
     # the regulariser lowers usage in every seed / in one seed only
     claims, _ = claims_by_number(tmp_path / "lower", usage=0.6, no_entropy_usage=(0.7, 0.8, 0.65))
     assert claims[3].parts[1].verdict == V.DOES_NOT_HOLD
