@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -235,6 +236,15 @@ def test_default_target_end_to_end(tmp_path):
     assert [line[:10] for line in claims.splitlines() if line.startswith("## Claim")] == [
         f"## Claim {i}" for i in (1, 2, 3, 4)
     ]
+    # each claim's section states one verdict of the documented set (the headings alone show none)
+    from seqgan.report.verdicts import outcomes
+
+    allowed = {outcomes.HOLDS, outcomes.DOES_NOT_HOLD, outcomes.NOT_RUN, outcomes.NOT_TESTABLE, outcomes.UNDECIDED}
+    sections = claims.split("\n## Claim ")[1:]
+    verdicts = [re.findall(r"^\*\*Verdict: (.+)\.\*\*$", section, re.M) for section in sections]
+    assert len(verdicts) == 4 and all(len(v) == 1 and v[0] in allowed for v in verdicts), verdicts
+    # claim 3 at these sizes: the no-entropy control is trained, so its ablation part is judged
+    assert "entropy regulariser" in sections[2] and verdicts[2][0] != outcomes.NOT_RUN
     assert planned_jobs(tmp_path) == set()
 
     run_snakemake(tmp_path, "--report", "results/report.html")
