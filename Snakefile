@@ -20,12 +20,13 @@ if config != yaml.safe_load(Path("params.yaml").read_text()):
 PARAMS = validate_params(config, "params.yaml")
 validate(config, "workflow/schemas/params.schema.yaml")
 
-# Before any job (not for a dry run): a paper configuration's data folders, pretrained weights, GPUs
-# and disk are checked at once, and nothing starts when one is missing (`seqgan preflight` by hand).
+# Before any job (not for a dry run): what the planned jobs need of a paper configuration's data
+# folders, pretrained weights, GPUs and disk is checked at once, and nothing starts when one is
+# missing (`seqgan preflight TARGET...` by hand).
 onstart:
     from seqgan.preflight import workflow_preflight
 
-    workflow_preflight(PARAMS, root=Path.cwd())
+    workflow_preflight(PARAMS, root=Path.cwd(), rules={job.rule.name for job in workflow.dag.needrun_jobs()})
 
 
 # `snakemake --report results/report.html`: every figure and table with its caption (workflow/report/).

@@ -67,7 +67,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 def cmd_preflight(args: argparse.Namespace) -> None:
     from seqgan.preflight import preflight_job
 
-    preflight_job(args.params, root=Path.cwd())
+    preflight_job(args.params, root=Path.cwd(), targets=args.targets)
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
@@ -383,7 +383,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default: cuda when usable)")
 
-    with_params(add("preflight", cmd_preflight, "check data folders, pretrained weights, GPUs and disk before a run"))
+    p = with_params(
+        add("preflight", cmd_preflight, "check data folders, pretrained weights, GPUs and disk before a run")
+    )
+    p.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="workflow targets (files or rules): check only what the jobs they need require "
+        "(default: everything the whole workflow needs)",
+    )
 
     p = with_params(add("prepare-data", cmd_prepare_data, "write one prepared split (synthetic or from images)"))
     p.add_argument("--split", choices=["train", "val"], required=True)
@@ -641,10 +650,18 @@ def build_parser() -> argparse.ArgumentParser:
         "and changed verdicts do",
     )
 
-    p = add("readme-tables", cmd_readme_tables, "rewrite the README's generated sections from the reference run")
+    p = add(
+        "readme-tables",
+        cmd_readme_tables,
+        "rewrite the generated sections of the README and docs/ pages from the reference run",
+    )
     p.add_argument("--reference", default="results/reference", help="reference directory (default: results/reference)")
-    p.add_argument("--readme", default="README.md", help="README to rewrite (default: README.md)")
-    p.add_argument("--check", action="store_true", help="change nothing; exit 1 with a diff when the README is stale")
+    p.add_argument(
+        "--readme",
+        default="README.md",
+        help="README to rewrite (default: README.md); the docs/ pages with generated sections are read beside it",
+    )
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 with a diff when a file is stale")
 
     p = add("fetch-weights", cmd_fetch_weights, "download VGG16 and Inception weights (needs network)")
     p.add_argument("--only", action="append", choices=["vgg16", "inception"], help="fetch only this one (repeatable)")

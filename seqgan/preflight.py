@@ -1,4 +1,4 @@
-"""`seqgan preflight`: everything a paper-scale run needs, checked before any job starts.
+"""`seqgan preflight`: what the requested targets need, checked before any job starts.
 
 Without it a missing dataset fails in the first job's log, missing pretrained weights fail hours
 later (after data preparation), and a machine whose CUDA is unusable trains on the CPU. The workflow
@@ -6,25 +6,101 @@ runs :func:`preflight` from Snakemake's ``onstart`` (not for a dry run, and not 
 default, which needs nothing from outside): every problem goes into one report, naming what is
 missing and what to do, and no job starts.
 
+The checks follow the jobs Snakemake is about to run (:data:`RULE_NEEDS`): the raw data folders only
+when ``prepare_data`` runs, a pretrained file only when a rule that loads it runs, CUDA only when a
+job runs on ``run.device``. So a paper configuration's data preparation and model-size table run on
+a CPU node, while its main job still stops there, naming the missing data, weights and GPU.
+
 Checked: the raw data folders exist and hold images (counted per split and class; skipped for a
-split that is already prepared), the pretrained weights the params use (VGG16 for the perceptual
-loss, Inception for FID, LPIPS's linear layers), ``tokenizer.phase1.init_from``, CUDA with at least
+split that is already prepared), the pretrained weights (VGG16 for the perceptual loss, Inception
+for FID, LPIPS's linear layers), ``tokenizer.phase1.init_from``, CUDA with at least
 ``run.gpus_per_job`` devices unless ``run.device: cpu`` says the CPU is meant, and free disk against
 an upper-bound estimate of what the run writes (:func:`disk_estimate`).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from seqgan.config import Params, load_params
 
-__all__ = ["PreflightReport", "disk_estimate", "needs_preflight", "preflight"]
+__all__ = ["RULE_NEEDS", "Needs", "PreflightReport", "disk_estimate", "needs_preflight", "preflight"]
 
 GB = 1e9
+
+# `seqgan preflight TARGET...` runs Snakemake with this variable naming a file: the onstart hook
+# writes its report there and stops before the first job, whatever the report says.
+REPORT_ONLY_ENV = "SEQGAN_PREFLIGHT_REPORT"
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What one rule's jobs need from outside the repository."""
+
+    raw_data: bool = False  # the raw image folders of data.folder (or LSUN's LMDB export)
+    perceptual_weights: bool = False  # VGG16 of the perceptual loss, when semantic.backbone is vgg16
+    lpips: bool = False  # LPIPS-VGG (VGG16 + linear layers) for reconstruction metrics without an embedded net
+    fid_weights: bool = False  # Inception, when evaluation.fid_network is inception
+    init_from: bool = False  # tokenizer.phase1.init_from
+    device: bool = False  # runs on run.device: a GPU unless run.device says cpu
+
+
+# Every rule of the workflow, with what its jobs need (tests/test_preflight.py checks this against the
+# Snakefile's rules, so a new rule has to say what it needs). The report rules read results only.
+RULE_NEEDS: dict[str, Needs] = {
+    "prepare_data": Needs(raw_data=True),
+    "train_semantic": Needs(device=True),
+    "train_judge": Needs(device=True),
+    "tokenizer_phase1": Needs(perceptual_weights=True, init_from=True, device=True),
+    "tokenizer_phase2": Needs(perceptual_weights=True, device=True),
+    "fid_reference": Needs(fid_weights=True, device=True),
+    "eval_tokenizer": Needs(lpips=True, fid_weights=True, device=True),
+    "encode_tokens": Needs(device=True),
+    "train_ar": Needs(device=True),
+    "train_nar": Needs(device=True),
+    "sample": Needs(device=True),
+    "eval_samples": Needs(fid_weights=True, device=True),
+    "fig1_phase2_decoder": Needs(device=True),
+    "fig3_visualization": Needs(device=True),
+    "sample_grid": Needs(),
+    "model_sizes": Needs(),
+    "fig2_val_loss": Needs(),
+    "fig6b_alpha_sweep": Needs(),
+    "paper_table": Needs(),
+    "hparam_audit": Needs(),
+    "claims": Needs(),
+    "power_pilot": Needs(),
+    "all": Needs(),
+}
+
+
+# Which rules write each kind of output of :func:`disk_estimate`: the disk check counts only the kinds
+# the planned jobs write (preparing the data needs room for the data, not for the checkpoints).
+DISK_WRITERS: dict[str, frozenset[str]] = {
+    "prepared data": frozenset({"prepare_data"}),
+    "token arrays": frozenset({"encode_tokens"}),
+    "checkpoints": frozenset(
+        {"train_semantic", "train_judge", "tokenizer_phase1", "tokenizer_phase2", "train_ar", "train_nar"}
+    ),
+    "samples": frozenset({"sample"}),
+}
+
+
+def combined_needs(rules: Collection[str] | None) -> Needs:
+    """What a set of rules needs together; ``None`` means every rule (the whole workflow)."""
+    names = RULE_NEEDS if rules is None else rules
+    unknown = sorted(set(names) - set(RULE_NEEDS))
+    if unknown:
+        raise KeyError(f"preflight: no entry in seqgan.preflight.RULE_NEEDS for rule(s) {', '.join(unknown)}")
+    needs = [RULE_NEEDS[name] for name in names]
+    return Needs(**{key: any(getattr(n, key) for n in needs) for key in Needs.__dataclass_fields__})
 
 
 @dataclass
@@ -64,6 +140,16 @@ def _count_folder(folder: Path, layout: str) -> tuple[int, int]:
     return len(listing.files), len(listing.class_names)
 
 
+def _prepared_counts(params: Params, root: Path) -> dict[str, int]:
+    """Image counts of the splits already prepared (from their manifests)."""
+    counts = {}
+    for split in ("train", "val"):
+        manifest = _data_dir(params, root) / split / "manifest.json"
+        if manifest.is_file():
+            counts[split] = int(json.loads(manifest.read_text())["count"])
+    return counts
+
+
 def _check_data(params: Params, root: Path, report: PreflightReport) -> dict[str, int]:
     """Image counts per split still to prepare (from the raw folders) or prepared (manifests)."""
     counts: dict[str, int] = {}
@@ -72,8 +158,6 @@ def _check_data(params: Params, root: Path, report: PreflightReport) -> dict[str
     for split in ("train", "val"):
         manifest = _data_dir(params, root) / split / "manifest.json"
         if manifest.is_file():
-            import json
-
             counts[split] = int(json.loads(manifest.read_text())["count"])
             report.facts.append(f"data {split}: prepared ({counts[split]:,} images in {manifest.parent})")
             continue
@@ -105,22 +189,25 @@ def _check_data(params: Params, root: Path, report: PreflightReport) -> dict[str
     return counts
 
 
-def _check_weights(params: Params, report: PreflightReport) -> None:
+def _check_weights(params: Params, needs: Needs, report: PreflightReport) -> None:
     from seqgan.nets.pretrained import WEIGHTS, missing_weights_error
 
     needed = []
-    if params.semantic.backbone == "vgg16":
+    vgg = params.semantic.backbone == "vgg16"
+    if vgg and needs.perceptual_weights:
+        needed.append("vgg16")
+    if vgg and needs.lpips:
         needed += ["vgg16", "lpips_vgg"]
-    if params.evaluation.fid_network == "inception":
+    if params.evaluation.fid_network == "inception" and needs.fid_weights:
         needed.append("inception")
-    for name in needed:
+    for name in dict.fromkeys(needed):
         path = WEIGHTS[name].path()
         if path.is_file() and path.stat().st_size > 0:
             report.facts.append(f"weights {name}: {path}")
         else:
             report.problems.append(str(missing_weights_error(name)).replace("\n", "\n           "))
     init = params.tokenizer.phase1.init_from
-    if init and not Path(init).is_file():
+    if init and needs.init_from and not Path(init).is_file():
         report.problems.append(
             f"tokenizer.phase1.init_from = {init}: no such file (the tokenizer this configuration "
             "finetunes; train it first, e.g. with the imagenet configuration, and copy its "
@@ -128,10 +215,13 @@ def _check_weights(params: Params, report: PreflightReport) -> None:
         )
 
 
-def _check_gpus(params: Params, report: PreflightReport) -> None:
+def _check_gpus(params: Params, needs: Needs, report: PreflightReport) -> None:
     wanted = params.run.gpus_per_job
     if not needs_preflight(params):
         report.facts.append("device: the embedded default runs on the CPU (or a GPU when one is usable)")
+        return
+    if not needs.device:
+        report.facts.append("device: none of these jobs trains or evaluates a network (the CPU does)")
         return
     if params.run.device == "cpu":
         report.facts.append("device: run.device = cpu (the CPU is used deliberately)")
@@ -201,10 +291,18 @@ def disk_estimate(params: Params, images: dict[str, int], *, dvc_copies: bool) -
     return estimate
 
 
-def _check_disk(params: Params, root: Path, images: dict[str, int], report: PreflightReport) -> None:
+def _check_disk(
+    params: Params, root: Path, images: dict[str, int], report: PreflightReport, rules: Collection[str] | None
+) -> None:
     if not images:
         return  # without counts (missing data) there is nothing to estimate from
-    estimate = disk_estimate(params, images, dvc_copies=(root / ".dvc").is_dir())
+    estimate = disk_estimate(params, images, dvc_copies=False)
+    if rules is not None:
+        estimate = {kind: value for kind, value in estimate.items() if DISK_WRITERS[kind] & set(rules)}
+        if not estimate:
+            return  # these jobs write reports only
+    if (root / ".dvc").is_dir():  # DVC copies every out into its cache (its default cache type)
+        estimate["DVC cache copies"] = sum(estimate.values())
     needed = sum(estimate.values())
     free = shutil.disk_usage(root).free
     parts = ", ".join(f"{kind} {value / GB:,.1f}" for kind, value in estimate.items())
@@ -217,30 +315,85 @@ def _check_disk(params: Params, root: Path, images: dict[str, int], report: Pref
         report.facts.append(line)
 
 
-def preflight(params: Params, *, root: Path, source: str = "params.yaml") -> PreflightReport:
-    """Every check; the report lists what was found and each problem with what to do."""
+def preflight(
+    params: Params, *, root: Path, source: str = "params.yaml", rules: Collection[str] | None = None
+) -> PreflightReport:
+    """The checks the jobs of ``rules`` need (every rule when ``None``); the report lists what was
+    found and each problem with what to do."""
+    needs = combined_needs(rules)
     report = PreflightReport(source)
-    images = _check_data(params, root, report) if params.data.source != "synthetic" else {}
-    _check_weights(params, report)
-    _check_gpus(params, report)
-    _check_disk(params, root, images, report)
+    if rules is not None:
+        shown = ", ".join(sorted(set(rules))) or "none"
+        report.facts.append(f"jobs to run: {shown}")
+    images: dict[str, int] = {}
+    if params.data.source != "synthetic":
+        images = _check_data(params, root, report) if needs.raw_data else _prepared_counts(params, root)
+    _check_weights(params, needs, report)
+    _check_gpus(params, needs, report)
+    _check_disk(params, root, images, report, rules)
     return report
 
 
-def preflight_job(params_file: str, *, root: Path) -> None:
-    """`seqgan preflight`: print the report; exit 1 when anything stops the run."""
+def preflight_job(params_file: str, *, root: Path, targets: list[str] | None = None) -> None:
+    """`seqgan preflight [TARGET...]`: print the report; exit 1 when anything stops the run.
+
+    Without targets every rule's needs are checked (the whole workflow); with targets Snakemake plans
+    them and the checks follow the jobs it would run (:func:`targets_preflight`)."""
+    if targets:
+        if Path(params_file).resolve() != (root / "params.yaml").resolve():
+            raise SystemExit(
+                f"error: --params {params_file} with targets: the workflow reads params.yaml only "
+                "(switch configurations with `seqgan use-config NAME`)"
+            )
+        raise SystemExit(targets_preflight(targets, root=root))
     report = preflight(load_params(params_file), root=root, source=params_file)
     print(report.text())
     if report.problems:
         raise SystemExit(1)
 
 
-def workflow_preflight(params: Params, *, root: Path) -> None:
-    """Snakemake's ``onstart``: nothing for the embedded default; otherwise the report, and no job
-    starts when it lists a problem."""
-    if not needs_preflight(params):
+def targets_preflight(targets: list[str], *, root: Path) -> int:
+    """Plan ``targets`` with Snakemake and run the workflow's own onstart check on the jobs it would
+    run, then stop before the first job. Returns the exit status (1 when anything stops the run)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="seqgan-preflight-") as tmp:
+        report_file = Path(tmp) / "report.json"
+        snakefile = Path(__file__).resolve().parents[1] / "Snakefile"
+        command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), *targets, "--cores", "1"]
+        result = subprocess.run(
+            command,
+            cwd=root,
+            env={**os.environ, REPORT_ONLY_ENV: str(report_file)},
+            capture_output=True,
+            text=True,
+        )
+        if report_file.is_file():
+            record = json.loads(report_file.read_text())
+            print(record["text"])
+            return 1 if record["problems"] else 0
+    if result.returncode == 0:
+        print(f"preflight of params.yaml: nothing to run for {' '.join(targets)} (every output is up to date)")
+        return 0
+    output = result.stdout + result.stderr
+    start = output.find("Building DAG of jobs...")  # Snakemake's banner above it says nothing new
+    print(output[max(start, 0) :], end="", file=sys.stderr)
+    print(f"preflight: Snakemake could not plan {' '.join(targets)} (above); nothing was started", file=sys.stderr)
+    return result.returncode or 1
+
+
+def workflow_preflight(params: Params, *, root: Path, rules: Collection[str] | None = None) -> None:
+    """Snakemake's ``onstart``, given the rules of the jobs it is about to run: nothing for the
+    embedded default; otherwise the report, and no job starts when it lists a problem. Under
+    ``seqgan preflight TARGET...`` (:data:`REPORT_ONLY_ENV` set) the report goes to that file and no
+    job starts either way."""
+    report_only = os.environ.get(REPORT_ONLY_ENV)
+    if not needs_preflight(params) and not report_only:
         return
-    report = preflight(params, root=root)
+    report = preflight(params, root=root, rules=rules)
+    if report_only:
+        Path(report_only).write_text(json.dumps({"text": report.text(), "problems": report.problems}))
+        raise SystemExit(0)  # a check by hand: plan and check, never run
     print(report.text(), file=sys.stderr if report.problems else sys.stdout, flush=True)
     if report.problems:
         raise SystemExit(1)  # the report above is the message; a traceback would bury it

@@ -28,14 +28,15 @@ with SnakemakeApi(quiet) as api:
     wf = wf_api._workflow
     limit = wf.global_resources.get("gpu")
     gpu = {r.name: getattr(r.resources.get("gpu"), "value", r.resources.get("gpu")) for r in wf.rules}
-    print(json.dumps({"limit": None if limit is None else getattr(limit, "value", limit),
+    print(json.dumps({"rules": sorted(r.name for r in wf.rules),
+                      "limit": None if limit is None else getattr(limit, "value", limit),
                       "gpu": {k: v for k, v in gpu.items() if isinstance(v, int)},
                       "prefix": shell._process_prefix}))
 """
 
 
 def probe(workdir: Path, *resources: str, env: Mapping[str, str] | None = None) -> dict:
-    """``{"limit", "gpu", "prefix"}`` of the workflow loaded in ``workdir`` (its params.yaml), with
+    """``{"rules", "limit", "gpu", "prefix"}`` of the workflow loaded in ``workdir`` (its params.yaml), with
     ``resources`` given as on the command line (``gpu=1``)."""
     result = subprocess.run(
         [sys.executable, "-c", _SCRIPT, str(ROOT / "Snakefile"), *resources],
