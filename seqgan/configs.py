@@ -1,5 +1,8 @@
 """`seqgan use-config`: make one of configs/*.yaml the active params.yaml, and dvc.yaml with it.
 
+configs/embedded.yaml is the embedded default (a copy of the committed params.yaml), so
+`seqgan use-config embedded` is the way back from a paper configuration or a new-config one.
+
 dvc.yaml is generated from the Snakemake DAG of the active params (:mod:`seqgan.dvc_yaml`), so a
 configuration switch rewrites it too; otherwise `dvc repro` would plan the previous
 configuration's stages.
@@ -32,7 +35,8 @@ def use_config(name: str, params_file: Path) -> None:
         shutil.copyfile(target, backup)
         print(f"previous {target} saved as {backup}")
     shutil.copyfile(source, target)
-    print(f"{target} now holds {source}")
+    back = "" if name == "embedded" else " (back to the embedded default: `seqgan use-config embedded`)"
+    print(f"{target} now holds {source}{back}")
     from seqgan.dvc_yaml import write_dvc_yaml
 
     dvc_yaml = target.with_name("dvc.yaml")

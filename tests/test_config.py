@@ -362,3 +362,21 @@ def test_use_config_switches_params_and_keeps_a_backup(tmp_path, monkeypatch):
     assert (tmp_path / "params.yaml.bak").read_bytes() == original
     with pytest.raises(SystemExit, match="available: ffhq"):
         cli.main(["use-config", "imagenet"])
+
+
+def test_use_config_embedded_restores_the_default(tmp_path, monkeypatch):
+    """The way back from a paper configuration: configs/embedded.yaml is the committed params.yaml."""
+    assert (ROOT / "configs" / "embedded.yaml").read_bytes() == (ROOT / "params.yaml").read_bytes(), (
+        "configs/embedded.yaml must equal params.yaml (the embedded default): copy params.yaml over it"
+    )
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()
+    for name in ("embedded", "ffhq"):
+        (tmp_path / "configs" / f"{name}.yaml").write_bytes((ROOT / "configs" / f"{name}.yaml").read_bytes())
+    (tmp_path / "params.yaml").write_bytes((ROOT / "params.yaml").read_bytes())
+    dvc_yaml = (ROOT / "dvc.yaml").read_bytes()
+    assert cli.main(["use-config", "ffhq"]) == 0
+    assert (tmp_path / "dvc.yaml").read_bytes() != dvc_yaml
+    assert cli.main(["use-config", "embedded"]) == 0
+    assert (tmp_path / "params.yaml").read_bytes() == (ROOT / "params.yaml").read_bytes()
+    assert (tmp_path / "dvc.yaml").read_bytes() == dvc_yaml  # the default's stages again

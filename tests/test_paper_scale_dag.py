@@ -22,7 +22,8 @@ import yaml
 from snakemake_probe import localrules, probe
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS_FILES = {"embedded": ROOT / "params.yaml"} | {p.stem: p for p in sorted((ROOT / "configs").glob("*.yaml"))}
+# configs/embedded.yaml is params.yaml (tests/test_config.py keeps them equal): planned once, as "embedded"
+PARAMS_FILES = {p.stem: p for p in sorted((ROOT / "configs").glob("*.yaml"))} | {"embedded": ROOT / "params.yaml"}
 PROFILES = ROOT / "workflow" / "profiles"
 TRAINING_RULES = ("tokenizer_phase1", "tokenizer_phase2", "train_ar", "train_nar")
 LAUNCH = re.compile(r"-m torch\.distributed\.run --standalone --nproc_per_node (\d+) -m seqgan ")
