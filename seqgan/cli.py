@@ -64,6 +64,19 @@ def cmd_generate(args: argparse.Namespace) -> None:
     print(f"{args.out}: {manifest['count']} samples ({args.objective}, seed {args.seed}, {sampling})")
 
 
+def cmd_new_config(args: argparse.Namespace) -> None:
+    from seqgan.new_config import new_config
+
+    new_config(
+        Path(args.images),
+        args.name,
+        val=Path(args.val) if args.val else None,
+        machine=args.machine,
+        resolution=args.resolution,
+        force=args.force,
+    )
+
+
 def cmd_preflight(args: argparse.Namespace) -> None:
     from seqgan.preflight import preflight_job
 
@@ -354,6 +367,19 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     with_params(add("validate-params", cmd_validate_params, "check a params file and report every problem"))
+
+    p = add("new-config", cmd_new_config, "write configs/<NAME>.yaml for a folder of your own images")
+    p.add_argument("--images", required=True, help="folder of training images (one sub-folder per class, or flat)")
+    p.add_argument("--val", help="separate validation folder (default: hold out part of --images)")
+    p.add_argument("--name", required=True, help="name of the configuration and of the prepared data")
+    p.add_argument(
+        "--machine",
+        choices=["auto", "cpu", "gpu"],
+        default="auto",
+        help="recipe: the embedded default's (cpu) or a paper configuration's (gpu); auto = gpu when CUDA is usable",
+    )
+    p.add_argument("--resolution", type=int, help="training resolution (default: chosen from the images)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing configs/<NAME>.yaml")
 
     p = with_params(add("use-config", cmd_use_config, "make configs/<NAME>.yaml the active params.yaml"))
     p.add_argument("name", help="imagenet, ffhq, lsun_cat, lsun_bedroom or lsun_church")

@@ -182,10 +182,17 @@ def _check_data(params: Params, root: Path, report: PreflightReport) -> dict[str
         if images == 0:
             report.problems.append(f"{key} = {raw[split]}: {source} holds no images (jpg, png, ...)")
             continue
-        share = folder.val_holdout_fraction if not folder.val_dir else 1.0
-        counts[split] = images if split == "train" or folder.val_dir else int(images * share)
         per_class = f" in {classes:,} class folders" if folder.layout == "classes" else ""
-        report.facts.append(f"data {split}: {images:,} images{per_class} in {source}")
+        if folder.val_dir:
+            counts[split] = images
+            report.facts.append(f"data {split}: {images:,} images{per_class} in {source}")
+            continue
+        held = round(images * folder.val_holdout_fraction)  # by a hash of each path: about this many
+        counts[split] = held if split == "val" else images - held
+        report.facts.append(
+            f"data {split}: about {counts[split]:,} of the {images:,} images{per_class} in {source} "
+            f"(data.folder.val_holdout_fraction = {folder.val_holdout_fraction} held out for validation)"
+        )
     return counts
 
 

@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, ...]] = [
         "seqgan/cli.py",
         "seqgan/__main__.py",
         "seqgan/configs.py",
+        "seqgan/new_config.py",
         "seqgan/dvc_yaml.py",
         "seqgan/dvc_realign.py",
         "seqgan/preflight.py",

@@ -19,6 +19,11 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snake
 def tiny_params() -> dict:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["data"]["synthetic"].update(train_images=200, val_images=60)
+    return shrink_classifiers(raw)
+
+
+def shrink_classifiers(raw: dict) -> dict:
+    """Seconds-scale semantic network and judge, with their gates off."""
     raw["semantic"].update(
         iterations=40, batch_size=32, warmup_steps=5, eval_every=20, checkpoint_every=20, min_val_accuracy=0.0
     )  # 40 steps train a plumbing test, not a usable net
@@ -30,7 +35,12 @@ def tiny_params() -> dict:
 
 def tiny_pipeline_params() -> dict:
     """Seconds-scale settings for every stage up to fig2 (and phase 2)."""
-    raw = tiny_params()
+    return shrink_pipeline(tiny_params())
+
+
+def shrink_pipeline(raw: dict) -> dict:
+    """Seconds-scale tokenizer, transformer and evaluation of any params (classifiers included)."""
+    shrink_classifiers(raw)
     tok = raw["tokenizer"]
     tok["architecture"].update(base_channels=8, codebook_size=32, code_dim=8)
     tok["phase1"].update(iterations=12, batch_size=8, checkpoint_every=6, log_every=4)

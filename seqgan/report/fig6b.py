@@ -352,11 +352,15 @@ def draw_fig6b(table: pd.DataFrame, title_note: str = "") -> Any:
 
 
 def save_pdf_png(fig: Any, out_pdf: str | Path, dpi: int, **savefig_kw: Any) -> None:
-    """Write a matplotlib figure as ``out_pdf`` and a PNG beside it (atomically), then close it."""
+    """Write a matplotlib figure as ``out_pdf`` and a PNG beside it (atomically), then close it.
+    The figure's title (its suptitle, which names the data and params) is also each file's Title
+    metadata, so tools and tests read it without rendering."""
     out_pdf = Path(out_pdf)
+    title = fig.get_suptitle()
+    metadata = {"metadata": {"Title": title}} if title else {}
     for path, fmt, extra in ((out_pdf, "pdf", {}), (out_pdf.with_suffix(".png"), "png", {"dpi": dpi})):
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, **extra, **savefig_kw)
+        fig.savefig(buffer, format=fmt, **extra, **metadata, **savefig_kw)
         atomic_write_bytes(path, buffer.getvalue())
     plt.close(fig)
 
