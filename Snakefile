@@ -26,7 +26,13 @@ validate(config, "workflow/schemas/params.schema.yaml")
 onstart:
     from seqgan.preflight import workflow_preflight
 
-    workflow_preflight(PARAMS, root=Path.cwd(), rules={job.rule.name for job in workflow.dag.needrun_jobs()})
+    plugin = workflow.executor_plugin  # a cluster executor runs the jobs elsewhere: CUDA is theirs
+    workflow_preflight(
+        PARAMS,
+        root=Path.cwd(),
+        rules={job.rule.name for job in workflow.dag.needrun_jobs()},
+        cluster=plugin is not None and plugin.common_settings.non_local_exec,
+    )
 
 
 # `snakemake --report results/report.html`: every figure and table with its caption (workflow/report/).

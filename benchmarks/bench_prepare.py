@@ -103,6 +103,24 @@ def child_main(args: argparse.Namespace) -> None:
     )
 
 
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def _write_record(args: argparse.Namespace, lines: list[str]) -> None:
+    """The report as the README's statement cites it: command, machine and date first."""
+    options = f"--num {args.num} --workers {args.workers} --resolution {args.resolution} --layout {args.layout}"
+    header = [
+        f"# benchmarks/bench_prepare.py {options}",
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {_cpu_model()}, {os.cpu_count()} CPUs",
+    ]
+    args.record.parent.mkdir(parents=True, exist_ok=True)
+    args.record.write_text("\n".join(header + lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--num", type=int, default=20000, help="number of JPEGs (default 20000)")
@@ -112,6 +130,9 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=None, help="reuse/generate the corpus here")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--record", type=Path, default=None, help="also write the report here (results/evidence/bench_prepare.txt)"
+    )
     args = parser.parse_args()
     if args.child:
         child_main(args)
@@ -148,37 +169,45 @@ def main() -> None:
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr)
             raise SystemExit(f"child failed with exit code {proc.returncode}")
+        lines: list[str] = []
+
+        def say(text: str) -> None:
+            print(text)
+            lines.append(text)
+
         report = json.loads(proc.stdout.strip().splitlines()[-1])
         # Includes the generation pool if it ran in this process; reported for completeness.
         all_children_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         total_kib = report["self_maxrss_kib"] + args.workers * report["workers_maxrss_kib"]
         rate = report["candidates"] / report["seconds"]
-        print(
+        say(
             f"prepared {report['written']} / {report['candidates']} images "
             f"(skipped {report['skipped']}) to {args.resolution}px with {args.workers} workers"
         )
-        print(
+        say(
             f"time: {report['seconds']:.2f} s in prepare_image_folder ({wall:.2f} s child wall incl. interpreter start)"
         )
-        print(
+        say(
             f"throughput: {rate:.0f} images/s "
             f"(load average before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f} "
             f"on {os.cpu_count()} CPUs)"
         )
         cpu = report["self_cpu_s"] + report["workers_cpu_s"]
-        print(
+        say(
             f"CPU: {report['self_cpu_s']:.1f} s main process + {report['workers_cpu_s']:.1f} s "
             f"pool workers = {1e3 * cpu / report['candidates']:.2f} ms per image "
             f"(= {report['candidates'] / cpu:.0f} images/s per fully available core)"
         )
-        print(
+        say(
             f"peak RSS: child main {report['self_maxrss_kib'] / 1024:.0f} MiB, "
             f"largest pool worker {report['workers_maxrss_kib'] / 1024:.0f} MiB, "
             f"conservative total {total_kib / 1024:.0f} MiB "
             f"(max over all descendants seen by this process: {all_children_kib / 1024:.0f} MiB)"
         )
+        say("OK: peak RSS < 1 GiB" if total_kib < RSS_LIMIT_KIB else f"FAILED: peak RSS {total_kib} KiB >= 1 GiB")
+        if args.record is not None:
+            _write_record(args, lines)
         assert total_kib < RSS_LIMIT_KIB, f"peak RSS {total_kib} KiB >= 1 GiB"
-        print("OK: peak RSS < 1 GiB")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

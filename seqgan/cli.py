@@ -80,7 +80,7 @@ def cmd_new_config(args: argparse.Namespace) -> None:
 def cmd_preflight(args: argparse.Namespace) -> None:
     from seqgan.preflight import preflight_job
 
-    preflight_job(args.params, root=Path.cwd(), targets=args.targets)
+    preflight_job(args.params, root=Path.cwd(), targets=args.targets, profile=args.profile)
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> None:
@@ -418,6 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TARGET",
         help="workflow targets (files or rules): check only what the jobs they need require "
         "(default: everything the whole workflow needs)",
+    )
+    p.add_argument(
+        "--profile",
+        help="plan the targets under this Snakemake profile (e.g. workflow/profiles/slurm: the cluster's "
+        "nodes, not this machine, then need CUDA)",
     )
 
     p = with_params(add("prepare-data", cmd_prepare_data, "write one prepared split (synthetic or from images)"))

@@ -222,13 +222,19 @@ def _check_weights(params: Params, needs: Needs, report: PreflightReport) -> Non
         )
 
 
-def _check_gpus(params: Params, needs: Needs, report: PreflightReport) -> None:
+def _check_gpus(params: Params, needs: Needs, report: PreflightReport, cluster: bool) -> None:
     wanted = params.run.gpus_per_job
     if not needs_preflight(params):
         report.facts.append("device: the embedded default runs on the CPU (or a GPU when one is usable)")
         return
     if not needs.device:
         report.facts.append("device: none of these jobs trains or evaluates a network (the CPU does)")
+        return
+    if cluster:
+        report.facts.append(
+            f"device: the network jobs go to the cluster executor, which requests {wanted} GPU(s) per "
+            "training job; CUDA is theirs, not this machine's"
+        )
         return
     if params.run.device == "cpu":
         report.facts.append("device: run.device = cpu (the CPU is used deliberately)")
@@ -323,10 +329,16 @@ def _check_disk(
 
 
 def preflight(
-    params: Params, *, root: Path, source: str = "params.yaml", rules: Collection[str] | None = None
+    params: Params,
+    *,
+    root: Path,
+    source: str = "params.yaml",
+    rules: Collection[str] | None = None,
+    cluster: bool = False,
 ) -> PreflightReport:
     """The checks the jobs of ``rules`` need (every rule when ``None``); the report lists what was
-    found and each problem with what to do."""
+    found and each problem with what to do. ``cluster``: the jobs run elsewhere (a cluster
+    executor), so this machine's CUDA is not checked."""
     needs = combined_needs(rules)
     report = PreflightReport(source)
     if rules is not None:
@@ -336,12 +348,14 @@ def preflight(
     if params.data.source != "synthetic":
         images = _check_data(params, root, report) if needs.raw_data else _prepared_counts(params, root)
     _check_weights(params, needs, report)
-    _check_gpus(params, needs, report)
+    _check_gpus(params, needs, report, cluster)
     _check_disk(params, root, images, report, rules)
     return report
 
 
-def preflight_job(params_file: str, *, root: Path, targets: list[str] | None = None) -> None:
+def preflight_job(
+    params_file: str, *, root: Path, targets: list[str] | None = None, profile: str | None = None
+) -> None:
     """`seqgan preflight [TARGET...]`: print the report; exit 1 when anything stops the run.
 
     Without targets every rule's needs are checked (the whole workflow); with targets Snakemake plans
@@ -352,22 +366,26 @@ def preflight_job(params_file: str, *, root: Path, targets: list[str] | None = N
                 f"error: --params {params_file} with targets: the workflow reads params.yaml only "
                 "(switch configurations with `seqgan use-config NAME`)"
             )
-        raise SystemExit(targets_preflight(targets, root=root))
+        raise SystemExit(targets_preflight(targets, root=root, profile=profile))
+    if profile:
+        raise SystemExit("error: --profile plans targets: name the targets to check (e.g. results/fig2_val_loss.pdf)")
     report = preflight(load_params(params_file), root=root, source=params_file)
     print(report.text())
     if report.problems:
         raise SystemExit(1)
 
 
-def targets_preflight(targets: list[str], *, root: Path) -> int:
-    """Plan ``targets`` with Snakemake and run the workflow's own onstart check on the jobs it would
-    run, then stop before the first job. Returns the exit status (1 when anything stops the run)."""
+def targets_preflight(targets: list[str], *, root: Path, profile: str | None = None) -> int:
+    """Plan ``targets`` with Snakemake (under ``profile``, e.g. the SLURM one, when given) and run the
+    workflow's own onstart check on the jobs it would run, then stop before the first job. Returns
+    the exit status (1 when anything stops the run)."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="seqgan-preflight-") as tmp:
         report_file = Path(tmp) / "report.json"
         snakefile = Path(__file__).resolve().parents[1] / "Snakefile"
-        command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), *targets, "--cores", "1"]
+        command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), *targets]
+        command += ["--profile", profile] if profile else ["--cores", "1"]
         result = subprocess.run(
             command,
             cwd=root,
@@ -389,7 +407,9 @@ def targets_preflight(targets: list[str], *, root: Path) -> int:
     return result.returncode or 1
 
 
-def workflow_preflight(params: Params, *, root: Path, rules: Collection[str] | None = None) -> None:
+def workflow_preflight(
+    params: Params, *, root: Path, rules: Collection[str] | None = None, cluster: bool = False
+) -> None:
     """Snakemake's ``onstart``, given the rules of the jobs it is about to run: nothing for the
     embedded default; otherwise the report, and no job starts when it lists a problem. Under
     ``seqgan preflight TARGET...`` (:data:`REPORT_ONLY_ENV` set) the report goes to that file and no
@@ -397,7 +417,7 @@ def workflow_preflight(params: Params, *, root: Path, rules: Collection[str] | N
     report_only = os.environ.get(REPORT_ONLY_ENV)
     if not needs_preflight(params) and not report_only:
         return
-    report = preflight(params, root=root, rules=rules)
+    report = preflight(params, root=root, rules=rules, cluster=cluster)
     if report_only:
         Path(report_only).write_text(json.dumps({"text": report.text(), "problems": report.problems}))
         raise SystemExit(0)  # a check by hand: plan and check, never run

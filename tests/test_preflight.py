@@ -4,6 +4,7 @@ weights or GPUs stops before any job with one report saying what is missing and 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -250,3 +251,32 @@ def test_the_disk_check_counts_what_the_planned_jobs_write(tmp_path, monkeypatch
     assert disk_line({"model_sizes", "claims"}) == []
     [everything] = disk_line(None)
     assert all(kind in everything for kind in ("prepared data", "token arrays", "checkpoints", "samples"))
+
+
+def test_under_a_cluster_executor_the_nodes_need_cuda_not_this_machine(tmp_path, monkeypatch):
+    _no_weights(tmp_path, monkeypatch)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    report = preflight(validate_params(paper_raw("imagenet")), root=tmp_path, rules={"tokenizer_phase1"}, cluster=True)
+    assert not any("CUDA" in p for p in report.problems)
+    assert any("cluster executor" in fact for fact in report.facts)
+    assert any("'vgg16' not found" in p for p in report.problems)  # weights are still checked here
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("sbatch") is None, reason="the SLURM executor plugin needs sbatch on PATH")
+def test_preflight_by_hand_under_the_slurm_profile(tmp_path):
+    """`seqgan preflight --profile workflow/profiles/slurm TARGET`: Snakemake's own executor decides
+    that the network jobs run on the cluster, so this machine's missing CUDA is no problem there."""
+    (tmp_path / "params.yaml").write_text((ROOT / "configs" / "imagenet.yaml").read_text())
+    result = subprocess.run(
+        [sys.executable, "-m", "seqgan", "preflight", "--profile", str(ROOT / "workflow" / "profiles" / "slurm")]
+        + ["results/fig2_val_loss.pdf"],
+        cwd=tmp_path,
+        env={**os.environ, "TORCH_HOME": str(tmp_path / "torch_home")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "go to the cluster executor" in result.stdout and "CUDA is not usable" not in result.stdout
+    assert "data.folder.train_dir" in result.stdout and "'vgg16' not found" in result.stdout

@@ -661,6 +661,13 @@ def test_data_preparation_never_imports_torch(tmp_path: Path) -> None:
     raw["data"]["folder"].update(train_dir=str(tmp_path / "photos"), val_dir=str(tmp_path / "photos"))
     folder = tmp_path / "folder.yaml"
     folder.write_text(yaml.safe_dump(raw, sort_keys=False))
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, seqgan.data.prepare; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert imported.stdout.strip() == "False", imported.stdout + imported.stderr  # the module alone
     probe = (
         "import sys, runpy\n"
         "sys.argv = ['seqgan', *sys.argv[1:]]\n"
