@@ -28,12 +28,14 @@ from seqgan.report.compare_reference import (
     DIFFER,
     NO_SPREAD,
     ONLY_REFERENCE,
+    ONLY_THIS,
     OUTSIDE,
     SAME,
     compare_runs,
 )
 from seqgan.report.numbers import collect_numbers, numbers_from_json, numbers_to_json
 from seqgan.report.readme_tables import (
+    SECTION_FILES,
     end_marker,
     generated_readme,
     render_sections,
@@ -229,6 +231,23 @@ def _simulated_run(rng, means: dict[str, float], sds: dict[str, float], seeds: i
     )
 
 
+def test_two_sample_test_edge_cases_and_holm_at_its_threshold():
+    """One seed a side: no standard error, 0 degrees of freedom, no p. Zero pooled spread: standard
+    error 0, so the tolerance is 0 and any difference is outside (p = 0). An empty side is an error.
+    Holm rejects a p-value equal to its threshold (p <= level / (m - i))."""
+    from seqgan.report.stats import TwoSampleTest
+
+    assert two_sample_test([1.0], [3.0]) == TwoSampleTest(2.0, None, 0, None)
+    flat = two_sample_test([2.0, 2.0], [3.0, 3.0])
+    assert flat == TwoSampleTest(1.0, 0.0, 2, 0.0) and flat.tolerance(0.05) == 0.0
+    assert two_sample_test([2.0, 2.0], [2.0]) == TwoSampleTest(0.0, 0.0, 1, 1.0)
+    for first, second in (([], [1.0, 2.0]), ([1.0, 2.0], [])):
+        with pytest.raises(ValueError, match="at least one value on each side"):
+            two_sample_test(first, second)
+    assert holm_rejections({"x": 0.05}, 0.05) == {"x"}
+    assert holm_rejections({"x": 0.025, "y": 0.05}, 0.05) == {"x", "y"}
+
+
 def test_false_alarm_rate_of_same_code_reruns_is_controlled():
     """Seed draws of two runs from one distribution: Holm flags anything in at most 5 % of reruns,
     and about level x m numbers per rerun fall outside their tolerance (the count the report states)."""
@@ -359,6 +378,24 @@ def test_a_changed_verdict_and_absent_numbers_are_reported(tmp_path):
     assert {v.status for v in comparison.verdicts} == {ONLY_REFERENCE}
 
 
+def test_a_claim_only_this_run_has_is_absent_from_the_reference():
+    """The mirror of a claim the reference has and this run lacks: a claim (and its parts) only in this
+    run is reported as absent from the reference, with the reference's side None, and fails the
+    comparison; the artefacts missing from each run are both noted."""
+    from seqgan.report.numbers import ClaimVerdict, RunNumbers
+
+    v = embedded_params().evaluation.verdicts
+    this = RunNumbers({}, {5: ClaimVerdict("s", V.HOLDS, (("part a", V.HOLDS),))}, missing=("a.json",))
+    comparison = compare_runs(RunNumbers({}, missing=("b.json",)), this, v)
+    # the artefacts missing on either side are noted, this run's first
+    assert comparison.notes == ["missing in this run: a.json", "missing in the reference run: b.json"]
+    assert [(c.claim, c.part, c.reference, c.this, c.status) for c in comparison.verdicts] == [
+        (5, None, None, V.HOLDS, ONLY_THIS),
+        (5, "part a", None, V.HOLDS, ONLY_THIS),
+    ]
+    assert not comparison.agrees
+
+
 def test_compare_reference_cli_exit_status_and_report(tmp_path, capsys):
     root, params, f = make_reference(tmp_path)
     out = root / "results" / "compare_reference.md"
@@ -409,13 +446,13 @@ def test_compare_reference_cli_exit_status_and_report(tmp_path, capsys):
     out.with_suffix(".json").rename(reference / "threads2" / "compare_reference.json")
     readme = fake_readme(root / "README.md")
     cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
-    section = readme.read_text().split(start_marker("threads"))[1].split(end_marker("threads"))[0]
+    section = generated_section(readme, "threads")
     assert "| 2 | holds | does not hold | differ |" in section and "wall time" not in section
     two = json.loads((reference / "run.json").read_text())
     two["main_job"]["wall_seconds"], two["default_target"]["wall_seconds"] = 451.0, 1200.0
     (reference / "threads2" / "run.json").write_text(json.dumps(two))
     cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
-    section = readme.read_text().split(start_marker("threads"))[1].split(end_marker("threads"))[0]
+    section = generated_section(readme, "threads")
     assert "| main job | not measured (`--collect-only`) | 7.5 min (451 s) |" in section
     assert "- transformer/ar/base/alpha0.5/final_val_loss: differ" in section
 
@@ -572,6 +609,8 @@ def test_collect_only_writes_every_reference_file(tmp_path, monkeypatch):
 
 
 def fake_readme(path: Path) -> Path:
+    """A README with its generated sections' markers, and the docs pages beside it with theirs
+    (``SECTION_FILES``); returns the README's path."""
     path.write_text(
         "# Title\n\nprose before\n\n"
         + start_marker("timings")
@@ -581,21 +620,20 @@ def fake_readme(path: Path) -> Path:
         + start_marker("results")
         + "\n"
         + end_marker("results")
-        + "\n\n"
-        + start_marker("semantic_recipe")
-        + "\n"
-        + end_marker("semantic_recipe")
-        + "\n\n"
-        + start_marker("tokenizer_recipe")
-        + "\n"
-        + end_marker("tokenizer_recipe")
-        + "\n\n"
-        + start_marker("threads")
-        + "\n"
-        + end_marker("threads")
         + "\n\nafter\n"
     )
+    for name in ("semantic_recipe", "tokenizer_recipe", "threads"):
+        page = path.parent / SECTION_FILES[name]
+        page.parent.mkdir(parents=True, exist_ok=True)
+        text = page.read_text() if page.exists() else f"# {page.stem}\n"
+        page.write_text(f"{text}\n{start_marker(name)}\n{end_marker(name)}\n")
     return path
+
+
+def generated_section(readme: Path, name: str) -> str:
+    """The generated section ``name`` as it stands, from the file it lives in (README or docs page)."""
+    text = (readme.parent / SECTION_FILES[name]).read_text()
+    return text.split(start_marker(name))[1].split(end_marker(name))[0]
 
 
 RECIPE_COLUMNS = "lr,iterations,seed,threads,val_accuracy,val_loss,first_step_above_half,diverged,wall_seconds\n"
@@ -614,7 +652,7 @@ def test_readme_tokenizer_recipe_section_renders_the_recorded_trials(tmp_path):
         "Test CPU 9000\n"
     )
     cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
-    section = readme.read_text().split(start_marker("tokenizer_recipe"))[1].split(end_marker("tokenizer_recipe"))[0]
+    section = generated_section(readme, "tokenizer_recipe")
     assert "Measured on Test CPU 9000, 1 torch thread(s) per trial" in section
     assert "| lr 1e-3 | alpha1.0 | 0 | 16 x 600 | 17.46 | 0.445 | 107 | - | - | - | 0.102 |" in section
     # trials with the ground-truth instrument show it
@@ -624,7 +662,7 @@ def test_readme_tokenizer_recipe_section_renders_the_recorded_trials(tmp_path):
             'a0,alpha0.0,100,"{}",2000,16,21.351,0.1357,0.8164,200.0,0.909,11.67,17.23,0.1064,215.3,1,Test CPU 9000\n'
         )
     cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
-    section = readme.read_text().split(start_marker("tokenizer_recipe"))[1].split(end_marker("tokenizer_recipe"))[0]
+    section = generated_section(readme, "tokenizer_recipe")
     assert "| a0 | alpha0.0 | 100 | 16 x 2000 | 21.35 | 0.816 | 200 | 0.909 | 11.7 | 17.2 | 0.106 |" in section
 
 
@@ -633,7 +671,7 @@ def test_readme_semantic_recipe_section_renders_the_recorded_sweep(tmp_path):
     reference = root / "results" / "reference"
     readme = fake_readme(root / "README.md")
     cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
-    section = readme.read_text().split(start_marker("semantic_recipe"))[1].split(end_marker("semantic_recipe"))[0]
+    section = generated_section(readme, "semantic_recipe")
     assert "No recipe measurement is recorded" in section
     (reference / "semantic_sweep.csv").write_text(
         RECIPE_COLUMNS + "0.0005,600,0,1,0.1,2.30258,stall,True,40.0\n0.004,600,0,1,0.997,0.02375,200,False,45.0\n"
@@ -642,7 +680,7 @@ def test_readme_semantic_recipe_section_renders_the_recorded_sweep(tmp_path):
         RECIPE_COLUMNS + "0.004,600,0,1,0.997,0.02375,200,False,45.0\n0.004,600,1,2,0.981,0.05,200,False,30.0\n"
     )
     cli.main(["readme-tables", "--reference", str(reference), "--readme", str(readme)])
-    section = readme.read_text().split(start_marker("semantic_recipe"))[1].split(end_marker("semantic_recipe"))[0]
+    section = generated_section(readme, "semantic_recipe")
     assert "| 0.0005 | 600 | 0 | 1 | 0.100 | 2.3026 | stall | diverged (chance) |" in section
     assert "| 0.004 | 600 | 1 | 2 | 0.981 | 0.0500 | 200 | trains |" in section
     assert "lowest validation accuracy 0.981" in section
@@ -719,6 +757,28 @@ def test_readme_check_fails_on_a_stale_readme(tmp_path, capsys):
     cli.main(["readme-tables", "--reference", reference, "--readme", str(readme)])
     readme.write_text(readme.read_text().replace("| alpha0.5 |", "| alpha 0.5 (edited) |"))
     with pytest.raises(SystemExit):
+        cli.main(["readme-tables", "--check", "--reference", reference, "--readme", str(readme)])
+
+
+def test_readme_tables_rewrite_and_check_the_docs_pages(tmp_path, capsys):
+    """Sections that live in a docs page (SECTION_FILES) are rewritten there and checked there; a
+    section's markers left in another file are an error, not a copy that silently goes stale."""
+    root, _, _ = make_reference(tmp_path)
+    readme = fake_readme(root / "README.md")
+    reference = str(root / "results" / "reference")
+    cli.main(["readme-tables", "--reference", reference, "--readme", str(readme)])
+    assert "No two-thread run is recorded" in generated_section(readme, "threads")
+    assert start_marker("threads") not in readme.read_text()
+    page = root / SECTION_FILES["threads"]
+    page.write_text(page.read_text().replace("No two-thread run", "No 2-thread run"))
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="reference-run.md: the text differs from what .* generates"):
+        cli.main(["readme-tables", "--check", "--reference", reference, "--readme", str(readme)])
+    assert "-No 2-thread run" in capsys.readouterr().out
+    cli.main(["readme-tables", "--reference", reference, "--readme", str(readme)])
+    assert cli.main(["readme-tables", "--check", "--reference", reference, "--readme", str(readme)]) == 0
+    readme.write_text(readme.read_text() + start_marker("threads") + "\n" + end_marker("threads") + "\n")
+    with pytest.raises(SystemExit, match="holds the markers of 'threads', which lives in docs/reference-run.md"):
         cli.main(["readme-tables", "--check", "--reference", reference, "--readme", str(readme)])
 
 

@@ -15,7 +15,7 @@ from seqgan.nets.mask_schedule import (
 from seqgan.nets.transformer import GenerativeTransformer, TransformerConfig, eval_mode
 from seqgan.sample.ar import sample_ar, teacher_forced_argmax, top1_accuracy_per_image
 from seqgan.sample.filtering import sample_from_logits, top_k_filter, top_p_filter
-from seqgan.sample.nar import confidence_temperature, sample_nar
+from seqgan.sample.nar import confidence_temperature, gumbel_noise, sample_nar
 
 K, N, CLASSES = 16, 12, 3
 
@@ -84,6 +84,20 @@ def test_schedule_rejects_more_steps_than_tokens():
         tokens_to_keep_masked_per_step(8, 9, "cosine")
 
 
+def test_schedule_small_cases_exactly():
+    """Where the clamps decide: one token in one step; a reveal of exactly one token when the floor
+    rule would keep as many masked as before (cosine N = 3, T = 2: floor(3 cos(pi/4)) = 2, and
+    linear N = 6, T = 4: 4.5, 3, 1.5 floored); and the tensor form of gamma is the float form."""
+    for schedule in ("cosine", "linear"):
+        assert tokens_to_keep_masked_per_step(1, 1, schedule) == [0]
+    assert tokens_to_keep_masked_per_step(3, 2, "cosine") == [2, 0]
+    assert tokens_to_keep_masked_per_step(6, 4, "linear") == [4, 3, 1, 0]
+    t = [0.0, 0.25, 0.5, 0.75, 1.0]
+    for schedule in ("cosine", "linear"):
+        expected = torch.tensor([mask_ratio(schedule, x) for x in t], dtype=torch.float64)
+        assert torch.allclose(mask_ratio(schedule, torch.tensor(t, dtype=torch.float64)), expected, atol=1e-12)
+
+
 # ------------------------------------------------------------------------------- filtering
 PROBS = torch.tensor([0.05, 0.5, 0.0125, 0.3, 0.1, 0.0375])  # sorted: 1, 3, 4, 0, 5, 2
 
@@ -110,6 +124,28 @@ def test_top_k_keeps_exactly_the_k_largest():
 def test_top_p_is_the_smallest_prefix_with_mass_p(p, nucleus):
     kept = top_p_filter(PROBS.log(), p).isfinite()
     assert set(kept.nonzero().flatten().tolist()) == nucleus
+
+
+def test_top_p_of_one_is_off_and_beyond_one_is_refused():
+    """p = 1 returns the logits untouched, even where float rounding puts the mass before a tail
+    token at exactly 1 (the filter would drop it); p > 1 is an error, not "off"."""
+    logits = torch.tensor([[0.0, -100.0, -120.0]])
+    assert torch.equal(top_p_filter(logits, 1.0), logits)
+    with pytest.raises(ValueError, match="top_p"):
+        top_p_filter(logits, 1.5)
+
+
+def test_gumbel_noise_is_finite_where_rand_returns_0_or_1(monkeypatch):
+    """u is clamped to [1e-20, 1 - 1e-7]: -log(-log u) is finite, and equal to the bounds' values,
+    even for u = 0 or u = 1."""
+    ends = torch.tensor([0.0, 1.0, 0.5])
+    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: ends.clone())
+    g = gumbel_noise((3,), None, torch.device("cpu"))
+    assert torch.isfinite(g).all()
+    assert g[2].item() == pytest.approx(-math.log(-math.log(0.5)), rel=1e-6)
+    top = torch.tensor(1.0 - 1e-7)  # the clamp's bound, in float32
+    assert g[1].item() == pytest.approx(-torch.log(-torch.log(top)).item(), rel=1e-6)
+    assert g[0].item() == pytest.approx(-math.log(-math.log(1e-20)), rel=1e-6)
 
 
 def test_top_p_always_keeps_the_top_token():

@@ -798,6 +798,14 @@ def test_one_sampling_seed_gives_no_generation_verdict(tmp_path):
     assert claims[2].parts[0].verdict == V.HOLDS  # the loss half does not depend on sampling seeds
 
 
+def test_full_usage_holds_at_exactly_the_threshold():
+    """ "At least ``full_usage``": the smallest usage equal to the threshold holds, just below fails."""
+    from seqgan.report.verdicts.usage import full_usage_verdict
+
+    assert full_usage_verdict([1.0, 0.95], 0.95) == V.HOLDS
+    assert full_usage_verdict([1.0, 0.9499], 0.95) == V.DOES_NOT_HOLD
+
+
 def test_claim3_usage_verdicts_and_the_entropy_ablation(tmp_path):
     claims, _ = claims_by_number(tmp_path, usage=0.995)
     usage_part, raise_part = claims[3].parts

@@ -146,6 +146,17 @@ def _draws() -> tuple[float, float, torch.Tensor]:
     return random.random(), float(np.random.rand()), torch.rand(4)
 
 
+class _Arbitrary:
+    """A pickled class instance: what a weights-only load must refuse to construct."""
+
+
+def test_resume_state_refuses_an_arbitrary_pickle(tmp_path: Path) -> None:
+    path = tmp_path / "state.pt"
+    torch.save({"step": 1, "obj": _Arbitrary()}, path)
+    with pytest.raises(Exception, match="[Ww]eights only load failed"):
+        load_resume_state(path)
+
+
 def test_resume_state_loads_weights_only_and_restores_rng(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = nn.Linear(4, 3)
