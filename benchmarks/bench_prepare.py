@@ -111,7 +111,7 @@ def _cpu_model() -> str:
 
 
 def _write_record(args: argparse.Namespace, lines: list[str]) -> None:
-    """The report as the README's statement cites it: command, machine and date first."""
+    """The report as docs/real-data.md's statement cites it: command, machine and date first."""
     options = f"--num {args.num} --workers {args.workers} --resolution {args.resolution} --layout {args.layout}"
     header = [
         f"# benchmarks/bench_prepare.py {options}",

@@ -13,7 +13,7 @@ whether the run ended at chance (``diverged``: val loss within 1% of ln(num_clas
 seconds. ``--data`` is a prepared data directory with ``train/`` and ``val/`` (the workflow's
 ``data/<data.name>``; ``snakemake data/shapes32/val/manifest.json --cores 2`` makes it).
 
-``--out`` writes the rows as CSV (the README's recipe table is generated from
+``--out`` writes the rows as CSV (docs/embedded-default.md's recipe table is generated from
 ``results/reference/semantic_sweep.csv`` and ``semantic_seeds.csv``). Wall seconds are for the
 machine and load at hand (printed with the CPU model): run nothing else beside it.
 """

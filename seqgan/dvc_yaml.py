@@ -15,7 +15,7 @@ only; generated, it follows any. Where each part comes from:
 * outs, metrics, plots: the jobs' outputs plus what their commands write beside them
   (:data:`WRITTEN_BESIDE`).
 
-Stage names (README, "DVC"): one stage group per rule, named after it; a sweep is a ``matrix:``
+Stage names (docs/dvc.md): one stage group per rule, named after it; a sweep is a ``matrix:``
 over the rule's :data:`AXES` (``train_ar@base-0.5-0``), written as the params list it equals
 (``${tokenizer.alphas}``); a job fixed to a value outside the sweep -- a tokenizer variant other
 than an alpha (``control``, ``noentropy``), the phase-2 tokenizer or decoder, a paper table, a

@@ -1,6 +1,6 @@
 """dvc.yaml against Snakemake's DAG: the same jobs, outputs, inputs and parameters (test helpers).
 
-dvc.yaml is a layer over the Snakemake rules (README, "DVC"): each stage's cmd is
+dvc.yaml is a layer over the Snakemake rules (docs/dvc.md): each stage's cmd is
 ``snakemake --cores all --allowed-rules <rule> -- <targets>``. ``seqgan dvc-yaml`` generates it from
 the DAG; these checks compare the result with the DAG independently of the generator:
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -412,7 +413,7 @@ def test_linked_cache_files_never_change(project):
 
 
 def test_snakemake_build_then_dvc_commit_plans_nothing(project, tmp_path):
-    """The README's sequence for a direct (cluster) run, on a whole workspace: in a fresh clone,
+    """docs/dvc.md's sequence for a direct (cluster) run, on a whole workspace: in a fresh clone,
     Snakemake builds everything from nothing, `dvc commit -f` records it, and then neither tool has
     anything to do. Before the hard-link-first cache, the commit gave every output a new time and
     `snakemake -n` planned 18 jobs here."""
@@ -489,6 +490,47 @@ def apply_experiment(p: Project, name: str) -> None:
 def baseline_names(shown: list[dict]) -> set[str]:
     """The names `dvc exp show --json` gives the workspace's commits (rows that are no experiment)."""
     return {row["name"] or row["rev"] for row in shown}
+
+
+def documented_views() -> list[str]:
+    """The commands of docs/dvc.md's readable views of params and metrics (its dvc-readable-views
+    block), one per line, without their comments."""
+    text = (ROOT / "docs" / "dvc.md").read_text()
+    block = text.split("<!-- dvc-readable-views -->")[1].split("<!-- /dvc-readable-views -->")[0]
+    code = re.search(r"```bash\n(.*?)```", block, flags=re.S)
+    assert code, "docs/dvc.md: the dvc-readable-views block holds no ```bash block"
+    return [line.split("  #")[0].strip() for line in code.group(1).splitlines() if line.strip()]
+
+
+def table_columns(output: str) -> int:
+    """Columns of the widest Markdown table row in ``output``."""
+    return max((line.count("|") - 1 for line in output.splitlines() if line.startswith("|")), default=0)
+
+
+def experiment_name(p: Project) -> str:
+    """An experiment of the workspace (the one test_exp_run_with_set_param_lists_the_metrics ran; run
+    here when this test runs alone)."""
+    names = dvc(p, "exp", "list", "--name-only").split()
+    if names:
+        return names[0]
+    dvc(p, "exp", "run", "-S", f"transformer.optimizer.lr={LR_EXPERIMENT}", "fig2_val_loss")
+    git(p, "checkout", "--", "params.yaml", "dvc.lock")
+    dvc(p, "checkout", "--force", "--with-deps", "fig2_val_loss")
+    return experiment_name(p)
+
+
+def test_documented_readable_views_print_narrow_tables(project):
+    """docs/dvc.md's readable views, run exactly as written there (an experiment's name for
+    `<name>`): each succeeds and prints Markdown tables of at most 40 columns, where plain
+    `dvc exp show` prints one column per param, dependency and metrics key (hundreds here)."""
+    p = project
+    name = experiment_name(p)
+    commands = documented_views()
+    assert len(commands) >= 3 and all(c.startswith("dvc ") for c in commands), commands
+    for command in commands:
+        output = dvc(p, *shlex.split(command.replace("<name>", name))[1:])
+        assert 0 < table_columns(output) <= 40, f"`{command}` printed:\n{output[-3000:]}"
+    assert len(dvc(p, "exp", "show", "--csv").splitlines()[0].split(",")) > 100  # what the views are for
 
 
 def test_push_then_fresh_clone_pull_leaves_both_tools_idle(project, tmp_path):

@@ -89,7 +89,7 @@ def test_generated_dvc_yaml_agrees_with_snakemake(params_name, check, views):
 
 def test_stage_names_are_the_readme_s(views):
     names = {s.name for s in views["params"][0]}
-    documented = {  # README, "DVC": the stage names section, and the examples around it
+    documented = {  # docs/dvc.md: the stage names section, and the examples around it
         "prepare_data",
         "fig2_val_loss",
         "tokenizer_phase1@0.5-0",

@@ -338,8 +338,8 @@ def sbatch_requests(argv: list[str]) -> dict[str, str]:
 
 
 def readme_slurm_table() -> dict[str, dict[str, str]]:
-    """The README's table of what each rule asks SLURM for (imagenet), by rule."""
-    text = (ROOT / "README.md").read_text()
+    """The table of what each rule asks SLURM for (imagenet), by rule (docs/cluster.md, "SLURM")."""
+    text = (ROOT / "docs" / "cluster.md").read_text()
     block = text.split("<!-- slurm-requests -->")[1].split("<!-- /slurm-requests -->")[0]
     rows: dict[str, dict[str, str]] = {}
     for line in block.strip().splitlines()[2:]:
@@ -351,7 +351,7 @@ def readme_slurm_table() -> dict[str, dict[str, str]]:
 
 def test_slurm_profile_renders_the_requests_the_readme_states(tmp_path: Path) -> None:
     """For the paper configuration (imagenet, run.gpus_per_job = 8): the plugin's sbatch line of
-    every rule sent to SLURM asks for what the README's table says, training jobs for
+    every rule sent to SLURM asks for what docs/cluster.md's table says, training jobs for
     run.gpus_per_job GPUs as one task (torchrun starts the ranks), and the localrules for nothing."""
     pytest.importorskip("snakemake_executor_plugin_slurm")
     workdir, raw = make_workspace(tmp_path / "w", ROOT / "configs" / "imagenet.yaml")
@@ -360,7 +360,7 @@ def test_slurm_profile_renders_the_requests_the_readme_states(tmp_path: Path) ->
     local = localrules() & {j.rule for j in jobs}
     table = readme_slurm_table()
     remote = {j.rule for j in jobs} - local
-    assert remote == set(table), "the README's table lists exactly the rules sent to SLURM"
+    assert remote == set(table), "docs/cluster.md's table lists exactly the rules sent to SLURM"
     assert {"all", "fig2_val_loss", "claims"} <= local  # the reports run where Snakemake runs
     gpus = str(raw["run"]["gpus_per_job"])
     for job in jobs:

@@ -274,7 +274,7 @@ def test_fig2_through_sbatch_equals_a_local_run_and_a_cancelled_job_resumes(
     # the numbers of the figure are the local run's
     csv = "results/fig2_val_loss.csv"
     assert (remote / csv).read_text() == (local / csv).read_text()
-    # SLURM's log of the cancelled attempt and the rule's own log are where the README says
+    # SLURM's log of the cancelled attempt and the rule's own log are where docs/cluster.md says
     assert (slurm_logs / "rule_train_ar" / "base_alpha1.0_0" / f"{cancelled}.log").is_file()
     log = (remote / "logs" / "train_ar" / "base" / "alpha1.0" / "seed0.log").read_text()
     assert "[progress]" in log

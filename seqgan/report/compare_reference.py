@@ -189,7 +189,7 @@ def compare_runs(
 
 
 def comparison_summary(comparison: Comparison, reference_dir: str) -> dict:
-    """The comparison's outcome as JSON (written beside the Markdown; the README's thread check reads it)."""
+    """The comparison's outcome as JSON (written beside the Markdown; docs/reference-run.md's thread check reads it)."""
     counts: dict[str, int] = {}
     for c in comparison.numbers:
         counts[c.status] = counts.get(c.status, 0) + 1

@@ -1,10 +1,11 @@
 """`seqgan readme-tables`: the README's timing and results tables, generated from the reference run.
 
-The README quotes wall times and reproduced numbers; typed by hand they drift from what the code
-does. Each generated section sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``
-and is rewritten from results/reference (run.json, stages.csv, numbers.json) only; the prose around
-it is left alone. ``--check`` fails when the README differs from what would be generated (a test
-runs it whenever a reference exists). Without a reference the sections hold only a note.
+The README (and the docs pages beside it) quote wall times and reproduced numbers; typed by hand they
+drift from what the code does. Each generated section sits between ``<!-- generated:NAME -->`` and
+``<!-- /generated:NAME -->`` in the file ``SECTION_FILES`` names for it, and is rewritten from
+results/reference (run.json, stages.csv, numbers.json) only; the prose around it is left alone.
+``--check`` fails when any of those files differs from what would be generated (a test runs it
+whenever a reference exists). Without a reference the sections hold only a note.
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ from seqgan.report.reference_layout import ReferenceLayout
 from seqgan.report.timings import StageTiming
 
 SECTIONS = ("timings", "results", "semantic_recipe", "tokenizer_recipe", "threads")
+
+# The file each generated section lives in, relative to the README's folder; README names the README
+# itself (`--readme`). The README keeps the timings and results; the rest sits in the docs page whose
+# prose explains it.
+README = "README.md"
+SECTION_FILES: dict[str, str] = {
+    "timings": README,
+    "results": README,
+    "semantic_recipe": "docs/embedded-default.md",
+    "tokenizer_recipe": "docs/embedded-default.md",
+    "threads": "docs/reference-run.md",
+}
 
 # Results columns per tokenizer variant: (metric, header, decimals); the transformer columns come first.
 TOKENIZER_COLUMNS: tuple[tuple[str, str, int], ...] = (
@@ -393,11 +406,44 @@ def replace_sections(text: str, sections: dict[str, str], readme: str = "README.
     return text
 
 
+def section_files(readme: Path) -> dict[Path, tuple[str, ...]]:
+    """File -> the generated sections it holds, the README first (``SECTION_FILES`` resolved)."""
+    files: dict[Path, tuple[str, ...]] = {}
+    for name in SECTIONS:
+        rel = SECTION_FILES[name]
+        path = readme if rel == README else readme.parent / rel
+        files[path] = (*files.get(path, ()), name)
+    return dict(sorted(files.items(), key=lambda item: item[0] != readme))
+
+
+def _source(reference: Path, readme: Path) -> str:
+    """The reference path as the generated notes name it: relative to the README's folder (the
+    repository root), in every file, since the commands run from there."""
+    return Path(os.path.relpath(reference.resolve(), readme.resolve().parent)).as_posix()
+
+
+def generated_files(reference: Path, readme: Path) -> list[tuple[Path, str, str]]:
+    """(file, its current text, its text with its generated sections rewritten from ``reference``) for
+    the README and every docs page that holds generated sections, the README first."""
+    sections = render_sections(reference, _source(reference, readme))
+    out = []
+    for path, names in section_files(readme).items():
+        current = path.read_text()
+        for other in set(SECTIONS) - set(names):  # a section left behind in another file would go stale
+            if start_marker(other) in current or end_marker(other) in current:
+                raise ValueError(
+                    f"{path}: holds the markers of {other!r}, which lives in {SECTION_FILES[other]}; remove them"
+                )
+        out.append((path, current, replace_sections(current, {n: sections[n] for n in names}, str(path))))
+    return out
+
+
 def generated_readme(reference: Path, readme: Path) -> tuple[str, str]:
-    """(current README text, the README with its generated sections rewritten from ``reference``)."""
+    """(current README text, the README with its own generated sections rewritten from ``reference``)."""
+    names = section_files(readme)[readme]
+    sections = render_sections(reference, _source(reference, readme))
     current = readme.read_text()
-    source = Path(os.path.relpath(reference.resolve(), readme.resolve().parent)).as_posix()
-    return current, replace_sections(current, render_sections(reference, source), str(readme))
+    return current, replace_sections(current, {n: sections[n] for n in names}, str(readme))
 
 
 def readme_diff(current: str, generated: str, readme: str = "README.md") -> str:
@@ -412,22 +458,28 @@ def readme_diff(current: str, generated: str, readme: str = "README.md") -> str:
 
 
 def readme_tables_job(reference: Path, readme: Path, *, check: bool) -> None:
-    """`seqgan readme-tables`: rewrite (or with ``check`` only compare) the README's generated sections."""
+    """`seqgan readme-tables`: rewrite (or with ``check`` only compare) the generated sections of the
+    README and of the docs pages that hold some (``SECTION_FILES``)."""
     try:
-        current, generated = generated_readme(reference, readme)
+        files = generated_files(reference, readme)
     except (OSError, ValueError) as exc:
         raise SystemExit(f"error: readme-tables: {exc}") from None
+    stale = [(path, current, generated) for path, current, generated in files if current != generated]
     if check:
-        if current != generated:
-            print(readme_diff(current, generated, str(readme)))
+        for path, current, generated in stale:
+            print(readme_diff(current, generated, str(path)))
+        if stale:
+            names = ", ".join(str(path) for path, _, _ in stale)
             raise SystemExit(
-                f"readme-tables: {readme} differs from what {reference} generates; "
-                "run `seqgan readme-tables` and commit the README"
+                f"readme-tables: {names}: the text differs from what {reference} generates; "
+                "run `seqgan readme-tables` and commit the result"
             )
-        print(f"{readme}: generated sections match {reference}")
+        print(f"{', '.join(str(path) for path, _, _ in files)}: generated sections match {reference}")
         return
-    if current != generated:
-        atomic_write_text(readme, generated)
-    print(
-        f"{readme}: generated sections {'rewritten' if current != generated else 'already up to date'} from {reference}"
-    )
+    for path, current, generated in files:
+        if current != generated:
+            atomic_write_text(path, generated)
+        print(
+            f"{path}: generated sections "
+            f"{'rewritten' if current != generated else 'already up to date'} from {reference}"
+        )
