@@ -168,3 +168,39 @@ def test_the_preparation_benchmark_figures_are_the_recorded_ones():
     text = " ".join((ROOT / "docs" / "real-data.md").read_text().split())
     assert f"conservative peak RSS of {peak} MiB" in text
     assert f"{per_image.group(1)} ms of CPU per image, {per_image.group(2)} images/s per fully available core" in text
+
+
+def _documented_seqgan_commands() -> list[tuple[str, list[str]]]:
+    """(file, argv) of every `seqgan ...` command in README.md and docs/*.md: fenced lines and inline
+    code spans, placeholders (<...>, [...], DIR-like words) dropped."""
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text()
+        spans = re.findall(r"```[a-z]*\n(.*?)```", text, re.S) + re.findall(r"`([^`\n]+)`", text)
+        for span in spans:
+            for line in span.splitlines():
+                for match in re.finditer(r"(?:^|[\s/(])seqgan ([a-z][a-z0-9-]+(?: [^#;&|]*)?)", line):
+                    words = re.sub(r"<[^>]*>|\[[^\]]*\]|\.\.\.", " ", match.group(1)).replace("\\", " ").split()
+                    found.append((path.name, words))
+    return found
+
+
+def test_every_documented_seqgan_command_and_option_exists():
+    """A renamed command or option makes the README or a docs page stale: each `seqgan SUB --opt`
+    written there must be a subcommand and an option the CLI has."""
+    import argparse
+
+    from seqgan.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    commands = _documented_seqgan_commands()
+    assert len(commands) >= 10  # the scan found the examples
+    for name, (command, *rest) in commands:
+        if command.endswith("-"):
+            continue  # an elision such as `seqgan train-...`
+        assert command in sub.choices, f"{name}: `seqgan {command}` is no command"
+        options = sub.choices[command]._option_string_actions
+        for word in rest:
+            if word.startswith("--"):
+                assert word.split("=")[0] in options, f"{name}: `seqgan {command} {word}`: no such option"
