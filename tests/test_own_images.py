@@ -142,3 +142,16 @@ def test_real_photographs_reach_fig2_with_the_readme_commands(tmp_path):
     pdf = (work / "results" / "fig2_val_loss.pdf").read_bytes()
     assert b"skimage_photos data, skimage_photos params" in pdf  # the title, as the PDF's Title metadata
     assert (work / "results" / "fig2_val_loss.png").is_file()
+
+
+def test_a_separate_validation_folder_replaces_the_holdout(tmp_path):
+    work = workspace(tmp_path)
+    photo_folder(work / "photos", per_class=6)
+    photo_folder(work / "photos_val", per_class=2)
+    made = seqgan(
+        work, "new-config", "--images", "photos", "--val", "photos_val", "--name", "split", "--machine", "cpu"
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    folder = yaml.safe_load((work / "configs" / "split.yaml").read_text())["data"]["folder"]
+    assert folder["val_dir"] == "photos_val" and folder["val_holdout_fraction"] == 0.0
+    assert "data val: 6 images in 3 class folders" in made.stdout  # the preflight counted the folder
