@@ -180,17 +180,17 @@ def _evidence_panel(
     ]
     # semantic fidelity (mask IoU against the ground truth, the judge's accuracy) and detail fidelity
     # (shape colour error) beside the loss: what tells "more semantic" from "less texture"
-    loss_header = "val CE (end)" if endpoint else "val CE"
-    headers = [
+    loss_header = "val CE\n(end)" if endpoint else "val CE"
+    headers = [  # two lines where one would overflow its column
         "tokenizer",
         "obj",
         loss_header,
-        "unigram CE",
-        "perplexity",
+        "unigram\nCE",
+        "perplex-\nity",
         "PSNR",
-        "mask IoU",
-        "colour dE",
-        "judge acc",
+        "mask\nIoU",
+        "colour\ndE",
+        "judge\nacc",
     ]
 
     def marks(row) -> str:
@@ -201,7 +201,11 @@ def _evidence_panel(
     tab = ax.table(cellText=cells, colLabels=headers, loc="center", cellLoc="center")
     tab.auto_set_font_size(False)
     tab.set_fontsize(7.5)
-    tab.scale(1.0, 1.3)
+    tab.auto_set_column_width(list(range(len(headers))))  # each column as wide as its widest cell
+    tab.scale(1.15, 1.3)
+    for (row, _), cell in tab.get_celld().items():
+        if row == 0:
+            cell.set_height(cell.get_height() * 1.8)  # room for the two-line headers
     ax.set_title(
         "evidence beside each curve (val CE: mean of the last evaluations)" if endpoint else "evidence (final values)",
         fontsize=9,
