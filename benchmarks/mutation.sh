@@ -4,7 +4,8 @@
 #
 #   benchmarks/mutation.sh            # every scope below (tens of minutes on 2 cores)
 #   benchmarks/mutation.sh core       # the perceptual loss, the quantiser, the verdict rules and
-#                                     # statistics, compare-reference
+#                                     # statistics, compare-reference (= scopes report quantizer perceptual)
+#   benchmarks/mutation.sh report     # or: quantizer, perceptual: one module group of core
 #   benchmarks/mutation.sh sampling   # or: fid, resume, narrow (a quicker subset of core);
 #                                     # several scopes may be named
 #
@@ -21,16 +22,20 @@ fi
 
 # mutant-name patterns (module.x_function / module.xǁClassǁmethod), by scope
 P=seqgan.losses.perceptual
-core=(
-    "$P.xǁPerceptualWeightsǁ*" "$P.x_check_alpha*" "$P.x_alpha_weights*" "$P.x_calibrated_alpha_weights*"
-    "$P.x_normalize_channels*" "$P.x_tap_distance*" "$P.x_logit_distance*"
-    "$P.xǁWeightedPerceptualLossǁ*" "$P.xǁSemanticPerceptualLossǁ*"
-    "seqgan.nets.quantizer.*"
-    "seqgan.report.stats.*" "seqgan.report.verdicts.*"
+# core = report + quantizer + perceptual (the per-module scopes let a run do one module at a time)
+report=(
     "seqgan.report.compare_reference.x__absent*" "seqgan.report.compare_reference.x_compare_runs*"
     "seqgan.report.compare_reference.x_comparison_summary*" "seqgan.report.compare_reference.x_chance_line*"
     "seqgan.report.compare_reference.x__p*"
+    "seqgan.report.stats.*" "seqgan.report.verdicts.*"
 )
+quantizer=("seqgan.nets.quantizer.*")
+perceptual=(
+    "$P.xǁPerceptualWeightsǁ*" "$P.x_check_alpha*" "$P.x_alpha_weights*" "$P.x_calibrated_alpha_weights*"
+    "$P.x_normalize_channels*" "$P.x_tap_distance*" "$P.x_logit_distance*"
+    "$P.xǁWeightedPerceptualLossǁ*" "$P.xǁSemanticPerceptualLossǁ*"
+)
+core=("${report[@]}" "${quantizer[@]}" "${perceptual[@]}")
 sampling=("seqgan.sample.filtering.x_top_p_filter*" "seqgan.sample.nar.*" "seqgan.nets.mask_schedule.*")
 fid=("seqgan.evaluate.fid.x_frechet_distance*")
 resume=(
@@ -56,15 +61,23 @@ patterns=()
 for scope in "${scopes[@]}"; do
     case "$scope" in
         core) patterns+=("${core[@]}") ;;
+        report) patterns+=("${report[@]}") ;;
+        quantizer) patterns+=("${quantizer[@]}") ;;
+        perceptual) patterns+=("${perceptual[@]}") ;;
         narrow) patterns+=("${narrow[@]}") ;;
         sampling) patterns+=("${sampling[@]}") ;;
         fid) patterns+=("${fid[@]}") ;;
         resume) patterns+=("${resume[@]}") ;;
-        *) echo "unknown scope '$scope' (core, narrow, sampling, fid, resume)" >&2; exit 2 ;;
+        *) echo "unknown scope '$scope' (core, report, quantizer, perceptual, narrow, sampling, fid, resume)" >&2; exit 2 ;;
     esac
 done
 
 export MUTATION_JOBS="${MUTATION_JOBS:-1}"
+# mutmut forks one child per mutant from a process whose tests already ran multithreaded BLAS/OpenMP:
+# a forked child's first scipy.linalg call then hangs on the parent's thread pool (every Frechet distance
+# mutant "timed out"). One thread each makes the fork safe.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+export MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 if [ "${MUTATION_REPORT_ONLY:-0}" != 1 ]; then
     [ "${MUTATION_KEEP:-0}" = 1 ] || rm -rf mutants
     # mutmut exits non-zero when mutants survive; the report is written either way (an interrupted

@@ -110,6 +110,17 @@ def test_calibrated_loss_refuses_to_run_uncalibrated_and_bad_scales() -> None:
         SemanticPerceptualLoss(StandIn(), 0.5, None, 0.002).set_term_scales(torch.ones(6))
 
 
+def test_term_means_are_checked_as_the_float32_scales_they_become() -> None:
+    """A float64 mean that is positive but 0 (or infinite) once stored in the float32 buffer would
+    divide by 0 (or zero the term): refused; valid float64 means are stored as float32."""
+    loss = SemanticPerceptualLoss(StandIn(), 0.5, None, 1.0, calibrated=True)
+    for tiny_or_huge in (1e-50, 1e50):
+        with pytest.raises(ValueError, match="positive term means"):
+            loss.set_term_scales(torch.tensor([1.0, 1.0, tiny_or_huge, 1.0, 1.0, 1.0], dtype=torch.float64))
+    loss.set_term_scales(torch.tensor([0.5, 1.0, 2.0, 3.0, 4.0, 5.0], dtype=torch.float64))
+    assert loss.term_scales.dtype == torch.float32 and loss.term_scales.tolist() == [0.5, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
 def test_the_magic_logit_constant_is_gone_and_the_keys_are_checked() -> None:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     assert "logit_weight" not in raw["tokenizer"]["loss"]

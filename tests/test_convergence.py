@@ -88,3 +88,37 @@ def test_seeds_for_half_width_is_the_smallest_sufficient_count():
     assert student_t.ppf(0.975, n - 1) * 0.1 / math.sqrt(n) <= 0.05
     assert student_t.ppf(0.975, n - 2) * 0.1 / math.sqrt(n - 1) > 0.05
     assert seeds_for_half_width(0.001, 0.95, 0.05, at_least=5) == 5
+
+
+def test_power_at_two_seeds_and_below_and_the_seed_count_at_its_edges():
+    """Two seeds are enough for a t-interval (1 degree of freedom); one gives no power at all, with the
+    count and levels kept. The seed count starts at 2 (a zero or tiny sd needs no more), stops at the
+    first n whose half-width is at most the target (equal counts: it is "at most"), and refuses a
+    negative sd or a target that is not positive."""
+    from scipy.stats import t as student_t
+
+    from seqgan.report.stats import Power, power_at
+
+    two = power_at(0.1, 2, 0.95, 0.8)
+    scale = 0.1 / math.sqrt(2)
+    assert two.half_width == pytest.approx(student_t.ppf(0.975, 1) * scale)
+    assert two.minimum_detectable_effect == pytest.approx((student_t.ppf(0.975, 1) + student_t.ppf(0.8, 1)) * scale)
+    assert power_at(0.1, 1, 0.95, 0.8) == Power(1, None, None, None, 0.95, 0.8)
+
+    assert seeds_for_half_width(0.0, 0.95, 0.05) == 2
+    assert seeds_for_half_width(0.001, 0.95, 0.05) == 2
+    exactly_three = float(student_t.ppf(0.975, 2)) * 0.1 / math.sqrt(3)  # the half-width of 3 seeds, bit for bit
+    assert seeds_for_half_width(0.1, 0.95, exactly_three) == 3
+    for sd, half_width in ((-0.1, 0.05), (0.1, 0.0), (0.1, -0.05)):
+        with pytest.raises(ValueError, match="need paired_sd >= 0 and half_width > 0"):
+            seeds_for_half_width(sd, 0.95, half_width)
+
+
+def test_power_of_two_one_and_no_differences():
+    """Two paired differences have a sample sd and so a power; one or none give a Power without one,
+    counting what there was (claim 2 states it for whatever seeds the variants share, possibly none)."""
+    from seqgan.report.stats import Power, power_at
+
+    assert power_of([0.1, 0.3], 0.95, 0.8) == power_at(math.sqrt(0.02), 2, 0.95, 0.8)
+    assert power_of([0.1], 0.95, 0.8) == Power(1, None, None, None, 0.95, 0.8)
+    assert power_of([], 0.95, 0.8) == Power(0, None, None, None, 0.95, 0.8)

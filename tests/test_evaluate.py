@@ -145,6 +145,31 @@ def test_frechet_distance_matches_the_formula_on_random_features():
         frechet_distance(mu1, s1, mu2[:4], s2[:4, :4])
 
 
+def test_frechet_distance_refuses_statistics_of_another_dimension_and_computes_in_float64():
+    """Any one of mu2, sigma1, sigma2 of the wrong size is refused by name (a (1,) mean would otherwise
+    broadcast into a silent wrong answer); float32 statistics give the float64 result bit for bit (the
+    traces are not summed in float32)."""
+    rng = np.random.default_rng(0)
+    mu1, s1 = reference_statistics(rng.normal(size=(50, 5)))
+    mu2, s2 = reference_statistics(rng.normal(size=(50, 5)) * 1.3 + 0.2)
+    for args in ((mu1, s1, mu2[:1], s2), (mu1, s1[:4, :4], mu2, s2), (mu1, s1, mu2, s2[:4, :4])):
+        with pytest.raises(ValueError, match="statistics disagree in dimension"):
+            frechet_distance(*args)
+    single = [np.asarray(a, np.float32) for a in (mu1, s1, mu2, s2)]
+    assert frechet_distance(*single) == frechet_distance(*[a.astype(np.float64) for a in single])
+
+
+def test_frechet_distance_drops_a_slight_imaginary_part_and_refuses_a_large_one():
+    """A covariance with a slightly negative eigenvalue (rounding) gives a square root with a small
+    imaginary part (1e-4 here, under the 1e-3 tolerance): its real part is used. A clearly negative one
+    (an imaginary part of 0.5) is no covariance: refused."""
+    zeros = np.zeros(2)
+    slight = frechet_distance(zeros, np.eye(2), zeros, np.diag([1.0, -1e-8]))
+    assert slight == pytest.approx(2.0 + (1.0 - 1e-8) - 2 * 1.0, rel=1e-12)  # traces 2, 1 - 1e-8; sqrt diag(1, 0)
+    with pytest.raises(ValueError, match="imaginary part of 0.5"):
+        frechet_distance(zeros, np.eye(2), zeros, np.diag([1.0, -0.25]))
+
+
 def test_frechet_distance_equals_clean_fids_own_in_any_scipy(monkeypatch):
     """The project's Frechet distance is clean-fid's computation, written out because clean-fid's
     passes ``sqrtm(disp=False)``, which SciPy 1.18 removed. clean-fid's own function runs here on a

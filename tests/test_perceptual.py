@@ -183,6 +183,86 @@ def standin() -> StandIn:
     return StandIn()
 
 
+def test_train_without_an_argument_is_training_mode_with_the_backbone_kept_in_eval(standin: StandIn) -> None:
+    loss = SemanticPerceptualLoss(standin, alpha=0.5, layer_weights=None, logit_weight=LOGIT_WEIGHT)
+    assert loss.train() is loss and loss.training and not standin.training
+    assert not loss.train(False).training and not standin.training
+
+
+def test_a_feature_vector_far_shorter_than_the_epsilon_is_scaled_not_blown_up() -> None:
+    """normalize_channels divides by ||f|| + 1e-10 (lpips's epsilon): a near-zero feature vector (a dead
+    ReLU position) shrinks towards 0 instead of being divided by a vanishing or negative norm."""
+    from seqgan.losses.perceptual import normalize_channels
+
+    f = torch.tensor([1e-12, 0.0], dtype=torch.float64).view(1, 2, 1, 1)
+    assert normalize_channels(f).flatten().tolist() == pytest.approx([1e-12 / (1e-12 + 1e-10), 0.0], rel=1e-12)
+
+
+def test_the_logged_sem_and_low_are_the_papers_quantities(standin: StandIn) -> None:
+    """Uncalibrated: L_sem = d_relu5_3 + lambda d_logit and L_low = the sum of the five taps. Calibrated
+    (scales measured on another batch, so no term is 1): the means of their terms, each divided by its
+    scale. The stand-in's deep terms are tiny (relu5_3 1.5e-6, logit 1.9e-8): compared without an atol."""
+
+    def close(actual: Tensor, expected: Tensor) -> None:
+        torch.testing.assert_close(actual, expected, rtol=1e-5, atol=0)
+
+    x, y = images(3, 16, seed=8), images(3, 16, seed=9)
+    loss = SemanticPerceptualLoss(standin, alpha=0.5, layer_weights=None, logit_weight=1.0)
+    calibrated = SemanticPerceptualLoss(standin, alpha=0.5, layer_weights=None, logit_weight=1.0, calibrated=True)
+    calibrated.set_term_scales(calibrated.term_means(images(3, 16, seed=10), images(3, 16, seed=11)))
+    with torch.no_grad():
+        out, out_calibrated, d = loss(x, y), calibrated(x, y), loss.distances(x, y)
+    taps, logit = [t.mean() for t in d.taps], d.logit.mean()
+    close(out["sem"], taps[4] + logit)
+    close(out["low"], sum(taps))
+    s = calibrated.term_scales
+    scaled = [t / s[i] for i, t in enumerate(taps)]
+    assert len({round(float(t), 4) for t in scaled}) == 5  # the five scaled taps differ
+    close(out_calibrated["sem"], (scaled[4] + logit / s[5]) / 2)
+    close(out_calibrated["low"], torch.stack(scaled).mean())
+
+
+def test_distances_carry_the_logits_gradient_unless_told_not_to(standin: StandIn) -> None:
+    loss = SemanticPerceptualLoss(standin, alpha=0.5, layer_weights=None, logit_weight=LOGIT_WEIGHT)
+    x = images(2, 16, seed=12).requires_grad_(True)
+    loss.distances(x, images(2, 16, seed=13)).logit.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert not loss.distances(x, images(2, 16, seed=13), logit_grad=False).logit.requires_grad
+
+
+def test_a_backbone_returning_fewer_taps_than_it_names_is_refused() -> None:
+    class FourTaps(StandIn):
+        def features(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
+            taps, logits = super().features(x)
+            return taps[:4], logits
+
+    loss = SemanticPerceptualLoss(FourTaps(), alpha=0.5, layer_weights=None, logit_weight=LOGIT_WEIGHT)
+    with pytest.raises(ValueError, match="argument 3 is shorter"):  # the taps, against names and weights
+        loss(images(2, 16, seed=14), images(2, 16, seed=15))
+
+
+def test_a_zero_logit_weight_is_allowed_and_alpha_is_recorded(standin: StandIn) -> None:
+    loss = SemanticPerceptualLoss(standin, alpha=0.25, layer_weights=None, logit_weight=0.0)
+    with torch.no_grad():
+        assert loss(images(2, 16, seed=16), images(2, 16, seed=17))["logit"] == 0
+    assert loss.alpha == 0.25 and "alpha=0.25" in repr(loss)
+
+
+def test_tap_distance_casts_the_layer_weights_to_the_features_dtype() -> None:
+    """LPIPS's channel weights are float32; float64 features give a float64 distance (the weights follow
+    the features' dtype) instead of an einsum dtype error."""
+    from seqgan.losses.perceptual import tap_distance
+
+    g = torch.Generator().manual_seed(0)
+    fx, fy = (torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64) for _ in range(2))
+    w = torch.tensor([0.5, 1.0, 2.0])
+    nx, ny = (f / (f.norm(dim=1, keepdim=True) + 1e-10) for f in (fx, fy))
+    expected = ((nx - ny) ** 2 * w.double().view(1, 3, 1, 1)).sum(1).mean(dim=(1, 2))
+    got = tap_distance(fx, fy, w)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=0)
+
+
 def test_alpha_half_is_average_of_sem_and_low(standin: StandIn) -> None:
     x, y = images(3, 16, seed=6), images(3, 16, seed=7)
     loss = SemanticPerceptualLoss(standin, alpha=0.5, layer_weights=None, logit_weight=LOGIT_WEIGHT)

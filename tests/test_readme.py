@@ -204,3 +204,14 @@ def test_every_documented_seqgan_command_and_option_exists():
         for word in rest:
             if word.startswith("--"):
                 assert word.split("=")[0] in options, f"{name}: `seqgan {command} {word}`: no such option"
+
+
+def test_the_mutation_score_is_the_recorded_one():
+    """The README's mutation figures are those of results/evidence/mutation.txt's recorded run."""
+    record = (ROOT / "results" / "evidence" / "mutation.txt").read_text()
+    totals = re.search(r"^totals: (\d+) mutants; killed (\d+), survived (\d+), timeout (\d+)", record, re.M)
+    mutants, killed, survived, timeout = (int(v) for v in totals.groups())
+    score = re.search(r"^mutation score .*: ([\d.]+)%", record, re.M).group(1)
+    assert float(score) == round(100 * (killed + timeout) / (killed + timeout + survived), 1)
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert f"{mutants} mutants, {score} % killed" in text and f"each of the {survived} survivors" in text

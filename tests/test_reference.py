@@ -396,6 +396,47 @@ def test_a_claim_only_this_run_has_is_absent_from_the_reference():
     assert not comparison.agrees
 
 
+def test_the_json_summary_counts_every_outcome_and_the_report_marks_a_missing_p():
+    """comparison_summary, which the README's thread check reads: every key, the number outcomes counted
+    (two numbers agree), the expected count of chance outliers rounded to 3 decimals; and in the
+    Markdown, a number without a p-value (no spread, or present on one side) shows "-" in the p column."""
+    from seqgan.report.compare_reference import comparison_markdown, comparison_summary
+    from seqgan.report.numbers import ClaimVerdict, Number, RunNumbers
+
+    def run(values: dict[str, list[float]]) -> RunNumbers:
+        numbers = {n: Number("tokenizer", (n,), "x", dict(enumerate(v)), "") for n, v in values.items()}
+        return RunNumbers(numbers, {1: ClaimVerdict("s", V.HOLDS, (("p", V.HOLDS),))})
+
+    v = dataclasses.replace(embedded_params().evaluation.verdicts, reference_false_alarm=0.0123)
+    reference = run({"a": [1.0, 2.0, 3.0], "a2": [1.0, 2.0, 3.0], "b": [1.0, 2.0, 3.0], "c": [0.99]})
+    this = run({"a": [1.0, 2.0, 3.0], "a2": [1.0, 2.0, 3.0], "b": [101.0, 102.0, 103.0], "c": [0.5], "d": [7.0]})
+    comparison = compare_runs(reference, this, v, "abc vs def")
+    p_b = {c.name: c for c in comparison.numbers}["b"].test.p_value
+    failures = ["params differ from the reference's (abc vs def)", f"d: {ONLY_THIS}"]
+    assert comparison_summary(comparison, "ref/dir") == {
+        "reference": "ref/dir",
+        "numbers": 5,
+        "number_outcomes": {AGREE: 2, DIFFER: 1, NO_SPREAD: 1, ONLY_THIS: 1},
+        "false_alarm_level": 0.0123,
+        "tested": 3,
+        "outside_tolerance": ["b"],
+        "expected_by_chance": 0.037,  # 0.0123 x 3 = 0.0369
+        "differ_holm": ["b"],
+        "params_differ": "abc vs def",
+        "verdicts": [
+            {"claim": 1, "part": None, "reference": V.HOLDS, "this": V.HOLDS, "outcome": SAME},
+            {"claim": 1, "part": "p", "reference": V.HOLDS, "this": V.HOLDS, "outcome": SAME},
+        ],
+        "failures": failures,
+        "disagreements": [*failures, f"b: {DIFFER} (p = {p_b:.2g})"],
+        "agrees": False,
+    }
+    lines = comparison_markdown(comparison, v, "ref/dir", []).splitlines()
+    assert "| c | 0.99 (n = 1) | 0.5 (n = 1) | -0.49 | - | - | no spread (n = 1) |" in lines
+    assert f"| d | - | 7 (n = 1) | - | - | - | {ONLY_THIS} |" in lines
+    assert f"- b: {DIFFER} (p = {p_b:.2g})" in lines
+
+
 def test_compare_reference_cli_exit_status_and_report(tmp_path, capsys):
     root, params, f = make_reference(tmp_path)
     out = root / "results" / "compare_reference.md"

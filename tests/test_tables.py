@@ -7,6 +7,7 @@ sidecars, eval-samples), so these tests pin both the arithmetic and the reading 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -269,6 +270,28 @@ def test_paired_verdict_rule():
     assert verdict(-0.2, -0.25, 0.01) == V.UNDECIDED  # one seed disagrees
     assert verdict(-0.2, -0.01, -0.001) == V.UNDECIDED  # every seed agrees, the interval crosses zero
     assert verdict(0.01, -0.2, 0.02) == V.UNDECIDED
+
+
+def test_two_seeds_give_an_interval_and_one_keeps_its_confidence():
+    from seqgan.report.stats import PairedInterval
+
+    two = paired_interval({0: -0.2, 1: -0.3}, 0.95)
+    half = 12.706204736174707 * math.sqrt(0.005) / math.sqrt(2)  # t_0.975 with 1 degree of freedom
+    assert two.low == pytest.approx(-0.25 - half) and two.high == pytest.approx(-0.25 + half)
+    assert paired_interval({0: -0.3}, 0.9) == PairedInterval({0: -0.3}, -0.3, None, None, 0.9)
+
+
+def test_paired_verdict_at_zero_and_with_a_seed_that_did_not_move():
+    """Claim 2's loss rule: every seed's difference strictly negative and the interval below 0; an
+    interval that is exactly 0 (no change in any seed) excludes nothing, so it is undecided."""
+
+    def verdict(*diffs):
+        return L.paired_verdict(paired_interval(dict(enumerate(diffs)), 0.95))
+
+    assert verdict(0.0, 0.0, 0.0) == V.UNDECIDED
+    # nine seeds 10 lower, one unchanged (or barely higher): the interval is below 0, not every seed is
+    assert verdict(*[-10.0] * 9, 0.0) == V.UNDECIDED
+    assert verdict(*[-10.0] * 9, 0.5) == V.UNDECIDED
 
 
 # ----------------------------------------------------------------------------------------------
@@ -653,11 +676,15 @@ def test_claim2_loss_is_no_test_when_alpha_made_one_seeds_tokens_less_semantic(t
 
 
 def test_manipulation_check_without_ground_truth_is_not_measured() -> None:
-    from seqgan.report.verdicts.manipulation import manipulation_check, semantic_fidelity
+    from seqgan.report.verdicts.manipulation import ManipulationCheck, manipulation_check, semantic_fidelity
 
     assert semantic_fidelity({"psnr": 20.0}) is None
     check = manipulation_check({0: {"a1": None, "a0": 0.8}}, "a1", "a0", 0.0, 0.95)
     assert not check.passed and check.interval is None and check.describe().startswith("not measured")
+    assert check == ManipulationCheck("a1", "a0", {0: {"a1": None, "a0": 0.8}}, 0.0, None, False)
+    assert check.describe() == (
+        "not measured: no ground-truth semantic fidelity for a1 and a0 in every seed (real images have no shape masks)"
+    )
     check = manipulation_check({0: {"a1": 0.9, "a0": 0.8}, 1: {"a1": 0.75, "a0": 0.8}}, "a1", "a0", 0.0, 0.95)
     assert not check.passed and check.interval is not None
 
@@ -770,6 +797,41 @@ def test_fid_comparison_against_the_spread_over_sampling_seeds(tmp_path):
     assert G.comparison_verdict([ab, G.compare_fid("ar", b, a, 2.0)], V.LOWER) == V.DOES_NOT_HOLD
     assert G.comparison_verdict([one], V.LOWER) == V.NOT_TESTABLE
     assert G.comparison_verdict([ab], V.HIGHER) == V.DOES_NOT_HOLD
+
+
+def test_a_fid_comparison_names_its_objective_and_both_sample_sets(tmp_path):
+    a, b = run_with([10.0, 12.0], tmp_path, "a"), run_with([7.0, 7.5], tmp_path, "b")
+    ab = G.compare_fid("ar", a, b, 2.0)
+    assert (ab.objective, ab.start, ab.end) == ("ar", "a phase1", "b phase1")
+
+
+def test_a_generation_run_reads_its_record(tmp_path):
+    f = Fakes(tmp_path)
+    path = f.generation("ar", "base", "alpha0.5", "phase2", 3, fid=12.5, classifier=False, tokens="t9")
+    assert G.generation_run(path, "ar", "alpha0.5", "phase2", 3) == G.GenerationRun(
+        "ar", "alpha0.5", "phase2", 3, path, 12.5, None, None, None, None, "t9-ar-3"
+    )
+    record = json.loads(path.read_text())
+    del record["samples"]
+    path.write_text(json.dumps(record))
+    assert G.generation_run(path, "ar", "alpha0.5", "phase2", 3).tokens_sha256 is None
+
+
+def test_samples_exactly_at_the_recognisability_ratio_are_usable():
+    """Step 1 of the generation rules: unusable when the confident fraction is BELOW ratio x the real
+    images' (0.5 x here); exactly at it is usable, and the real images' fraction scales the threshold."""
+    v = embedded_params().evaluation.verdicts
+    ratio = v.recognisable_confidence_ratio
+
+    def run(confident: float, reference: float) -> G.GenerationRun:
+        return G.GenerationRun("ar", "a", "phase1", 0, Path("x.json"), 10.0, confident, reference, 0.0, 1.0, None)
+
+    assert G.unusable_reason(run(ratio * 0.8, 0.8), v) is None
+    assert G.unusable_reason(run(ratio, 0.5), v) is None  # 0.5 >= 0.5 x 0.5
+    assert G.unusable_reason(run(ratio * 0.8 - 0.01, 0.8), v).startswith("confident fraction")
+    both = dataclasses.replace(run(0.1, 0.8), histogram_tv=3 * v.histogram_tv_factor, histogram_floor=1.0)
+    reasons = G.unusable_reason(both, v).split("; ")
+    assert [r.split(" ")[0] for r in reasons] == ["confident", "class-histogram"]
 
 
 def test_generation_differences_within_the_seed_spread_are_not_testable(tmp_path):
@@ -979,6 +1041,61 @@ def test_usage_rules_are_decided_by_the_weakest_tokenizer_and_every_seed():
     assert regulariser_verdict({0: 0.5, 1: 0.4}) == V.HOLDS
     assert regulariser_verdict({0: -0.1, 1: -0.2}) == V.DOES_NOT_HOLD
     assert regulariser_verdict({0: 0.5, 1: -0.2}) == V.UNDECIDED
+
+
+def test_a_zero_usage_difference_is_neither_direction():
+    """The regulariser's rule needs every seed's difference strictly positive (or strictly negative):
+    a seed where it changed nothing leaves the verdict undecided."""
+    from seqgan.report.verdicts.usage import regulariser_verdict
+
+    assert regulariser_verdict({0: 0.0, 1: 0.5}) == V.UNDECIDED
+    assert regulariser_verdict({0: 0.0, 1: -0.5}) == V.UNDECIDED
+
+
+def test_decoder_comparison_pairs_only_seeds_measured_on_both_sides():
+    """Claims 1 and 4: only seeds with both phases pair up; a metric not measured on either side of a
+    paired seed makes the part not testable, with the metric and direction kept."""
+    from seqgan.report.verdicts.decoder import DecoderComparison, compare_decoders
+
+    untestable = DecoderComparison("rfid", "lower", None, V.NOT_TESTABLE)
+    assert compare_decoders({0: None, 1: 10.0}, {0: 8.0, 1: 7.5}, "rfid", "lower", 0.95) == untestable
+    assert compare_decoders({0: 10.0, 1: 9.0}, {0: 8.0, 1: None}, "rfid", "lower", 0.95) == untestable
+    paired = compare_decoders({0: 10.0, 1: 9.0, 2: 11.0}, {0: 8.0, 1: 7.5}, "rfid", "lower", 0.95)
+    assert paired.interval is not None and paired.interval.differences == {0: -2.0, 1: -1.5}
+    assert paired.verdict == V.UNDECIDED  # two seeds: t_(0.975, 1) = 12.7 makes the interval cross 0
+    assert (paired.metric, paired.wanted) == ("rfid", "lower")
+    # a metric where higher is better: phase 2 higher in every seed, the interval above 0
+    low, high = {0: 20.0, 1: 21.0, 2: 22.0}, {0: 25.0, 1: 26.5, 2: 27.0}
+    assert compare_decoders(low, high, "psnr", "higher", 0.95).verdict == V.HOLDS
+    assert compare_decoders(high, low, "psnr", "higher", 0.95).verdict == V.DOES_NOT_HOLD
+
+
+def test_decoder_verdict_needs_every_seed_in_the_claimed_direction_and_the_interval_beyond_zero():
+    """Small differences decide as well as large ones (the rule compares with 0, not 1); a seed with no
+    change is not in the claimed direction even when the interval excludes 0; an interval across 0 is
+    undecided whichever way its mean lies."""
+    from seqgan.report.verdicts.decoder import compare_decoders
+
+    def verdict(phase2: list[float], wanted: str, phase1: float = 1.0) -> str:
+        before = dict.fromkeys(range(len(phase2)), phase1)
+        return compare_decoders(before, dict(enumerate(phase2)), "m", wanted, 0.95).verdict
+
+    assert verdict([0.8, 0.75, 0.85], "lower") == V.HOLDS  # -0.2 +- 0.124
+    assert verdict([1.2, 1.25, 1.15], "higher") == V.HOLDS
+    assert verdict([1.2, 1.25, 1.15], "lower") == V.DOES_NOT_HOLD
+    assert verdict([0.8, 0.75, 0.85], "higher") == V.DOES_NOT_HOLD
+    # nine seeds 10 lower, one unchanged: the interval (-9 +- 2.26) is below 0, but not every seed is
+    assert verdict([10.0] * 9 + [20.0], "lower", phase1=20.0) == V.UNDECIDED
+    # every seed higher (lower), the interval across 0 (1.1 +- 4.1): undecided either way
+    assert verdict([1.1, 1.2, 4.0], "higher") == V.UNDECIDED
+    assert verdict([0.9, 0.8, -2.0], "lower") == V.UNDECIDED
+    assert verdict([1.1, 0.9, 1.05], "lower") == V.UNDECIDED  # 0.017 +- 0.26: small, across 0
+    assert verdict([1.0, 1.0, 1.0], "lower") == V.UNDECIDED  # no change at all: the interval is exactly 0
+
+
+def test_spread_describes_with_three_decimals_by_default():
+    assert spread([1.0, 2.0, 4.0]).describe() == "2.333 +- 1.528 (min 1.000, max 4.000, n = 3)"
+    assert spread([2.5]).describe() == "2.500 (n = 1, no spread)"
 
 
 # ----------------------------------------------------------------------------------------------

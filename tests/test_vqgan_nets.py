@@ -415,6 +415,73 @@ def test_codebook_usage_accumulates_over_batches():
     assert frac1 == 1 / 8 and math.isclose(ppl1, 1.0)
 
 
+def test_quantizer_defaults_init_and_refusal():
+    """The paper's beta 0.25 and the documented entropy weight 0.01 and temperature 1 by default; the
+    codebook starts uniform in (-1/K, 1/K) (taming-transformers); a temperature of 0 is refused."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(16, 4)
+    assert (vq.beta, vq.entropy_weight, vq.entropy_temperature) == (0.25, 0.01, 1.0)
+    w = vq.codebook.detach()
+    assert -1 / 16 <= w.min() < -1 / 32 and 1 / 32 < w.max() <= 1 / 16  # 64 draws fill the interval
+    with pytest.raises(ValueError, match="entropy_temperature"):
+        VectorQuantizer(16, 4, entropy_temperature=0.0)
+
+
+def test_quantizer_distances_are_squared_l2_in_the_inputs_precision():
+    torch.manual_seed(0)
+    vq = VectorQuantizer(8, 3)
+    flat = torch.randn(5, 3, dtype=torch.float64)
+    d = vq.distances(flat)
+    assert d.dtype == torch.float64
+    torch.testing.assert_close(d, torch.cdist(flat, vq.codebook.detach().double()).pow(2), rtol=1e-10, atol=1e-12)
+
+
+def test_quantizer_distances_stay_float32_under_cpu_autocast():
+    """argmin and the softmax are precision sensitive: under bfloat16 autocast the distances are still
+    computed (and returned) in float32, equal to those without autocast."""
+    torch.manual_seed(0)
+    vq = VectorQuantizer(16, 8)
+    z = torch.randn(2, 8, 3, 3)
+    _, plain = vq._flat_distances(z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, d = vq._flat_distances(z)
+    assert d.dtype == torch.float32
+    torch.testing.assert_close(d, plain, rtol=0, atol=0)
+
+
+def test_quantizer_used_codes_and_the_entropy_terms_graph():
+    """``used_codes`` counts the codes used at least once (a code used once counts); the entropy term
+    carries a gradient for any non-zero weight (1 included) and keeps no graph with weight 0."""
+    vq = VectorQuantizer(4, 2, entropy_weight=1.0)
+    with torch.no_grad():
+        vq.embedding.weight.copy_(torch.tensor([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0], [5.0, 5.0]]))
+    z = torch.tensor([[0.1, 0.0], [0.0, 0.1], [4.9, 0.0]]).t().reshape(1, 2, 1, 3).requires_grad_(True)
+    _, ids, losses, stats = vq(z)
+    assert ids.flatten().tolist() == [0, 0, 1] and int(stats["used_codes"]) == 2
+    assert losses["entropy"].requires_grad
+    vq.entropy_weight = 0.0
+    assert not vq(z)[2]["entropy"].requires_grad
+
+
+def test_codebook_usage_of_single_uses_one_id_and_none():
+    """A code used once counts as used; one id in all is a perplexity of 1 (not the sqrt(2) a
+    denominator clamped at 2 would give); no ids at all use 0 of the codebook with an undefined
+    perplexity (NaN, not 1)."""
+    assert codebook_usage(torch.tensor([0, 1, 1]), 4) == (
+        0.5,
+        pytest.approx(math.exp(-(math.log(1 / 3) + 2 * math.log(2 / 3)) / 3)),
+    )
+    assert codebook_usage(torch.tensor([3]), 8) == (1 / 8, 1.0)
+    fraction, perplexity = codebook_usage(torch.zeros(0, dtype=torch.long), 8)
+    assert fraction == 0.0 and math.isnan(perplexity)
+
+
+@pytest.mark.parametrize("ids", [[-1, 0], [0, 8]])
+def test_codebook_usage_refuses_an_id_outside_the_codebook(ids):
+    with pytest.raises(ValueError, match="code id out of range"):
+        codebook_usage(torch.tensor(ids), 8)
+
+
 # ----------------------------------------------------------------------------- discriminator
 @pytest.mark.parametrize(
     "kwargs,res",
