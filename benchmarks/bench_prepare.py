@@ -103,19 +103,14 @@ def child_main(args: argparse.Namespace) -> None:
     )
 
 
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 def _write_record(args: argparse.Namespace, lines: list[str]) -> None:
     """The report as docs/real-data.md's statement cites it: command, machine and date first."""
+    from seqgan.train.runtime import machine_info  # imports torch: only here, after the measured child
+
     options = f"--num {args.num} --workers {args.workers} --resolution {args.resolution} --layout {args.layout}"
     header = [
         f"# benchmarks/bench_prepare.py {options}",
-        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {_cpu_model()}, {os.cpu_count()} CPUs",
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine_info()['cpu_model']}, {os.cpu_count()} CPUs",
     ]
     args.record.parent.mkdir(parents=True, exist_ok=True)
     args.record.write_text("\n".join(header + lines) + "\n")

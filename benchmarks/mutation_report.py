@@ -13,7 +13,6 @@ import datetime
 import fnmatch
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -22,16 +21,6 @@ from pathlib import Path
 
 TRIAGE_MARKER = "== Triage"
 STATUSES = ("killed", "survived", "timeout", "suspicious", "skipped", "no tests", "not checked", "segfault")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def function_spans(source: str) -> dict[str, tuple[int, int]]:
@@ -80,6 +69,8 @@ def main() -> None:
     from mutmut.mutation.diff_apply import get_diff_for_mutant  # noqa: PLC0415 (mutmut is optional)
     from mutmut.stats import status_by_exit_code  # noqa: PLC0415
 
+    from seqgan.train.runtime import machine_info  # the CPU as every other record of the project names it
+
     rows: list[tuple[str, str, str]] = []  # (path, key, status)
     for meta in sorted(Path("mutants").rglob("*.py.meta")):
         path = str(meta.relative_to("mutants"))[: -len(".meta")]
@@ -100,7 +91,8 @@ def main() -> None:
         "Mutation testing of the science-critical modules (benchmarks/mutation.sh)",
         f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"tool: {version or 'mutmut (version unknown)'}; config: [tool.mutmut] in pyproject.toml",
-        f"machine: {cpu_model()}, nproc = {os.cpu_count()}; workers: {os.environ.get('MUTATION_JOBS', '1')}",
+        f"machine: {machine_info()['cpu_model']}, nproc = {os.cpu_count()}; "
+        f"workers: {os.environ.get('MUTATION_JOBS', '1')}",
         f"mutant patterns run: {' '.join(patterns)}",
         "modules: " + ", ".join(modules),
         f"functions mutated ({len(functions)}):",

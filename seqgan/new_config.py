@@ -12,6 +12,7 @@ Everything not commented in the written file is the recipe's value, unchanged.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -27,7 +28,7 @@ from typing import Any, Literal
 
 import yaml
 
-from seqgan.config import ParamsError, validate_params
+from seqgan.config import ParamsError, lookup, validate_params
 
 __all__ = ["FolderScan", "main_job_estimate", "new_config", "scan_folder"]
 
@@ -133,7 +134,7 @@ def _choose_resolution(raw: dict[str, Any], scan: FolderScan, requested: int | N
     short = scan.median_short_side
     candidates = [r for r in _powers_of_two_down(recipe, 8) if r <= short] or [recipe]
     for resolution in candidates:
-        trial = json.loads(json.dumps(raw))
+        trial = copy.deepcopy(raw)
         trial["data"]["resolution"] = resolution
         try:
             validate_params(trial, "new-config")
@@ -158,11 +159,8 @@ def _relative(path: Path) -> str:
 
 
 def _set(raw: dict[str, Any], key: str, value: Any, why: str, choices: dict[str, str]) -> None:
-    node = raw
-    *parents, last = key.split(".")
-    for part in parents:
-        node = node[part]
-    node[last] = value
+    parent, _, last = key.rpartition(".")
+    (lookup(raw, parent) if parent else raw)[last] = value
     choices[key] = why
 
 
@@ -364,7 +362,7 @@ def new_config(
     out.write_text(render(raw, choices, header))
     print(f"wrote {out} (recipe: configs/{recipe}.yaml)")
     for key, why in choices.items():
-        print(f"  {key}: {json.dumps(_lookup(raw, key))}  ({why})")
+        print(f"  {key}: {json.dumps(lookup(raw, key))}  ({why})")
 
     from seqgan.preflight import preflight
 
@@ -388,10 +386,3 @@ def new_config(
     if report.problems:
         raise SystemExit(1)
     return out
-
-
-def _lookup(raw: dict[str, Any], key: str) -> Any:
-    node: Any = raw
-    for part in key.split("."):
-        node = node[part]
-    return node

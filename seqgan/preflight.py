@@ -152,14 +152,14 @@ def _prepared_counts(params: Params, root: Path) -> dict[str, int]:
 
 def _check_data(params: Params, root: Path, report: PreflightReport) -> dict[str, int]:
     """Image counts per split still to prepare (from the raw folders) or prepared (manifests)."""
-    counts: dict[str, int] = {}
+    counts = _prepared_counts(params, root)
     folder = params.data.folder
     raw = {"train": folder.train_dir, "val": folder.val_dir or folder.train_dir}
     for split in ("train", "val"):
-        manifest = _data_dir(params, root) / split / "manifest.json"
-        if manifest.is_file():
-            counts[split] = int(json.loads(manifest.read_text())["count"])
-            report.facts.append(f"data {split}: prepared ({counts[split]:,} images in {manifest.parent})")
+        if split in counts:
+            report.facts.append(
+                f"data {split}: prepared ({counts[split]:,} images in {_data_dir(params, root) / split})"
+            )
             continue
         source = Path(raw[split])
         key = "data.folder.val_dir" if split == "val" and folder.val_dir else "data.folder.train_dir"

@@ -174,6 +174,17 @@ def _snakemake(workdir: Path, *targets: str, env: dict | None = None) -> subproc
     )
 
 
+def _seqgan_preflight(workdir: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "seqgan", "preflight", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.mark.slow
 def test_a_paper_configuration_prepares_data_and_counts_models_on_a_cpu_node(tmp_path):
     """configs/imagenet.yaml with run.device auto on a machine without CUDA: the CPU jobs run
@@ -189,14 +200,7 @@ def test_a_paper_configuration_prepares_data_and_counts_models_on_a_cpu_node(tmp
         env["CUDA_VISIBLE_DEVICES"] = ""
     manifests = [f"data/{raw['data']['name']}/{split}/manifest.json" for split in ("train", "val")]
 
-    checked = subprocess.run(
-        [sys.executable, "-m", "seqgan", "preflight", *manifests, "results/tables/model_sizes.csv"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    checked = _seqgan_preflight(tmp_path, *manifests, "results/tables/model_sizes.csv", env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "jobs to run: model_sizes, prepare_data" in checked.stdout and "0 problem(s)" in checked.stdout
     assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()  # checked, not run
@@ -207,24 +211,10 @@ def test_a_paper_configuration_prepares_data_and_counts_models_on_a_cpu_node(tmp
     sizes = (tmp_path / "results" / "tables" / "model_sizes.csv").read_text().splitlines()
     assert sizes[1].startswith("tokenizer_phase1,54449283,")  # the paper's phase-1 tokenizer, counted
 
-    again = subprocess.run(
-        [sys.executable, "-m", "seqgan", "preflight", "results/tables/model_sizes.csv"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = _seqgan_preflight(tmp_path, "results/tables/model_sizes.csv", env=env)
     assert again.returncode == 0 and "nothing to run" in again.stdout
 
-    main_job = subprocess.run(
-        [sys.executable, "-m", "seqgan", "preflight", "results/fig2_val_loss.pdf"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    main_job = _seqgan_preflight(tmp_path, "results/fig2_val_loss.pdf", env=env)
     assert main_job.returncode == 1
     assert "Pretrained weights 'vgg16' not found" in main_job.stdout
     if not torch.cuda.is_available():
@@ -268,15 +258,9 @@ def test_preflight_by_hand_under_the_slurm_profile(tmp_path):
     """`seqgan preflight --profile workflow/profiles/slurm TARGET`: Snakemake's own executor decides
     that the network jobs run on the cluster, so this machine's missing CUDA is no problem there."""
     (tmp_path / "params.yaml").write_text((ROOT / "configs" / "imagenet.yaml").read_text())
-    result = subprocess.run(
-        [sys.executable, "-m", "seqgan", "preflight", "--profile", str(ROOT / "workflow" / "profiles" / "slurm")]
-        + ["results/fig2_val_loss.pdf"],
-        cwd=tmp_path,
-        env={**os.environ, "TORCH_HOME": str(tmp_path / "torch_home")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    profile = str(ROOT / "workflow" / "profiles" / "slurm")
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch_home")}
+    result = _seqgan_preflight(tmp_path, "--profile", profile, "results/fig2_val_loss.pdf", env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "go to the cluster executor" in result.stdout and "CUDA is not usable" not in result.stdout
     assert "data.folder.train_dir" in result.stdout and "'vgg16' not found" in result.stdout
